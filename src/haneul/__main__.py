@@ -1,0 +1,3 @@
+from haneul.cli.main import main
+
+main()

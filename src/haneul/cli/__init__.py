@@ -1,0 +1,1 @@
+"""The ``haneul`` command line: one module per command group."""

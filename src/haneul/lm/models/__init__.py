@@ -1,0 +1,1 @@
+"""Embedded default models (loaded from installed packages, never from a hub)."""

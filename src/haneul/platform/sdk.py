@@ -1,0 +1,373 @@
+"""The in-session SDK: ``haneul.report``, ``save``, ``load``, ``bind``, ``session_id``, ``DATASET_PATH``.
+
+Inside a platform session the executor sets ``HANEUL_SESSION``, ``HANEUL_SERVER`` and
+``HANEUL_TOKEN``; metrics are buffered in memory and shipped in batches by a background thread (and
+at exit, and on :func:`flush`), checkpoints are uploaded to the server's artifact store. Outside a
+session every call still works: metrics go to a local CSV under ``HANEUL_HOME/local`` (with a
+rate-limited line on stderr) and checkpoints to a local folder, so library code can call the SDK
+unconditionally.
+"""
+
+from __future__ import annotations
+
+import atexit
+import csv
+
+import math
+import os
+import pickle
+import shutil
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from haneul.errors import HaneulError, IntegrityError, InvalidInput, NotFound
+
+DATASET_PATH: str | None = os.environ.get("HANEUL_DATASET_PATH") or None
+
+FLUSH_INTERVAL_S = 0.25
+FLUSH_AT_POINTS = 20_000
+
+
+def session_id() -> str | None:
+    """The id of the platform session this process runs in, or ``None`` outside one."""
+    return os.environ.get("HANEUL_SESSION") or None
+
+
+# --------------------------------------------------------------------------------------------------
+# metrics
+
+
+def _validate(step: int | None, scalars: dict[str, Any]) -> dict[str, float]:
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+        raise InvalidInput(f"report(step={step!r}): step must be a non-negative int or None")
+    out: dict[str, float] = {}
+    for key, value in scalars.items():
+        try:
+            number = float(value)  # accepts numpy and 0-d torch scalars
+        except (TypeError, ValueError):
+            raise InvalidInput(f"report({key}={value!r}): metric values must be numbers") from None
+        if not math.isfinite(number):
+            raise InvalidInput(f"report({key}={number}): metric values must be finite (got NaN or inf)")
+        out[key] = number
+    return out
+
+
+class _Reporter:
+    """Buffers points and ships them; one per process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buf: list[tuple[str, int, float, float]] = []
+        self._step = -1
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._closed = False
+        self._last_print = 0.0
+        self._csv: Any = None
+        self._errors = 0
+        self._client: Any = None
+        atexit.register(self.close)
+
+    # -- public
+    def report(self, step: int | None, scalars: dict[str, Any]) -> None:
+        values = _validate(step, scalars)
+        if not values:
+            return
+        now = time.time()
+        with self._lock:
+            if step is None:
+                step = self._step + 1
+            self._step = max(self._step, step)
+            self._buf.extend((k, step, v, now) for k, v in values.items())
+            full = len(self._buf) >= FLUSH_AT_POINTS
+        if session_id() is None:
+            self._echo(step, values, now)
+        self._ensure_thread()
+        if full:
+            self._wake.set()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._buf = self._buf, []
+        if batch:
+            self._ship(batch)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        try:
+            self.flush()
+        finally:
+            if self._csv is not None:
+                self._csv[0].close()
+
+    # -- internals
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="haneul-report", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._closed:
+            self._wake.wait(FLUSH_INTERVAL_S)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception as exc:  # keep the user's program alive; say it once in a while
+                self._errors += 1
+                if self._errors in (1, 10, 100):
+                    print(f"haneul: could not ship metrics ({exc}); retrying", file=sys.stderr)
+
+    def _ship(self, batch: list[tuple[str, int, float, float]]) -> None:
+        sid = session_id()
+        if sid is None:
+            self._write_csv(batch)
+            return
+        from haneul.platform.client import Client
+
+        if self._client is None:
+            self._client = Client.from_env()
+        try:
+            self._client.log_metrics(sid, batch)
+        except Exception:
+            with self._lock:  # put the batch back in front so nothing acknowledged is lost
+                self._buf[:0] = batch
+            raise
+
+    def _write_csv(self, batch: list[tuple[str, int, float, float]]) -> None:
+        if self._csv is None:
+            path = _local_dir() / "metrics.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fresh = not path.exists()
+            fh = open(path, "a", newline="")  # noqa: SIM115 - kept open for the life of the process
+            writer = csv.writer(fh)
+            if fresh:
+                writer.writerow(["key", "step", "value", "time"])
+            self._csv = (fh, writer)
+        fh, writer = self._csv
+        writer.writerows(batch)
+        fh.flush()
+
+    def _echo(self, step: int, values: dict[str, float], now: float) -> None:
+        if now - self._last_print < 1.0:
+            return
+        self._last_print = now
+        shown = " ".join(f"{k}={v:.6g}" for k, v in values.items())
+        print(f"[haneul] step {step}: {shown}", file=sys.stderr)
+
+
+_reporter: _Reporter | None = None
+_reporter_lock = threading.Lock()
+
+
+def _get_reporter() -> _Reporter:
+    global _reporter
+    if _reporter is None:
+        with _reporter_lock:
+            if _reporter is None:
+                _reporter = _Reporter()
+    return _reporter
+
+
+def report(step: int | None = None, **scalars: Any) -> None:
+    """Record scalar metrics at ``step`` (the next step when ``None``): ``report(step=3, loss=0.1)``.
+
+    Values must be finite numbers; the call returns at once and the points are shipped in batches.
+    """
+    _get_reporter().report(step, scalars)
+
+
+def flush() -> None:
+    """Ship every buffered metric point now (also done in the background and at exit)."""
+    _get_reporter().flush()
+
+
+# --------------------------------------------------------------------------------------------------
+# checkpoints
+
+_bound: dict[str, Callable[..., Any] | None] = {"save": None, "load": None, "infer": None}
+
+
+def bind(
+    save: Callable[[str], Any] | None = None,
+    load: Callable[[str], Any] | None = None,
+    infer: Callable[..., Any] | None = None,
+) -> None:
+    """Register the session's own ``save(dir)``, ``load(dir)`` and ``infer(...)`` functions.
+
+    With ``save`` bound, ``haneul.save(name)`` calls it with an empty folder and stores what it
+    wrote; with ``load`` bound, ``haneul.load(name)`` restores that folder and calls it.
+    """
+    _bound.update(save=save, load=load, infer=infer)
+
+
+def bound(name: str) -> Callable[..., Any] | None:
+    return _bound.get(name)
+
+
+def _pack(obj: Any) -> tuple[str, Path, Callable[[], None]]:
+    """Turn what the user gave into ``(kind, file_to_store, cleanup)``."""
+    tmpdir = Path(tempfile.mkdtemp(prefix="haneul-save-"))
+
+    def cleanup() -> None:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+    try:
+        if obj is None:
+            fn = _bound["save"]
+            if fn is None:
+                raise InvalidInput("save(name) with no object needs haneul.bind(save=...) first")
+            work = tmpdir / "dir"
+            work.mkdir()
+            fn(str(work))
+            obj = work
+        if isinstance(obj, str | os.PathLike) and Path(obj).exists():
+            src = Path(obj)
+            if src.is_dir():
+                blob = tmpdir / "blob.tar"
+                with tarfile.open(blob, "w") as tar:
+                    for child in sorted(src.iterdir()):
+                        tar.add(child, arcname=child.name)
+                return "dir", blob, cleanup
+            return "file", src, cleanup
+        if isinstance(obj, str | os.PathLike):
+            raise InvalidInput(f"save: path {obj} does not exist; pass an existing file or folder or an object")
+        blob = tmpdir / "blob.bin"
+        if isinstance(obj, bytes | bytearray):
+            blob.write_bytes(bytes(obj))
+            return "bytes", blob, cleanup
+        if _looks_like_torch(obj):
+            import torch
+
+            torch.save(obj, blob)
+            return "torch", blob, cleanup
+        with open(blob, "wb") as fh:
+            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        return "pickle", blob, cleanup
+    except BaseException:
+        cleanup()
+        raise
+
+
+def _looks_like_torch(obj: Any) -> bool:
+    if "torch" not in sys.modules:
+        return False
+    import torch
+
+    def walk(x: Any, depth: int = 0) -> bool:
+        if isinstance(x, torch.Tensor | torch.nn.Module):
+            return True
+        if depth > 3:
+            return False
+        if isinstance(x, dict):
+            return any(walk(v, depth + 1) for v in x.values())
+        if isinstance(x, list | tuple):
+            return any(walk(v, depth + 1) for v in x[:32])
+        return False
+
+    return walk(obj)
+
+
+def _unpack(kind: str, path: Path, dest: Path | None = None) -> Any:
+    if kind == "file":
+        return path
+    if kind == "dir":
+        out = dest or Path(tempfile.mkdtemp(prefix="haneul-load-"))
+        with tarfile.open(path) as tar:
+            tar.extractall(out, filter="data")
+        fn = _bound["load"]
+        if fn is not None:
+            return fn(str(out))
+        return out
+    if kind == "bytes":
+        return path.read_bytes()
+    if kind == "torch":
+        import torch
+
+        return torch.load(path, weights_only=False)
+    if kind == "pickle":
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+    raise IntegrityError(f"checkpoint kind {kind!r} is unknown; was it written by a newer haneul?")
+
+
+def save(name: str, obj: Any = None) -> dict[str, Any]:
+    """Store a checkpoint ``name`` of this session: a path (file or folder), bytes, a torch object
+    (state dict, tensors, module) or any picklable object. Written atomically with a sha256.
+
+    Returns the checkpoint record (name, size, sha256, kind).
+    """
+    from haneul.platform.store import validate_name
+
+    validate_name(name)
+    kind, blob, cleanup = _pack(obj)
+    try:
+        sid = session_id()
+        if sid is None:
+            from haneul.platform.store import CheckpointStore
+
+            return CheckpointStore(_local_dir() / "checkpoints").put(name, blob, kind)
+        from haneul.platform.client import Client
+
+        flush()  # metrics up to this point belong before the checkpoint
+        return Client.from_env().upload_checkpoint(sid, name, blob, kind)
+    finally:
+        cleanup()
+
+
+def load(name: str, session: str | None = None) -> Any:
+    """Load checkpoint ``name`` of ``session`` (default: this one), verifying its sha256.
+
+    Returns what was saved: the object, bytes, a local path for a file, or a folder (or the bound
+    ``load`` function's result for a folder).
+    """
+    from haneul.platform.store import validate_name
+
+    validate_name(name)
+    sid = session or session_id()
+    if sid is None:
+        from haneul.platform.store import CheckpointStore
+
+        kind, path = CheckpointStore(_local_dir() / "checkpoints").get(name)
+        return _unpack(kind, path)
+    from haneul.platform.client import Client
+
+    tmp = Path(tempfile.mkdtemp(prefix="haneul-ckpt-"))
+    kind, path = Client.from_env().download_checkpoint(sid, name, tmp / "blob")
+    return _unpack(kind, path)
+
+
+def paused() -> bool:
+    """True when the platform asked this session to pause (it should save and exit cleanly)."""
+    flag = os.environ.get("HANEUL_PAUSE_FILE")
+    return bool(flag) and Path(flag).exists()
+
+
+def _local_dir() -> Path:
+    from haneul.settings import get_settings
+
+    run = os.environ.get("HANEUL_LOCAL_RUN", "default")
+    return get_settings().home / "local" / run
+
+
+__all__ = [
+    "DATASET_PATH",
+    "HaneulError",
+    "NotFound",
+    "bind",
+    "bound",
+    "flush",
+    "load",
+    "paused",
+    "report",
+    "save",
+    "session_id",
+]

@@ -1,0 +1,57 @@
+"""haneul's settings: one pydantic-settings object read from ``HANEUL_*`` environment variables.
+
+Defaults give the embedded one-machine setup: everything under ``HANEUL_HOME`` (``~/.haneul``), a
+SQLite database in WAL mode, a local artifact folder and the local-subprocess executor.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HANEUL_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".haneul")
+    db_url: str | None = None
+    artifact_root: Path | None = None
+    server: str | None = None  # URL clients talk to; None means http://{host}:{port}
+    host: str = "127.0.0.1"
+    port: int = 7860
+    # scheduler capacity of the local executor
+    capacity_cpus: float | None = None  # None: os.cpu_count()
+    capacity_gpus: int = 0
+    capacity_memory: str = "0"  # "0": do not schedule on memory
+    # limits
+    max_metric_batch: int = 100_000
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.home / 'haneul.db'}"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.artifact_root or self.home / "artifacts"
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.home / "sessions"
+
+    @property
+    def server_url(self) -> str:
+        return (self.server or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reload_settings() -> Settings:
+    """Drop the cached settings (tests and the CLI change the environment at run time)."""
+    get_settings.cache_clear()
+    return get_settings()
