@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import atexit
 import csv
-
 import math
 import os
 import pickle

@@ -1,0 +1,254 @@
+"""Session commands: run, ps, logs, stop, metrics, plot, checkpoints."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from haneul.errors import InvalidInput
+
+console = Console()
+ACTIVE = ("queued", "running")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})(run)
+    app.command("ps")(ps)
+    app.command("logs")(logs)
+    app.command("stop")(stop)
+    app.command("metrics")(metrics)
+    app.command("plot")(plot)
+    app.command("checkpoints")(checkpoints)
+
+
+def _client() -> Any:
+    from haneul.platform.client import Client
+
+    return Client()
+
+
+def _age(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    s = max(0, int(time.time() - ts))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+
+def _parse_env(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--env {pair!r} must look like KEY=VALUE")
+        env[key] = value
+    return env
+
+
+def run(
+    command: list[str] = typer.Argument(..., help="The program and its arguments; put them after --."),
+    name: str = typer.Option(None, "--name", "-n", help="A name for the session [default: the script name]."),
+    cpus: float = typer.Option(1.0, help="CPU cores to reserve."),
+    gpus: int = typer.Option(0, help="GPUs to reserve."),
+    memory: str = typer.Option(None, help="Memory to reserve, e.g. 4G (only scheduled on when capacity sets it)."),
+    priority: int = typer.Option(0, help="Higher runs first; first come first served within a priority."),
+    env: list[str] = typer.Option([], "--env", "-e", help="KEY=VALUE added to the session's environment; repeatable."),
+    in_place: bool = typer.Option(False, "--in-place", help="Run in this folder instead of a snapshot copy of it."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Stream the session's log until it ends; exit with its status."),
+    as_json: bool = typer.Option(False, "--json", help="Print the session record as JSON."),
+) -> None:
+    """Start COMMAND as a platform session and print its id.
+
+    The current folder is copied into the session's own working directory (code snapshots; files
+    over 20 MB and .git/.venv are left out) and the command runs there with HANEUL_SESSION,
+    HANEUL_SERVER and a session token in its environment, so `haneul.report` and `haneul.save` reach
+    the server. Example: haneul run --name bert -- python train.py --lr 3e-4
+    """
+    session = _client().create_session(
+        command=command, name=name, owner=getpass.getuser(), cpus=cpus, gpus=gpus, memory=memory,
+        priority=priority, env=_parse_env(env), cwd=os.getcwd(), snapshot=not in_place,
+    )
+    if as_json:
+        _print_json(session)
+    elif not follow:
+        typer.echo(session["id"])
+    else:
+        Console(stderr=True).print(f"[bold]session {session['id']}[/] {session['status']}", highlight=False)
+    if follow:
+        raise typer.Exit(_follow(session["id"]))
+
+
+def _follow(sid: int) -> int:
+    client = _client()
+    for lines in client.stream_logs(sid, tail=1000):
+        for line in lines:
+            sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    final = client.get_session(sid)
+    Console(stderr=True).print(f"session {sid} {final['status']}" + (f" (exit {final['exit_code']})"
+                               if final["exit_code"] is not None else ""), highlight=False)
+    return 0 if final["status"] == "done" else 1
+
+
+def ps(
+    status: list[str] = typer.Option([], "--status", "-s", help="Only these statuses; repeatable."),
+    owner: str = typer.Option(None, help="Only sessions of this owner."),
+    query: str = typer.Option(None, "--name", help="Only sessions whose name contains this."),
+    sort: str = typer.Option("id", help="Sort by id, name, owner, status, created_at, started_at, ended_at, priority."),
+    asc: bool = typer.Option(False, "--asc", help="Ascending order [default: newest first]."),
+    limit: int = typer.Option(20, help="How many sessions to show."),
+    offset: int = typer.Option(0, help="Skip this many (pagination)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List sessions with their status, age and latest metric values."""
+    res = _client().list_sessions(status=status or None, owner=owner, q=query, sort=sort,
+                                  desc=not asc, limit=limit, offset=offset)
+    if as_json:
+        _print_json(res)
+        return
+    table = Table(title=f"{res['total']} sessions", title_justify="left")
+    for col in ("id", "name", "status", "owner", "age", "metrics"):
+        table.add_column(col, overflow="fold")
+    colors = {"running": "blue", "queued": "yellow", "done": "green", "failed": "red", "lost": "red"}
+    for s in res["items"]:
+        shown = "  ".join(f"{k}={v:.4g}" for k, v in list(s.get("metrics", {}).items())[:4])
+        color = colors.get(s["status"], "white")
+        table.add_row(str(s["id"]), s["name"], f"[{color}]{s['status']}[/]", s["owner"], _age(s["created_at"]), shown)
+    console.print(table)
+
+
+def logs(
+    session: int = typer.Argument(..., help="Session id."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep streaming new lines until the session ends."),
+    tail: int = typer.Option(100, "--tail", "-n", help="How many last lines to show first."),
+) -> None:
+    """Print a session's output (stdout and stderr together)."""
+    client = _client()
+    if follow:
+        for lines in client.stream_logs(session, tail=tail):
+            for line in lines:
+                sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        return
+    for line in client.tail_logs(session, lines=tail)["lines"]:
+        sys.stdout.write(line + "\n")
+
+
+def stop(session: int = typer.Argument(..., help="Session id.")) -> None:
+    """Stop a session: SIGTERM to its process group, SIGKILL after 5 s; a queued one is dropped."""
+    s = _client().stop_session(session)
+    typer.echo(f"session {session}: {'stopping' if s['status'] == 'running' else s['status']}")
+
+
+def metrics(
+    session: int = typer.Argument(..., help="Session id."),
+    key: str = typer.Option(None, "--key", "-k", help="One metric: print its points instead of the summary."),
+    max_points: int = typer.Option(0, help="With --key: downsample to at most this many points on the server (0 = all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show a session's metrics: a summary of every key, or the points of one key."""
+    client = _client()
+    if key is None:
+        keys = client.metric_keys(session)
+        if as_json:
+            _print_json(keys)
+            return
+        table = Table(title=f"session {session} metrics", title_justify="left")
+        for col in ("key", "points", "last step", "last value"):
+            table.add_column(col, justify="left" if col == "key" else "right")
+        for k in keys:
+            table.add_row(k["key"], str(k["count"]), str(k["last_step"]), f"{k['last_value']:.6g}")
+        console.print(table)
+        return
+    hist = client.metric_history(session, key, max_points=max_points)
+    if as_json:
+        _print_json(hist)
+        return
+    for step, value in zip(hist["steps"], hist["values"], strict=True):
+        sys.stdout.write(f"{step}\t{value:.8g}\n")
+
+
+def plot(
+    sessions: list[int] = typer.Argument(..., help="One or more session ids (several are overlaid)."),
+    key: list[str] = typer.Option([], "--key", "-k", help="Metric keys to plot; repeatable [default: all]."),
+    output: Path = typer.Option(None, "-o", "--output", help="PNG file [default: session-<ids>.png]."),
+    max_points: int = typer.Option(5000, help="Downsample each series to at most this many points."),
+) -> None:
+    """Plot metrics of sessions to a PNG file (one panel per key)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from haneul.io import atomic_open
+
+    client = _client()
+    keys = list(key)
+    if not keys:
+        for sid in sessions:
+            keys += [k["key"] for k in client.metric_keys(sid) if k["key"] not in keys]
+    if not keys:
+        raise InvalidInput(f"session(s) {', '.join(map(str, sessions))} have no metrics yet; nothing to plot")
+    cols = min(3, len(keys))
+    rows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.4 * rows), squeeze=False)
+    for ax, k in zip(axes.flat, keys, strict=False):
+        for sid in sessions:
+            try:
+                h = client.metric_history(sid, k, max_points=max_points)
+            except Exception:
+                continue
+            ax.plot(h["steps"], h["values"], lw=1.2, label=f"#{sid}")
+        ax.set_title(k)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if len(sessions) > 1:
+            ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.tight_layout()
+    output = output or Path(f"session-{'-'.join(map(str, sessions))}.png")
+    with atomic_open(output, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
+    plt.close(fig)
+    typer.echo(str(output))
+
+
+def checkpoints(
+    session: int = typer.Argument(..., help="Session id."),
+    get: str = typer.Option(None, "--get", help="Download this checkpoint (sha256-verified)."),
+    output: Path = typer.Option(None, "-o", "--output", help="With --get: where to write it [default: <id>-<name>]."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List a session's checkpoints, or download one with --get NAME."""
+    client = _client()
+    if get:
+        dest = output or Path(f"{session}-{get}")
+        client.download_checkpoint(session, get, dest)
+        typer.echo(str(dest))
+        return
+    items = client.list_checkpoints(session)
+    if as_json:
+        _print_json(items)
+        return
+    table = Table(title=f"session {session} checkpoints", title_justify="left")
+    for col in ("name", "kind", "size", "sha256", "age"):
+        table.add_column(col)
+    for c in items:
+        table.add_row(c["name"], c["kind"], f"{c['size']:,}", c["sha256"][:16], _age(c["created_at"]))
+    console.print(table)

@@ -1,0 +1,155 @@
+"""The HTTP client of the haneul server, used by the CLI and by the SDK inside sessions.
+
+Errors come back as the same :class:`~haneul.errors.HaneulError` subclass the server raised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from haneul.errors import HaneulError, IntegrityError, ServerUnavailable
+from haneul.io import atomic_open, iter_file, sha256_file
+
+
+class Client:
+    def __init__(self, url: str | None = None, *, token: str | None = None, timeout: float = 60.0) -> None:
+        if url is None:
+            from haneul.settings import get_settings
+
+            url = get_settings().server_url
+        self.url = url.rstrip("/")
+        self.token = token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
+
+    @classmethod
+    def from_env(cls) -> Client:
+        return cls(os.environ.get("HANEUL_SERVER") or None, token=os.environ.get("HANEUL_TOKEN") or None)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- plumbing
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            res = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ServerUnavailable(
+                f"cannot reach the haneul server at {self.url} ({exc.__class__.__name__}); "
+                "start it with `haneul server` or set HANEUL_SERVER"
+            ) from None
+        if res.status_code >= 400:
+            raise _error_from(res)
+        return res
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._request(method, path, **kwargs).json()
+
+    # -- sessions
+    def health(self) -> dict[str, Any]:
+        return self._json("GET", "/api/v1/health")
+
+    def create_session(self, **body: Any) -> dict[str, Any]:
+        return self._json("POST", "/api/v1/sessions", json=body)
+
+    def list_sessions(self, **params: Any) -> dict[str, Any]:
+        return self._json("GET", "/api/v1/sessions", params={k: v for k, v in params.items() if v is not None})
+
+    def get_session(self, sid: int | str) -> dict[str, Any]:
+        return self._json("GET", f"/api/v1/sessions/{sid}")
+
+    def stop_session(self, sid: int | str) -> dict[str, Any]:
+        return self._json("POST", f"/api/v1/sessions/{sid}/stop")
+
+    # -- metrics
+    def log_metrics(self, sid: int | str, points: list[tuple[str, int, float, float]]) -> int:
+        """Ship ``(key, step, value, time)`` points in one batch (grouped by key on the wire)."""
+        groups: dict[str, dict[str, list[float]]] = {}
+        for key, step, value, t in points:
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = {"steps": [], "values": [], "times": []}
+            g["steps"].append(step)
+            g["values"].append(value)
+            g["times"].append(t)
+        body = json.dumps({"metrics": groups}, separators=(",", ":"))
+        res = self._json("POST", f"/api/v1/sessions/{sid}/metrics", content=body,
+                         headers={"Content-Type": "application/json"})
+        return int(res["accepted"])
+
+    def metric_keys(self, sid: int | str) -> list[dict[str, Any]]:
+        return self._json("GET", f"/api/v1/sessions/{sid}/metrics")
+
+    def metric_history(self, sid: int | str, key: str, **params: Any) -> dict[str, Any]:
+        return self._json("GET", f"/api/v1/sessions/{sid}/metrics/{key}",
+                          params={k: v for k, v in params.items() if v is not None})
+
+    # -- checkpoints
+    def list_checkpoints(self, sid: int | str) -> list[dict[str, Any]]:
+        return self._json("GET", f"/api/v1/sessions/{sid}/checkpoints")
+
+    def upload_checkpoint(self, sid: int | str, name: str, path: Path, kind: str) -> dict[str, Any]:
+        record = self._json("PUT", f"/api/v1/sessions/{sid}/checkpoints/{name}", params={"kind": kind},
+                            content=iter_file(path), timeout=None)
+        if record["sha256"] != sha256_file(path):
+            raise IntegrityError(f"checkpoint {name!r} arrived corrupted on the server; save it again")
+        return record
+
+    def download_checkpoint(self, sid: int | str, name: str, dest: Path) -> tuple[str, Path]:
+        try:
+            with self._http.stream("GET", f"/api/v1/sessions/{sid}/checkpoints/{name}", timeout=None) as res:
+                if res.status_code >= 400:
+                    res.read()
+                    raise _error_from(res)
+                expected = res.headers.get("x-haneul-sha256", "")
+                kind = res.headers.get("x-haneul-kind", "file")
+                with atomic_open(dest, "wb") as fh:
+                    for chunk in res.iter_bytes(1 << 20):
+                        fh.write(chunk)
+        except httpx.TransportError as exc:
+            raise ServerUnavailable(f"cannot reach the haneul server at {self.url}: {exc}") from None
+        if expected and sha256_file(dest) != expected:
+            dest.unlink(missing_ok=True)
+            raise IntegrityError(f"checkpoint {name!r} of session {sid} failed its sha256 check after download")
+        return kind, dest
+
+    # -- logs
+    def tail_logs(self, sid: int | str, lines: int = 100) -> dict[str, Any]:
+        return self._json("GET", f"/api/v1/sessions/{sid}/logs", params={"tail": lines})
+
+    def stream_logs(self, sid: int | str, tail: int = 100) -> Iterator[list[str]]:
+        """Yield batches of log lines as they are written, until the session ends."""
+        yield from (data for event, data in self._sse(f"/api/v1/sessions/{sid}/stream/logs", {"tail": tail})
+                    if event == "lines")
+
+    def _sse(self, path: str, params: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+        try:
+            with self._http.stream("GET", path, params=params, timeout=httpx.Timeout(10.0, read=None)) as res:
+                if res.status_code >= 400:
+                    res.read()
+                    raise _error_from(res)
+                event = "message"
+                for line in res.iter_lines():
+                    if line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:"):
+                        yield event, json.loads(line[5:])
+                        if event == "end":
+                            return
+                        event = "message"
+        except httpx.TransportError as exc:
+            raise ServerUnavailable(f"lost the connection to the haneul server at {self.url}: {exc}") from None
+
+
+def _error_from(res: httpx.Response) -> HaneulError:
+    try:
+        body = res.json()
+        return HaneulError.from_dict(body["error"])
+    except (ValueError, KeyError, TypeError):
+        return HaneulError(f"server answered {res.status_code}: {res.text[:200]}")

@@ -1,0 +1,86 @@
+"""The FastAPI application factory.
+
+``create_app()`` wires the platform service, the API routers, the web pages and the error
+handlers: every :class:`~haneul.errors.HaneulError` becomes ``{"error": {"code", "message"}}`` with
+the error's HTTP status, and request validation failures become a 400 of the same shape.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from haneul import __version__
+from haneul.errors import HaneulError
+from haneul.platform.service import Platform
+from haneul.settings import Settings, get_settings
+
+# Routers of other packages mounted when installed: module -> factory name. They must not import
+# torch at import time (the server starts without it).
+EXTRA_ROUTERS = {"haneul.lm.serve": "create_router", "haneul.rec.api": "create_router"}
+
+
+def create_app(settings: Settings | None = None, *, platform: Platform | None = None,
+               server_url: str | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    platform = platform or Platform(settings, server_url=server_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        platform.start()  # a no-op when the caller started it (to report a busy home in one line)
+        try:
+            yield
+        finally:
+            platform.close()
+
+    app = FastAPI(
+        title="haneul",
+        version=__version__,
+        description="Korean-first ML platform: sessions, metrics, checkpoints, logs.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.platform = platform
+
+    @app.exception_handler(HaneulError)
+    async def _haneul_error(_request: Request, exc: HaneulError) -> JSONResponse:
+        return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = f"invalid request: {where or 'body'}: {first.get('msg', 'malformed')}"
+        return JSONResponse({"error": {"code": "invalid_input", "message": message}}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # never a bare 500 page: the client still gets one line it can print
+        message = f"internal server error: {exc.__class__.__name__}: {exc}"[:500]
+        return JSONResponse({"error": {"code": "error", "message": message}}, status_code=500)
+
+    @app.get("/api/v1/health", tags=["server"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__, "home": str(settings.home)}
+
+    from haneul.platform.server.routes import checkpoints, logs, metrics, sessions
+    from haneul.platform.server.web import router as web_router
+
+    for module in (sessions, metrics, checkpoints, logs):
+        app.include_router(module.router)
+    for module, factory in EXTRA_ROUTERS.items():
+        if importlib.util.find_spec(module) is None:
+            continue
+        try:
+            app.include_router(getattr(importlib.import_module(module), factory)())
+        except ImportError as exc:  # an optional package whose dependencies are missing
+            print(f"haneul: not mounting {module}: {exc}", flush=True)
+    app.include_router(web_router)
+    return app

@@ -1,0 +1,24 @@
+"""Dependency aliases shared by the route modules."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from haneul.platform.service import Platform
+
+
+def get_platform(request: Request) -> Platform:
+    return request.app.state.platform
+
+
+def bearer_token(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return None
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+TokenDep = Annotated[str | None, Depends(bearer_token)]
