@@ -18,6 +18,8 @@ from haneul.errors import InvalidInput
 
 console = Console()
 ACTIVE = ("queued", "running")
+# Carried from the caller's shell so that `python` in a session is the python the user sees.
+INHERITED_ENV = ("PATH", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES")
 
 
 def register(app: typer.Typer) -> None:
@@ -77,11 +79,13 @@ def run(
     The current folder is copied into the session's own working directory (code snapshots; files
     over 20 MB and .git/.venv are left out) and the command runs there with HANEUL_SESSION,
     HANEUL_SERVER and a session token in its environment, so `haneul.report` and `haneul.save` reach
-    the server. Example: haneul run --name bert -- python train.py --lr 3e-4
+    the server. PATH, VIRTUAL_ENV, CONDA_PREFIX and PYTHONPATH come from this shell, so the
+    session uses the same Python. Example: haneul run --name bert -- python train.py --lr 3e-4
     """
     session = _client().create_session(
         command=command, name=name, owner=getpass.getuser(), cpus=cpus, gpus=gpus, memory=memory,
-        priority=priority, env=_parse_env(env), cwd=os.getcwd(), snapshot=not in_place,
+        priority=priority, env={**{k: os.environ[k] for k in INHERITED_ENV if k in os.environ}, **_parse_env(env)},
+        cwd=os.getcwd(), snapshot=not in_place,
     )
     if as_json:
         _print_json(session)

@@ -142,16 +142,19 @@ class _Reporter:
             raise
 
     def _write_csv(self, batch: list[tuple[str, int, float, float]]) -> None:
+        path = _local_dir() / "metrics.csv"
+        if self._csv is not None and self._csv[2] != path:  # HANEUL_HOME changed under us
+            self._csv[0].close()
+            self._csv = None
         if self._csv is None:
-            path = _local_dir() / "metrics.csv"
             path.parent.mkdir(parents=True, exist_ok=True)
             fresh = not path.exists()
             fh = open(path, "a", newline="")  # noqa: SIM115 - kept open for the life of the process
             writer = csv.writer(fh)
             if fresh:
                 writer.writerow(["key", "step", "value", "time"])
-            self._csv = (fh, writer)
-        fh, writer = self._csv
+            self._csv = (fh, writer, path)
+        fh, writer, _ = self._csv
         writer.writerows(batch)
         fh.flush()
 

@@ -494,7 +494,7 @@ class Platform:
                     continue
                 rows = list(zip([kid] * n, steps.tolist(), values.tolist(), times.tolist(), strict=True))
                 conn.exec_driver_sql(sql, rows)
-                last = int(np.argmax(times)) if n > 1 else 0
+                last = n - 1 - int(np.argmax(times[::-1]))  # the last point among the newest
                 conn.execute(update(MetricKey).where(MetricKey.id == kid).values(
                     count=MetricKey.count + n, last_step=int(steps[last]), last_value=float(values[last]),
                     updated_at=float(times[last])))
