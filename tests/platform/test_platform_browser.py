@@ -57,6 +57,9 @@ def test_session_page_shows_live_chart_and_log(live_server: LiveServer, tmp_path
     gate.touch()
     page.wait_for_function("document.getElementById('log').textContent.includes('all done')", timeout=30_000)
     page.wait_for_function("document.getElementById('status').textContent === 'done'", timeout=30_000)
+    # every point arrives, none twice (the stream resumes after the last point id it sent)
+    page.wait_for_function("document.querySelector('.chart[data-key=loss]').data[0].x.length >= 600", timeout=30_000)
+    page.wait_for_timeout(1500)
     assert page.evaluate("document.querySelector('.chart[data-key=loss]').data[0].x.length") == 600
     # the sessions list shows it with its latest metric; compare overlays it
     page.goto(f"{live_server.url}/")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from haneul.errors import HaneulError, IntegrityError, ServerUnavailable
 from haneul.io import atomic_open, iter_file, sha256_file
@@ -68,17 +69,10 @@ class Client:
         return self._json("POST", f"/api/v1/sessions/{sid}/stop")
 
     # -- metrics
-    def log_metrics(self, sid: int | str, points: list[tuple[str, int, float, float]]) -> int:
-        """Ship ``(key, step, value, time)`` points in one batch (grouped by key on the wire)."""
-        groups: dict[str, dict[str, list[float]]] = {}
-        for key, step, value, t in points:
-            g = groups.get(key)
-            if g is None:
-                g = groups[key] = {"steps": [], "values": [], "times": []}
-            g["steps"].append(step)
-            g["values"].append(value)
-            g["times"].append(t)
-        body = json.dumps({"metrics": groups}, separators=(",", ":"))
+    def log_metrics(self, sid: int | str, groups: dict[str, tuple[list[int], list[float], list[float]]]) -> int:
+        """Ship points grouped by key, ``{key: (steps, values, times)}``, in one batch."""
+        body = orjson.dumps({"metrics": {k: {"steps": g[0], "values": g[1], "times": g[2]}
+                                         for k, g in groups.items()}})
         res = self._json("POST", f"/api/v1/sessions/{sid}/metrics", content=body,
                          headers={"Content-Type": "application/json"})
         return int(res["accepted"])

@@ -57,12 +57,17 @@ def _validate(step: int | None, scalars: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+Groups = dict[str, tuple[list[int], list[float], list[float]]]  # key -> (steps, values, times)
+
+
 class _Reporter:
-    """Buffers points and ships them; one per process."""
+    """Buffers points grouped by key (the wire format) and ships them; one per process."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._buf: list[tuple[str, int, float, float]] = []
+        self._ship_lock = threading.Lock()  # one batch on the wire at a time keeps batches in order
+        self._buf: Groups = {}
+        self._pending = 0
         self._step = -1
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
@@ -71,6 +76,7 @@ class _Reporter:
         self._csv: Any = None
         self._errors = 0
         self._client: Any = None
+        self._session = session_id()
         atexit.register(self.close)
 
     # -- public
@@ -82,20 +88,31 @@ class _Reporter:
         with self._lock:
             if step is None:
                 step = self._step + 1
-            self._step = max(self._step, step)
-            self._buf.extend((k, step, v, now) for k, v in values.items())
-            full = len(self._buf) >= FLUSH_AT_POINTS
-        if session_id() is None:
+            if step > self._step:
+                self._step = step
+            buf = self._buf
+            for key, value in values.items():
+                group = buf.get(key)
+                if group is None:
+                    group = buf[key] = ([], [], [])
+                group[0].append(step)
+                group[1].append(value)
+                group[2].append(now)
+            self._pending += len(values)
+            full = self._pending >= FLUSH_AT_POINTS
+        if self._session is None:
             self._echo(step, values, now)
-        self._ensure_thread()
+        if self._thread is None:
+            self._start_thread()
         if full:
             self._wake.set()
 
     def flush(self) -> None:
-        with self._lock:
-            batch, self._buf = self._buf, []
-        if batch:
-            self._ship(batch)
+        with self._ship_lock:
+            with self._lock:
+                batch, self._buf, self._pending = self._buf, {}, 0
+            if batch:
+                self._ship(batch)
 
     def close(self) -> None:
         if self._closed:
@@ -109,10 +126,11 @@ class _Reporter:
                 self._csv[0].close()
 
     # -- internals
-    def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._loop, name="haneul-report", daemon=True)
-            self._thread.start()
+    def _start_thread(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="haneul-report", daemon=True)
+                self._thread.start()
 
     def _loop(self) -> None:
         while not self._closed:
@@ -125,9 +143,8 @@ class _Reporter:
                 if self._errors in (1, 10, 100):
                     print(f"haneul: could not ship metrics ({exc}); retrying", file=sys.stderr)
 
-    def _ship(self, batch: list[tuple[str, int, float, float]]) -> None:
-        sid = session_id()
-        if sid is None:
+    def _ship(self, batch: Groups) -> None:
+        if self._session is None:
             self._write_csv(batch)
             return
         from haneul.platform.client import Client
@@ -135,13 +152,23 @@ class _Reporter:
         if self._client is None:
             self._client = Client.from_env()
         try:
-            self._client.log_metrics(sid, batch)
+            self._client.log_metrics(self._session, batch)
         except Exception:
-            with self._lock:  # put the batch back in front so nothing acknowledged is lost
-                self._buf[:0] = batch
+            self._requeue(batch)
             raise
 
-    def _write_csv(self, batch: list[tuple[str, int, float, float]]) -> None:
+    def _requeue(self, batch: Groups) -> None:
+        """Put an unsent batch back in front of newer points, so nothing is lost or reordered."""
+        with self._lock:
+            newer, self._buf = self._buf, batch
+            for key, (steps, values, times) in newer.items():
+                group = self._buf.setdefault(key, ([], [], []))
+                group[0].extend(steps)
+                group[1].extend(values)
+                group[2].extend(times)
+            self._pending = sum(len(g[1]) for g in self._buf.values())
+
+    def _write_csv(self, batch: Groups) -> None:
         path = _local_dir() / "metrics.csv"
         if self._csv is not None and self._csv[2] != path:  # HANEUL_HOME changed under us
             self._csv[0].close()
@@ -155,7 +182,10 @@ class _Reporter:
                 writer.writerow(["key", "step", "value", "time"])
             self._csv = (fh, writer, path)
         fh, writer, _ = self._csv
-        writer.writerows(batch)
+        rows = [(key, st, v, t) for key, (steps, values, times) in batch.items()
+                for st, v, t in zip(steps, values, times, strict=True)]
+        rows.sort(key=lambda r: (r[3], r[1]))  # time order, as reported
+        writer.writerows(rows)
         fh.flush()
 
     def _echo(self, step: int, values: dict[str, float], now: float) -> None:

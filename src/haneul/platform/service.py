@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+import orjson
 from sqlalchemy import Engine, func, select, update
 
 from haneul.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
@@ -432,12 +433,19 @@ class Platform:
             raise Unauthorized(f"a valid session token is required to write to session {sid}")
 
     # ------------------------------------------------------------------ metrics
+    @property
+    def _placeholder(self) -> str:
+        return "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+
     def parse_metric_batch(self, body: bytes) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Validate ``{"metrics": {key: {"steps": [...], "values": [...], "times": [...]}}}``."""
         try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"metric batch is not valid JSON: {exc}") from None
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            try:  # the slow parser accepts NaN/Infinity, so the error can name the bad value
+                payload = json.loads(body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise InvalidInput(f"metric batch is not valid JSON: {exc}") from None
         groups = payload.get("metrics") if isinstance(payload, dict) else None
         if not isinstance(groups, dict) or not groups:
             raise InvalidInput('metric batch must look like {"metrics": {"loss": {"steps": [..], "values": [..]}}}')
@@ -485,19 +493,22 @@ class Platform:
                 if key not in known:
                     known[key] = conn.execute(MetricKey.__table__.insert().values(
                         session_id=sid, key=key, count=0)).inserted_primary_key[0]
-            ph = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+            ph = self._placeholder
             sql = f"INSERT INTO metric_points (key_id, step, value, time) VALUES ({ph}, {ph}, {ph}, {ph})"
+            cursor = conn.connection.dbapi_connection.cursor()  # plain tuples: no per-row ORM work
             for key, (steps, values, times) in batch.items():
                 kid = known[key]
                 n = len(values)
                 if n == 0:
                     continue
-                rows = list(zip([kid] * n, steps.tolist(), values.tolist(), times.tolist(), strict=True))
-                conn.exec_driver_sql(sql, rows)
+                cursor.executemany(sql, zip([kid] * n, steps.tolist(), values.tolist(), times.tolist(), strict=True))
                 last = n - 1 - int(np.argmax(times[::-1]))  # the last point among the newest
-                conn.execute(update(MetricKey).where(MetricKey.id == kid).values(
-                    count=MetricKey.count + n, last_step=int(steps[last]), last_value=float(values[last]),
-                    updated_at=float(times[last])))
+                newest = float(times[last])
+                conn.execute(update(MetricKey).where(MetricKey.id == kid).values(count=MetricKey.count + n))
+                # a late, older batch must not overwrite the latest value
+                conn.execute(update(MetricKey).where(
+                    MetricKey.id == kid, (MetricKey.updated_at.is_(None)) | (MetricKey.updated_at <= newest)
+                ).values(last_step=int(steps[last]), last_value=float(values[last]), updated_at=newest))
                 total += n
         return total
 
@@ -537,7 +548,7 @@ class Platform:
             ).scalar_one_or_none()
             if kid is None:
                 raise NotFound(f"session {sid} has no metric {key!r}; see `haneul metrics {sid}` for its keys")
-            ph = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+            ph = self._placeholder
             sql = f"SELECT id, step, value FROM metric_points WHERE key_id = {ph} AND id > {ph}"
             params: list[Any] = [kid, after_id]
             if step_min is not None:
@@ -547,7 +558,9 @@ class Platform:
                 sql += f" AND step <= {ph}"
                 params.append(step_max)
             sql += " ORDER BY step, id"
-            rows = conn.exec_driver_sql(sql, tuple(params)).fetchall()
+            cursor = conn.connection.dbapi_connection.cursor()
+            cursor.execute(sql, tuple(params))
+            rows = cursor.fetchall()
         total = len(rows)
         if total:
             arr = np.asarray(rows, dtype=np.float64)

@@ -1,0 +1,234 @@
+"""Platform benchmarks (NSML): metric ingestion and reading versus the MLflow tracking server,
+launch latency, and the sessions page with 10,000 sessions.
+
+Run: .venv/bin/python benchmarks/bench_platform.py [--quick]
+Writes benchmarks/results/platform.json. MLflow is the baseline in the same run when installed
+(`pip install mlflow`); without it those rows are skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+RESULTS = ROOT / "benchmarks" / "results" / "platform.json"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+class Server:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ, HANEUL_HOME=str(home), HANEUL_SERVER=self.url, HANEUL_PORT=str(self.port))
+        self.env["PATH"] = f"{BIN}{os.pathsep}{self.env['PATH']}"
+        self.proc = subprocess.Popen([str(BIN / "haneul"), "server"], env=self.env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_http(f"{self.url}/api/v1/health")
+
+    def run(self, *cmd: str, cwd: Path) -> int:
+        out = subprocess.run([str(BIN / "haneul"), "run", "--", *cmd], env=self.env, cwd=cwd,
+                             capture_output=True, text=True, check=True)
+        return int(out.stdout)
+
+    def wait_done(self, sid: int, timeout: float = 600) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s = httpx.get(f"{self.url}/api/v1/sessions/{sid}").json()
+            if s["status"] not in ("queued", "running"):
+                return s
+            time.sleep(0.05)
+        raise RuntimeError(f"session {sid} did not finish")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+
+
+WORKER = textwrap.dedent("""
+    import json, sys, time, haneul
+    n = int(sys.argv[1])
+    t0 = time.perf_counter()
+    for i in range(n):
+        haneul.report(step=i, loss=1.0 / (i + 1))
+    haneul.flush()
+    dt = time.perf_counter() - t0
+    print(json.dumps({"points": n, "seconds": dt}))
+""")
+
+
+def bench_haneul(points: int, work: Path) -> dict:
+    server = Server(work / "home")
+    try:
+        (work / "worker.py").write_text(WORKER)
+        sid = server.run("python", "worker.py", str(points), cwd=work)
+        s = server.wait_done(sid)
+        assert s["status"] == "done", s
+        res = json.loads(httpx.get(f"{server.url}/api/v1/sessions/{sid}/logs").json()["lines"][-1])
+        stored = httpx.get(f"{server.url}/api/v1/sessions/{sid}/metrics").json()[0]["count"]
+        assert stored == points, (stored, points)
+        reads = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            got = httpx.get(f"{server.url}/api/v1/sessions/{sid}/metrics/loss", timeout=60).json()
+            reads.append(time.perf_counter() - t0)
+            assert got["total"] == points
+        down = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            httpx.get(f"{server.url}/api/v1/sessions/{sid}/metrics/loss", params={"max_points": 1000})
+            down.append(time.perf_counter() - t0)
+        # launch latency: CLI invocation to the first line of user code
+        lat = []
+        for _ in range(10):
+            t0 = time.time()
+            sid2 = server.run("python", "-c", "import time; print(repr(time.time()), flush=True)", cwd=work)
+            server.wait_done(sid2)
+            first = float(httpx.get(f"{server.url}/api/v1/sessions/{sid2}/logs").json()["lines"][0])
+            lat.append(first - t0)
+        return {
+            "ingest_points": points,
+            "ingest_seconds": res["seconds"],
+            "ingest_points_per_s": points / res["seconds"],
+            "read_full_history_s_median": statistics.median(reads),
+            "read_downsampled_1000_s_median": statistics.median(down),
+            "launch_latency_s_median": statistics.median(lat),
+            "launch_latency_s_all": lat,
+        }
+    finally:
+        server.close()
+
+
+def bench_sessions_page(n_sessions: int, work: Path) -> dict:
+    from sqlalchemy import insert
+
+    from haneul.platform.db import MetricKey, Session, make_engine, migrate
+
+    home = work / "page-home"
+    engine = make_engine(f"sqlite:///{home / 'haneul.db'}")
+    migrate(engine)
+    now = time.time()
+    rows = [dict(name=f"exp-{i}", owner=f"user{i % 17}", status=("done", "failed", "running")[i % 3],
+                 command=["python", "train.py", f"--seed={i}"], env={}, cpus=1.0, gpus=0, memory=0, priority=0,
+                 executor="local", token_hash="x", workdir=str(home / "sessions" / str(i + 1)),
+                 log_path=str(home / "sessions" / str(i + 1) / "output.log"), created_at=now - i,
+                 status_dummy=None) for i in range(n_sessions)]
+    for r in rows:
+        r.pop("status_dummy")
+        if r["status"] == "running":
+            r["status"] = "done"  # no live processes behind them
+    with engine.begin() as conn:
+        conn.execute(insert(Session), rows)
+        conn.execute(insert(MetricKey), [dict(session_id=i + 1, key=k, count=100, last_step=99, last_value=0.5)
+                                         for i in range(n_sessions) for k in ("loss", "acc")])
+    engine.dispose()
+    server = Server(home)
+    try:
+        times, api_times = [], []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            r = httpx.get(f"{server.url}/", timeout=30)
+            times.append(time.perf_counter() - t0)
+            assert r.status_code == 200 and f"{n_sessions} sessions" in r.text
+            t0 = time.perf_counter()
+            httpx.get(f"{server.url}/api/v1/sessions", params={"limit": 50, "status": "done", "sort": "name"})
+            api_times.append(time.perf_counter() - t0)
+        return {"sessions": n_sessions, "page_s_median": statistics.median(times[2:]),
+                "list_api_filtered_sorted_s_median": statistics.median(api_times[2:])}
+    finally:
+        server.close()
+
+
+def bench_mlflow(points: int, work: Path) -> dict:
+    if shutil.which("mlflow", path=str(BIN)) is None:
+        return {"skipped": "MLflow is not installed; `pip install mlflow` to measure the baseline"}
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    port = free_port()
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    proc = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
+                             "--default-artifact-root", str(work / "mlartifacts"), "--host", "127.0.0.1",
+                             "--port", str(port), "--workers", "1"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/health", timeout=120)
+        client = MlflowClient(tracking_uri=url)
+        exp = client.create_experiment("bench")
+        run = client.create_run(exp)
+        rid = run.info.run_id
+        ts = int(time.time() * 1000)
+        t0 = time.perf_counter()
+        for start in range(0, points, 1000):
+            batch = [Metric("loss", 1.0 / (i + 1), ts, i) for i in range(start, min(points, start + 1000))]
+            client.log_batch(rid, metrics=batch)
+        ingest = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        hist = client.get_metric_history(rid, "loss")
+        read = time.perf_counter() - t0
+        assert len(hist) == points
+        return {"ingest_points": points, "ingest_seconds": ingest, "ingest_points_per_s": points / ingest,
+                "read_full_history_s": read}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (seconds, not minutes)")
+    args = ap.parse_args()
+    points = 20_000 if args.quick else 100_000
+    n_sessions = 1_000 if args.quick else 10_000
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        haneul = bench_haneul(points, work)
+        page = bench_sessions_page(n_sessions, work)
+        mlflow = bench_mlflow(points, work)
+    out = {"machine": f"{os.cpu_count()} cpus", "quick": args.quick, "haneul": haneul, "sessions_page": page,
+           "mlflow": mlflow}
+    if "ingest_points_per_s" in mlflow:
+        out["ratio_ingest_vs_mlflow"] = haneul["ingest_points_per_s"] / mlflow["ingest_points_per_s"]
+        out["ratio_read_vs_mlflow"] = mlflow["read_full_history_s"] / haneul["read_full_history_s_median"]
+    from haneul.io import atomic_write_text
+
+    atomic_write_text(RESULTS, json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
