@@ -380,7 +380,7 @@ def load(name: str, session: str | None = None) -> Any:
 def paused() -> bool:
     """True when the platform asked this session to pause (it should save and exit cleanly)."""
     flag = os.environ.get("HANEUL_PAUSE_FILE")
-    return bool(flag) and Path(flag).exists()
+    return flag is not None and flag != "" and Path(flag).exists()
 
 
 def _local_dir() -> Path:

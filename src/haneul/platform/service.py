@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from haneul.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
 from haneul.platform.db import Checkpoint, MetricKey, Session, make_engine, migrate
@@ -232,6 +232,7 @@ class Platform:
     def _finish(self, sid: int, ended: Exit) -> None:
         stopped = sid in self._stopping
         self._stopping.discard(sid)
+        reason: str | None
         if stopped:
             status, reason = "stopped", "stopped by request"
         elif ended.code is None:
@@ -317,13 +318,13 @@ class Platform:
         with self._lock:
             with self.engine.begin() as conn:
                 sid = conn.execute(
-                    Session.__table__.insert().values(
+                    insert(Session).values(
                         name=name or Path(command[-1] if len(command) > 1 else command[0]).name[:128],
                         owner=owner, status="queued", command=command, env=env, cwd=cwd,
                         cpus=need.cpus, gpus=need.gpus, memory=need.memory, priority=priority,
                         executor=self.executor.name, token_hash=_hash_token(token), created_at=now,
                     )
-                ).inserted_primary_key[0]
+                ).inserted_primary_key[0]  # type: ignore[index]
                 workdir = self.settings.sessions_dir / str(sid)
                 run_in = cwd
                 if cwd is not None and snapshot:
@@ -393,7 +394,7 @@ class Platform:
                 raise InvalidInput(f"status {st!r} is unknown; choose from: {', '.join(STATUSES)}")
         if not 1 <= limit <= 1000 or offset < 0:
             raise InvalidInput("limit must be 1-1000 and offset non-negative")
-        cond = []
+        cond: list[Any] = []
         if status:
             cond.append(Session.status.in_(status))
         if owner:
@@ -491,17 +492,17 @@ class Platform:
             ).all())
             for key in batch:
                 if key not in known:
-                    known[key] = conn.execute(MetricKey.__table__.insert().values(
-                        session_id=sid, key=key, count=0)).inserted_primary_key[0]
+                    known[key] = conn.execute(insert(MetricKey).values(
+                        session_id=sid, key=key, count=0)).inserted_primary_key[0]  # type: ignore[index]
             ph = self._placeholder
             sql = f"INSERT INTO metric_points (key_id, step, value, time) VALUES ({ph}, {ph}, {ph}, {ph})"
-            cursor = conn.connection.dbapi_connection.cursor()  # plain tuples: no per-row ORM work
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]  # plain tuples
             for key, (steps, values, times) in batch.items():
                 kid = known[key]
                 n = len(values)
                 if n == 0:
                     continue
-                cursor.executemany(sql, zip([kid] * n, steps.tolist(), values.tolist(), times.tolist(), strict=True))
+                cursor.executemany(sql, list(zip([kid] * n, steps.tolist(), values.tolist(), times.tolist(), strict=True)))
                 last = n - 1 - int(np.argmax(times[::-1]))  # the last point among the newest
                 newest = float(times[last])
                 conn.execute(update(MetricKey).where(MetricKey.id == kid).values(count=MetricKey.count + n))
@@ -518,14 +519,14 @@ class Platform:
             rows = conn.execute(select(MetricKey).where(MetricKey.session_id == sid).order_by(MetricKey.key)).all()
         return [{"key": r.key, "count": r.count, "last_step": r.last_step, "last_value": r.last_value} for r in rows]
 
-    def latest_metrics(self, sids: list[int]) -> dict[int, dict[str, float]]:
+    def latest_metrics(self, sids: list[int]) -> dict[int, dict[str, float | None]]:
         if not sids:
             return {}
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(MetricKey.session_id, MetricKey.key, MetricKey.last_value).where(MetricKey.session_id.in_(sids))
             ).all()
-        out: dict[int, dict[str, float]] = {}
+        out: dict[int, dict[str, float | None]] = {}
         for sid, key, value in rows:
             out.setdefault(sid, {})[key] = value
         return out
@@ -558,7 +559,7 @@ class Platform:
                 sql += f" AND step <= {ph}"
                 params.append(step_max)
             sql += " ORDER BY step, id"
-            cursor = conn.connection.dbapi_connection.cursor()
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             cursor.execute(sql, tuple(params))
             rows = cursor.fetchall()
         total = len(rows)
@@ -580,8 +581,8 @@ class Platform:
         self._row(sid)
         record = self._ckpt_store(sid).put_chunks(name, chunks, kind)
         with self.engine.begin() as conn:
-            conn.execute(Checkpoint.__table__.delete().where(Checkpoint.session_id == sid, Checkpoint.name == name))
-            conn.execute(Checkpoint.__table__.insert().values(session_id=sid, **record))
+            conn.execute(delete(Checkpoint).where(Checkpoint.session_id == sid, Checkpoint.name == name))
+            conn.execute(insert(Checkpoint).values(session_id=sid, **record))
         return record
 
     def list_checkpoints(self, sid: int) -> list[dict[str, Any]]:

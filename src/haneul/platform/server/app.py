@@ -73,14 +73,14 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     from haneul.platform.server.routes import checkpoints, logs, metrics, sessions
     from haneul.platform.server.web import router as web_router
 
-    for module in (sessions, metrics, checkpoints, logs):
-        app.include_router(module.router)
-    for module, factory in EXTRA_ROUTERS.items():
-        if importlib.util.find_spec(module) is None:
+    for routes in (sessions, metrics, checkpoints, logs):
+        app.include_router(routes.router)
+    for name, factory in EXTRA_ROUTERS.items():
+        if importlib.util.find_spec(name) is None:
             continue
         try:
-            app.include_router(getattr(importlib.import_module(module), factory)())
+            app.include_router(getattr(importlib.import_module(name), factory)())
         except ImportError as exc:  # an optional package whose dependencies are missing
-            print(f"haneul: not mounting {module}: {exc}", flush=True)
+            print(f"haneul: not mounting {name}: {exc}", flush=True)
     app.include_router(web_router)
     return app

@@ -13,6 +13,13 @@ from haneul.platform.server.deps import PlatformDep
 router = APIRouter(prefix="/api/v1/sessions/{sid}", tags=["logs"])
 
 
+class _LogFollower:
+    def __init__(self, offset: int, first: list[str]) -> None:
+        self.offset = offset
+        self.first = first
+        self.pending = b""
+
+
 @router.get("/logs")
 def logs(
     sid: int,
@@ -36,22 +43,22 @@ async def stream_logs(
 ) -> Any:
     """``lines`` events with new log lines; ``end`` once the session has ended and the log is drained."""
     lines, offset = await run_in_threadpool(platform.tail_log, sid, lines=tail)
-    state = {"offset": offset, "pending": b"", "first": lines}
+    follower = _LogFollower(offset, lines)
 
     async def poll() -> tuple[list[str], bool]:
         def work() -> tuple[list[str], bool]:
             frames = []
-            if state["first"]:
-                frames.append(sse.frame(state["first"], event="lines"))
-                state["first"] = []
+            if follower.first:
+                frames.append(sse.frame(follower.first, event="lines"))
+                follower.first = []
             ended = platform.get_session(sid)["status"] not in ("queued", "running")
-            data, state["offset"] = platform.read_log(sid, offset=state["offset"])
-            buf = state["pending"] + data
+            data, follower.offset = platform.read_log(sid, offset=follower.offset)
+            buf = follower.pending + data
             if ended:
-                complete, state["pending"] = buf, b""
-            else:
+                complete, follower.pending = buf, b""
+            else:  # hold a partial last line until its newline arrives
                 cut = buf.rfind(b"\n") + 1
-                complete, state["pending"] = buf[:cut], buf[cut:]
+                complete, follower.pending = buf[:cut], buf[cut:]
             if complete:
                 text = complete.decode("utf-8", errors="replace").splitlines()
                 frames.append(sse.frame(text, event="lines"))
