@@ -11,7 +11,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import math
 import os
 import secrets
 import shutil
@@ -26,7 +25,7 @@ import orjson
 from sqlalchemy import Engine, delete, func, insert, select, update
 
 from haneul.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
-from haneul.platform.db import Checkpoint, MetricKey, Session, make_engine, migrate
+from haneul.platform.db import Checkpoint, MetricChunk, MetricKey, Session, make_engine, migrate
 from haneul.platform.executors import Executor, Exit, Handle, LaunchSpec, get_executor
 from haneul.platform.scheduler import Resources, Scheduler, parse_memory
 from haneul.platform.store import CheckpointStore, validate_name
@@ -118,13 +117,13 @@ def downsample(steps: np.ndarray, values: np.ndarray, max_points: int) -> tuple[
     if max_points <= 0 or n <= max_points:
         return steps, values
     buckets = max(1, max_points // 2)
-    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
-    keep = np.empty(2 * buckets, dtype=np.int64)
-    for b in range(buckets):
-        lo, hi = edges[b], edges[b + 1]
-        chunk = values[lo:hi]
-        keep[2 * b] = lo + int(np.argmin(chunk))
-        keep[2 * b + 1] = lo + int(np.argmax(chunk))
+    width = -(-n // buckets)
+    buckets = -(-n // width)  # every bucket holds at least one real point
+    padded = np.full(buckets * width, np.nan)
+    padded[:n] = values
+    grid = padded.reshape(buckets, width)
+    base = np.arange(buckets) * width
+    keep = np.concatenate([base + np.nanargmin(grid, axis=1), base + np.nanargmax(grid, axis=1)])
     keep = np.unique(keep)
     return steps[keep], values[keep]
 
@@ -434,10 +433,6 @@ class Platform:
             raise Unauthorized(f"a valid session token is required to write to session {sid}")
 
     # ------------------------------------------------------------------ metrics
-    @property
-    def _placeholder(self) -> str:
-        return "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-
     def parse_metric_batch(self, body: bytes) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Validate ``{"metrics": {key: {"steps": [...], "values": [...], "times": [...]}}}``."""
         try:
@@ -487,22 +482,21 @@ class Platform:
         """Store a validated batch in one transaction; returns the number of points (durable on return)."""
         total = 0
         with self._write_lock, self.engine.begin() as conn:
-            known = dict(conn.execute(
+            known = dict(conn.execute(  # type: ignore[arg-type]
                 select(MetricKey.key, MetricKey.id).where(MetricKey.session_id == sid, MetricKey.key.in_(list(batch)))
             ).all())
-            for key in batch:
-                if key not in known:
-                    known[key] = conn.execute(insert(MetricKey).values(
-                        session_id=sid, key=key, count=0)).inserted_primary_key[0]  # type: ignore[index]
-            ph = self._placeholder
-            sql = f"INSERT INTO metric_points (key_id, step, value, time) VALUES ({ph}, {ph}, {ph}, {ph})"
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]  # plain tuples
+            chunks = []
             for key, (steps, values, times) in batch.items():
-                kid = known[key]
                 n = len(values)
                 if n == 0:
                     continue
-                cursor.executemany(sql, list(zip([kid] * n, steps.tolist(), values.tolist(), times.tolist(), strict=True)))
+                if key not in known:
+                    known[key] = conn.execute(insert(MetricKey).values(
+                        session_id=sid, key=key, count=0)).inserted_primary_key[0]  # type: ignore[index]
+                kid = known[key]
+                chunks.append(dict(key_id=kid, n=n, step_min=int(steps.min()), step_max=int(steps.max()),
+                                   steps=steps.astype("<i8").tobytes(), values=values.astype("<f8").tobytes(),
+                                   times=times.astype("<f8").tobytes()))
                 last = n - 1 - int(np.argmax(times[::-1]))  # the last point among the newest
                 newest = float(times[last])
                 conn.execute(update(MetricKey).where(MetricKey.id == kid).values(count=MetricKey.count + n))
@@ -511,6 +505,8 @@ class Platform:
                     MetricKey.id == kid, (MetricKey.updated_at.is_(None)) | (MetricKey.updated_at <= newest)
                 ).values(last_step=int(steps[last]), last_value=float(values[last]), updated_at=newest))
                 total += n
+            if chunks:
+                conn.execute(insert(MetricChunk), chunks)
         return total
 
     def metric_keys(self, sid: int) -> list[dict[str, Any]]:
@@ -541,7 +537,11 @@ class Platform:
         max_points: int = 0,
         after_id: int = 0,
     ) -> dict[str, Any]:
-        """Points of one metric in step order; ``max_points`` > 0 downsamples on the server."""
+        """Points of one metric in step order; ``max_points`` > 0 downsamples on the server.
+
+        ``after_id`` returns only points that arrived after that cursor (``last_id`` of an earlier
+        answer), which is how live charts follow a running session.
+        """
         self._row(sid)
         with self.engine.connect() as conn:
             kid = conn.execute(
@@ -549,28 +549,28 @@ class Platform:
             ).scalar_one_or_none()
             if kid is None:
                 raise NotFound(f"session {sid} has no metric {key!r}; see `haneul metrics {sid}` for its keys")
-            ph = self._placeholder
-            sql = f"SELECT id, step, value FROM metric_points WHERE key_id = {ph} AND id > {ph}"
-            params: list[Any] = [kid, after_id]
+            query = select(MetricChunk.id, MetricChunk.steps, MetricChunk.values).where(
+                MetricChunk.key_id == kid, MetricChunk.id > after_id)
             if step_min is not None:
-                sql += f" AND step >= {ph}"
-                params.append(step_min)
+                query = query.where(MetricChunk.step_max >= step_min)
             if step_max is not None:
-                sql += f" AND step <= {ph}"
-                params.append(step_max)
-            sql += " ORDER BY step, id"
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            cursor.execute(sql, tuple(params))
-            rows = cursor.fetchall()
-        total = len(rows)
-        if total:
-            arr = np.asarray(rows, dtype=np.float64)
-            last_id = int(arr[:, 0].max())
-            steps, values = downsample(arr[:, 1].astype(np.int64), arr[:, 2], max_points)
-        else:
-            last_id, steps, values = after_id, np.empty(0, np.int64), np.empty(0)
-        return {"key": key, "total": total, "last_id": last_id, "steps": steps.tolist(),
-                "values": [v if math.isfinite(v) else None for v in values.tolist()]}
+                query = query.where(MetricChunk.step_min <= step_max)
+            rows = conn.execute(query.order_by(MetricChunk.id)).all()
+        if not rows:
+            return {"key": key, "total": 0, "last_id": after_id, "steps": [], "values": []}
+        steps = np.concatenate([np.frombuffer(r.steps, dtype="<i8") for r in rows])
+        values = np.concatenate([np.frombuffer(r.values, dtype="<f8") for r in rows])
+        keep = np.ones(len(steps), dtype=bool)
+        if step_min is not None:
+            keep &= steps >= step_min
+        if step_max is not None:
+            keep &= steps <= step_max
+        if not keep.all():
+            steps, values = steps[keep], values[keep]
+        order = np.argsort(steps, kind="stable")  # equal steps stay in arrival order
+        steps, values = downsample(steps[order], values[order], max_points)
+        return {"key": key, "total": int(keep.sum()), "last_id": int(rows[-1].id),
+                "steps": steps.tolist(), "values": values.tolist()}
 
     # ------------------------------------------------------------------ checkpoints
     def _ckpt_store(self, sid: int) -> CheckpointStore:

@@ -1,9 +1,9 @@
 """Metadata tables: users, teams, sessions, metric keys and points, checkpoints.
 
 Written against SQLAlchemy's portable types so the same schema runs on SQLite (the embedded
-default) and PostgreSQL. Metric points are the hot table: one narrow row per point keyed by
-``key_id`` (one row in ``metric_keys`` per session and metric name, which also caches the latest
-value so list pages never scan points).
+default) and PostgreSQL. Metrics are the hot path: each shipped batch of a metric is one
+``metric_chunks`` row of packed arrays, keyed by ``key_id`` (one row in ``metric_keys`` per session and
+metric name, which also caches the latest value so list pages never read points).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -86,15 +87,25 @@ class MetricKey(Base):
     updated_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
-class MetricPoint(Base):
-    __tablename__ = "metric_points"
-    __table_args__ = (Index("ix_metric_points_key_step", "key_id", "step"),)
+class MetricChunk(Base):
+    """One shipped batch of one metric: steps, values and times as packed little-endian arrays.
+
+    Storing a batch as a chunk instead of a row per point makes ingest cost per batch, not per
+    point, and reading a 100,000-point history a handful of row reads; ``step_min``/``step_max``
+    let range queries skip chunks. Chunk ids grow with arrival, which live streams use as a cursor.
+    """
+
+    __tablename__ = "metric_chunks"
+    __table_args__ = (Index("ix_metric_chunks_key_id", "key_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     key_id: Mapped[int] = mapped_column(ForeignKey("metric_keys.id", ondelete="CASCADE"))
-    step: Mapped[int] = mapped_column(BigInteger)
-    value: Mapped[float] = mapped_column(Float)
-    time: Mapped[float] = mapped_column(Float)
+    n: Mapped[int] = mapped_column(Integer)
+    step_min: Mapped[int] = mapped_column(BigInteger)
+    step_max: Mapped[int] = mapped_column(BigInteger)
+    steps: Mapped[bytes] = mapped_column(LargeBinary)  # int64
+    values: Mapped[bytes] = mapped_column(LargeBinary)  # float64
+    times: Mapped[bytes] = mapped_column(LargeBinary)  # float64, unix seconds
 
 
 class Checkpoint(Base):
@@ -110,4 +121,4 @@ class Checkpoint(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
-__all__ = ["Base", "Checkpoint", "MetricKey", "MetricPoint", "Session", "Team", "User"]
+__all__ = ["Base", "Checkpoint", "MetricChunk", "MetricKey", "Session", "Team", "User"]

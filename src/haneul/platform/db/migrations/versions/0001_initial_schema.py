@@ -101,24 +101,27 @@ def upgrade() -> None:
         sa.UniqueConstraint("name"),
     )
     op.create_table(
-        "metric_points",
+        "metric_chunks",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("key_id", sa.Integer(), nullable=False),
-        sa.Column("step", sa.BigInteger(), nullable=False),
-        sa.Column("value", sa.Float(), nullable=False),
-        sa.Column("time", sa.Float(), nullable=False),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.Column("step_min", sa.BigInteger(), nullable=False),
+        sa.Column("step_max", sa.BigInteger(), nullable=False),
+        sa.Column("steps", sa.LargeBinary(), nullable=False),
+        sa.Column("values", sa.LargeBinary(), nullable=False),
+        sa.Column("times", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(["key_id"], ["metric_keys.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("metric_points", schema=None) as batch_op:
-        batch_op.create_index("ix_metric_points_key_step", ["key_id", "step"], unique=False)
+    with op.batch_alter_table("metric_chunks", schema=None) as batch_op:
+        batch_op.create_index("ix_metric_chunks_key_id", ["key_id", "id"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("metric_points", schema=None) as batch_op:
-        batch_op.drop_index("ix_metric_points_key_step")
+    with op.batch_alter_table("metric_chunks", schema=None) as batch_op:
+        batch_op.drop_index("ix_metric_chunks_key_id")
 
-    op.drop_table("metric_points")
+    op.drop_table("metric_chunks")
     op.drop_table("users")
     with op.batch_alter_table("metric_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_metric_keys_session_id"))
