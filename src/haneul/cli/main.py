@@ -14,18 +14,12 @@ import typer
 
 from haneul.errors import HaneulError
 
-app = typer.Typer(
-    name="haneul",
-    help="haneul (하늘): a Korean-first ML platform. Run training sessions, watch them live, keep checkpoints.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+HELP = "haneul (하늘): a Korean-first ML platform. Run training sessions, watch them live, keep checkpoints."
 
-# Modules that add top-level commands to ``app`` (each defines ``register(app)``).
+# Modules that add top-level commands (each defines ``register(app)``).
 TOP_LEVEL = ["haneul.cli.server", "haneul.cli.sessions"]
 
-# Sub-command groups: ``haneul <name> ...`` from module ``haneul.cli.<module>`` exposing ``app``.
+# Sub-command groups: ``haneul <name> ...`` from a module exposing ``app``.
 GROUPS = {
     "lm": "haneul.cli.lm",
     "eval": "haneul.cli.evals",
@@ -39,23 +33,41 @@ GROUPS = {
 }
 
 
-def _build() -> typer.Typer:
-    for module in TOP_LEVEL:
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module).register(app)
+def build_app(only: str | None = None) -> typer.Typer:
+    """The CLI; with ``only`` a group name, just that group is imported (faster start-up)."""
+    app = typer.Typer(
+        name="haneul",
+        help=HELP,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    if only is None or only not in GROUPS:
+        for module in TOP_LEVEL:
+            if importlib.util.find_spec(module) is not None:
+                importlib.import_module(module).register(app)
     for name, module in GROUPS.items():
+        if only in GROUPS and name != only:
+            continue
+        if only is not None and only not in GROUPS:
+            break  # a top-level command: no group needed
         if importlib.util.find_spec(module) is not None:
-            sub = importlib.import_module(module).app
-            app.add_typer(sub, name=name)
+            app.add_typer(importlib.import_module(module).app, name=name)
     return app
 
 
-_build()
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":  # the complete CLI, for documentation and tests
+        return build_app()
+    raise AttributeError(name)
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    first = next((a for a in args if not a.startswith("-")), None)
+    top = first is not None and first not in GROUPS and "-h" not in args[:1] and "--help" not in args[:1]
     try:
-        app(args=argv, prog_name="haneul")
+        build_app(first if (first in GROUPS or top) else None)(args=args, prog_name="haneul")
     except HaneulError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         raise SystemExit(1) from None
