@@ -44,8 +44,7 @@ def build_app(only: str | None = None) -> typer.Typer:
     )
     if only is None or only not in GROUPS:
         for module in TOP_LEVEL:
-            if importlib.util.find_spec(module) is not None:
-                importlib.import_module(module).register(app)
+            importlib.import_module(module).register(app)
     for name, module in GROUPS.items():
         if only in GROUPS and name != only:
             continue

@@ -76,11 +76,12 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     for routes in (sessions, metrics, checkpoints, logs):
         app.include_router(routes.router)
     for name, factory in EXTRA_ROUTERS.items():
-        if importlib.util.find_spec(name) is None:
-            continue
         try:
+            if importlib.util.find_spec(name) is None:
+                continue
             app.include_router(getattr(importlib.import_module(name), factory)())
-        except ImportError as exc:  # an optional package whose dependencies are missing
-            print(f"haneul: not mounting {name}: {exc}", flush=True)
+        except ImportError as exc:  # a package not installed, or one whose dependencies are missing
+            if not isinstance(exc, ModuleNotFoundError) or not (exc.name or "").startswith("haneul"):
+                print(f"haneul: not mounting {name}: {exc}", flush=True)
     app.include_router(web_router)
     return app
