@@ -22,7 +22,11 @@ from haneul.settings import Settings, get_settings
 
 # Routers of other packages mounted when installed: module -> factory name. They must not import
 # torch at import time (the server starts without it).
-EXTRA_ROUTERS = {"haneul.lm.serve": "create_router", "haneul.rec.api": "create_router"}
+EXTRA_ROUTERS = {
+    "haneul.lm.serve": "create_router",
+    "haneul.rec.api": "create_router",
+    "haneul.dialog.api": "create_router",
+}
 
 
 def create_app(settings: Settings | None = None, *, platform: Platform | None = None,

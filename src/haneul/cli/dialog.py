@@ -1,0 +1,381 @@
+"""``haneul dialog``: long-term dialogue memory — show / update / audit / revert a person's memory,
+summarise sessions, derive training pairs, train the memory operator and evaluate memory updates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    help="Long-term dialogue memory (Keep Me Updated): PASS / APPEND / REPLACE / DELETE memory updates.",
+    no_args_is_help=True,
+)
+memory_app = typer.Typer(help="Show, update, audit and revert one person's memory.", no_args_is_help=True)
+app.add_typer(memory_app, name="memory")
+
+DB_HELP = "SQLAlchemy URL of the memory database (default: sqlite under HANEUL_HOME/dialog/memory.db)."
+OPERATOR_HELP = "Memory operator: auto (trained classifier if any, else lexical), classifier, lm, lexical, append-only, latest-only."
+MODEL_HELP = "Trained classifier: a name under HANEUL_HOME/dialog/operators or a model folder."
+ENDPOINT_HELP = "OpenAI-compatible base URL for LM backends, e.g. http://127.0.0.1:8000/v1."
+
+
+def _quiet_warnings() -> None:
+    """Input warnings are part of each command's output; do not print them twice."""
+    import warnings
+
+    from haneul.dialog.text import DialogWarning
+
+    warnings.simplefilter("ignore", DialogWarning)
+
+
+def _print_json(obj) -> None:
+    typer.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _esc(text: str) -> str:
+    """User sentences may contain [brackets]; keep rich from reading them as markup."""
+    from rich.markup import escape
+
+    return escape(text)
+
+
+@memory_app.command("show")
+def memory_show(
+    person: str = typer.Argument(..., help="Person id (e.g. a phone-call recipient id)."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the memory as JSON."),
+) -> None:
+    """Print the current memory of PERSON (an empty memory is version 0)."""
+    from haneul.dialog.memory import Memory
+
+    mem = Memory.load(person, url=db)
+    if as_json:
+        _print_json({"person": mem.person, "version": mem.version, "sentences": mem.sentences})
+        return
+    console = _console()
+    if not mem.sentences:
+        console.print(f"no memory yet for {person!r} (version {mem.version})")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"memory of {person} · version {mem.version}")
+    table.add_column("#", justify="right")
+    table.add_column("sentence")
+    for i, s in enumerate(mem.sentences):
+        table.add_row(str(i), _esc(s))
+    console.print(table)
+
+
+def _result_table(res) -> None:
+    from rich.table import Table
+
+    console = _console()
+    table = Table(title=f"version {res.version} · operator {res.operator}")
+    table.add_column("memory")
+    table.add_column("summary")
+    table.add_column("op")
+    for p in res.ops:
+        if p.op.value != "APPEND":
+            table.add_row(_esc(p.memory), _esc(p.summary), p.op.value)
+    if res.ops:
+        console.print(table)
+    console.print("[bold]new memory[/bold]")
+    for s in res.new_memory:
+        console.print(f"  • {_esc(s)}")
+    for line in ([f"fallback: {res.fallback}"] if res.fallback else []) + res.notes + res.warnings:
+        console.print(f"[yellow]{_esc(line)}[/yellow]")
+
+
+@memory_app.command("update")
+def memory_update(
+    person: str = typer.Argument(..., help="Person id."),
+    sentences: list[str] = typer.Argument(None, help="Summary sentences of the new session (or use --file)."),
+    file: Path | None = typer.Option(None, "--file", help="Read summary sentences from this file, one per line."),
+    operator: str = typer.Option("auto", "--operator", help=OPERATOR_HELP),
+    model: str = typer.Option("default", "--model", help=MODEL_HELP),
+    endpoint: str | None = typer.Option(None, "--endpoint", help=ENDPOINT_HELP),
+    lm_model: str | None = typer.Option(None, "--lm-model", help="Model name sent to the endpoint."),
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the LM before falling back to the classifier."),
+    session: str | None = typer.Option(None, "--session", help="Session id recorded with the new version."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the update result as JSON."),
+) -> None:
+    """Update PERSON's memory with one session's summary sentences and store the new version."""
+    _quiet_warnings()
+    from haneul.dialog.memory import Memory
+    from haneul.dialog.operators import get_operator
+    from haneul.errors import InvalidInput, NotFound
+
+    summary = list(sentences or [])
+    if file is not None:
+        if not file.exists():
+            raise NotFound(f"no such file {file}; pass a text file with one summary sentence per line")
+        summary += file.read_text(encoding="utf-8").splitlines()
+    if not any(s.strip() for s in summary):
+        raise InvalidInput("no summary sentences given; pass them as arguments or with --file FILE")
+    op = get_operator(operator, model=model, endpoint=endpoint, lm_model=lm_model, timeout=timeout)
+    res = Memory.load(person, url=db).update(summary, operator=op, session=session)
+    if as_json:
+        _print_json(res.to_dict())
+    else:
+        _result_table(res)
+
+
+@memory_app.command("history")
+def memory_history(
+    person: str = typer.Argument(..., help="Person id."),
+    ops: bool = typer.Option(False, "--ops", help="Also list every non-APPEND pair operation."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print all versions (with their operations) as JSON."),
+) -> None:
+    """List every stored version of PERSON's memory with the operator and operations behind it."""
+    import datetime as dt
+
+    from haneul.dialog.memory import Memory
+
+    versions = Memory.load(person, url=db).history()
+    if as_json:
+        _print_json([v.to_dict() for v in versions])
+        return
+    console = _console()
+    if not versions:
+        console.print(f"no memory yet for {person!r}")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"memory history of {person}")
+    for col in ("version", "time (UTC)", "operator", "summary", "memory"):
+        table.add_column(col)
+    for v in versions:
+        how = v.operator + (f" (from v{v.reverted_from})" if v.reverted_from is not None else "")
+        if v.fallback:
+            how += " (LM fallback)"
+        when = dt.datetime.fromtimestamp(v.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(str(v.version), when, _esc(how), _esc("\n".join(v.summary)), _esc("\n".join(v.sentences)))
+        if ops:
+            for p in v.ops:
+                if p.op.value != "APPEND":
+                    table.add_row("", "", p.op.value, _esc(p.summary), _esc(p.memory))
+    console.print(table)
+
+
+@memory_app.command("revert")
+def memory_revert(
+    person: str = typer.Argument(..., help="Person id."),
+    version: int = typer.Argument(..., help="Version to restore (0: the empty memory)."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the new version as JSON."),
+) -> None:
+    """Restore VERSION's sentences as a new version (history is kept, nothing is deleted)."""
+    from haneul.dialog.memory import Memory
+
+    v = Memory.load(person, url=db).revert(version)
+    if as_json:
+        _print_json(v.to_dict())
+    else:
+        _console().print(f"{person}: version {v.version} restores version {version} ({len(v.sentences)} sentences)")
+
+
+@app.command("summarize")
+def summarize(
+    data: Path = typer.Argument(..., help="A JSON list of {role, text} turns, or a CareCall-memory file with --session."),
+    session: str | None = typer.Option(None, "--session", help="guid of the session to summarise in a CareCall-memory file."),
+    backend: str = typer.Option("extractive", "--backend", help="extractive (no LM) or lm (OpenAI-compatible endpoint)."),
+    endpoint: str | None = typer.Option(None, "--endpoint", help=ENDPOINT_HELP),
+    lm_model: str | None = typer.Option(None, "--lm-model", help="Model name sent to the endpoint."),
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the LM before falling back to extractive."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Summarise one dialogue session into sentences of new information about the user."""
+    _quiet_warnings()
+    from haneul.dialog.data import load_carecall
+    from haneul.dialog.summarizer import get_summarizer
+    from haneul.errors import InvalidInput, NotFound
+
+    if not data.exists():
+        raise NotFound(f"no such file {data}; pass a dialogue JSON file")
+    memory: list[str] = []
+    if session is not None:
+        found = [s for ep in load_carecall(data) for s in ep if s.guid == session]
+        if not found:
+            raise NotFound(f"no session {session!r} in {data.name}; pass a guid like interactive-1-S2")
+        dialogue, memory = found[0].dialogue, found[0].memory
+    else:
+        try:
+            dialogue = json.loads(data.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"{data} is not valid JSON (line {exc.lineno}); fix the file") from None
+        if isinstance(dialogue, list) and dialogue and isinstance(dialogue[0], list):
+            raise InvalidInput(f"{data.name} is a CareCall-memory file; pick a session with --session GUID")
+    res = get_summarizer(backend, endpoint=endpoint, lm_model=lm_model, timeout=timeout).summarize(dialogue, memory)
+    if as_json:
+        _print_json(res.to_dict())
+        return
+    console = _console()
+    for s in res.sentences:
+        console.print(f"• {_esc(s)}")
+    for line in ([f"fallback: {res.fallback}"] if res.fallback else []) + res.warnings:
+        console.print(f"[yellow]{_esc(line)}[/yellow]")
+
+
+@app.command("derive-pairs")
+def derive_pairs_cmd(
+    data: Path = typer.Option(..., "--data", help="CareCall-memory-format JSON file (list of episodes of sessions)."),
+    out: Path = typer.Option(..., "--out", help="Write labelled pairs here as JSONL {memory, summary, op, guid}."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Character-bigram Jaccard at which two sentences match."),
+) -> None:
+    """Derive PASS / APPEND / REPLACE / DELETE pair labels by aligning memory k, summary k and memory k+1."""
+    _quiet_warnings()
+    from collections import Counter
+
+    from haneul.dialog.data import derive_pairs, load_carecall, write_pairs
+
+    rows = derive_pairs(load_carecall(data), threshold)
+    n = write_pairs(out, rows)
+    counts = Counter(r["op"] for r in rows)
+    typer.echo(f"wrote {n} pairs to {out} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})")
+
+
+@app.command("train-operator")
+def train_operator_cmd(
+    nli: list[Path] = typer.Option([], "--nli", help="KorNLI TSV file(s) (sentence1, sentence2, gold_label) for phase 1; repeatable."),
+    pairs: list[Path] = typer.Option([], "--pairs", help="Labelled pairs JSONL file(s) {memory, summary, op}; repeatable."),
+    data: list[Path] = typer.Option([], "--data", help="CareCall-memory-format file(s) to derive labelled pairs from; repeatable."),
+    name: str = typer.Option("default", "--name", help="Save as HANEUL_HOME/dialog/operators/NAME (default: used by --operator auto)."),
+    out: Path | None = typer.Option(None, "--out", help="Save to this folder instead of the named one."),
+    preset: str = typer.Option("small", "--preset", help="Model size: tiny, small or base."),
+    nli_epochs: int = typer.Option(2, "--nli-epochs", help="Epochs over the NLI pairs (phase 1)."),
+    op_epochs: int = typer.Option(30, "--op-epochs", help="Epochs over the operation pairs (phase 2)."),
+    nli_limit: int | None = typer.Option(None, "--nli-limit", help="Use at most this many NLI pairs."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Pairs per optimisation step."),
+    lr: float = typer.Option(2e-3, "--lr", help="AdamW learning rate."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
+) -> None:
+    """Train the NLI-transfer memory-operation classifier (KorNLI first, then operation pairs)."""
+    _quiet_warnings()
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from haneul.dialog.data import derive_pairs, load_carecall, load_kornli, load_pairs
+    from haneul.dialog.model import save_classifier
+    from haneul.dialog.operators import Op
+    from haneul.dialog.train import TrainConfig, train_operator
+
+    nli_rows = [r for p in nli for r in load_kornli(p)]
+    op_rows = [r for p in pairs for r in load_pairs(p)]
+    for d in data:
+        op_rows += [(r["memory"], r["summary"], Op(r["op"])) for r in derive_pairs(load_carecall(d))]
+    cfg = TrainConfig(preset=preset, nli_epochs=nli_epochs, op_epochs=op_epochs, batch_size=batch_size, lr=lr,
+                      seed=seed, threads=threads, nli_limit=nli_limit)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                  disable=as_json) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(phase: str, epoch: int, total: int, m: dict[str, float]) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total, info="")
+            bar.update(tasks[phase], completed=epoch, info=f"loss {m['loss']:.3f} acc {m['acc']:.3f}")
+
+        model, info = train_operator(nli_rows, op_rows, cfg, progress=progress)
+    path = save_classifier(model, out if out is not None else name, meta={**info, "preset": preset})
+    info["path"] = str(path)
+    if as_json:
+        _print_json(info)
+    else:
+        typer.echo(f"saved the memory operator to {path}")
+
+
+@app.command("eval")
+def eval_cmd(
+    data: Path = typer.Option(..., "--data", help="CareCall-memory-format JSON file to evaluate memory updates on."),
+    operator: list[str] = typer.Option(["auto"], "--operator", help=OPERATOR_HELP + " Repeatable."),
+    model: str = typer.Option("default", "--model", help=MODEL_HELP),
+    endpoint: str | None = typer.Option(None, "--endpoint", help=ENDPOINT_HELP),
+    lm_model: str | None = typer.Option(None, "--lm-model", help="Model name sent to the endpoint."),
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the LM before falling back."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also score append-only and latest-only."),
+    summarizer: str = typer.Option("reference", "--summarizer",
+                                   help="reference: the file's summaries; extractive or lm: summarise each session's dialogue first (scores the whole pipeline, no op accuracy)."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Character-bigram Jaccard at which a predicted sentence matches a reference one."),
+    as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
+) -> None:
+    """Memory-update precision / recall / F1 and operation accuracy per session index, with baselines."""
+    _quiet_warnings()
+    from rich.progress import Progress
+
+    from haneul.dialog.data import load_carecall
+    from haneul.dialog.evaluate import evaluate
+    from haneul.dialog.operators import get_operator
+
+    episodes = load_carecall(data)
+    names = list(dict.fromkeys(operator + (["append-only", "latest-only"] if baselines else [])))
+    ops = {}
+    for n in names:
+        op = get_operator(n, model=model, endpoint=endpoint, lm_model=lm_model, timeout=timeout)
+        ops[n if n != "auto" else f"auto:{op.name}"] = op
+    summ = None
+    if summarizer != "reference":
+        from haneul.dialog.summarizer import get_summarizer
+
+        summ = get_summarizer(summarizer, endpoint=endpoint, lm_model=lm_model, timeout=timeout)
+    with Progress(disable=as_json, transient=True) as bar:
+        task = bar.add_task("evaluating", total=None)
+        report = evaluate(episodes, ops, threshold=threshold, summarizer=summ,
+                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    from rich.table import Table
+
+    table = Table(title=f"memory update k → k+1 on {data.name}, {report.summarizer} summaries "
+                        f"(match: char-bigram Jaccard ≥ {threshold:g})")
+    table.add_column("k", justify="right")
+    table.add_column("operator", no_wrap=True)
+    for col in ("updates", "P", "R", "F1", "op acc", "pairs", "fallbacks"):
+        table.add_column(col, justify="right")
+    for r in report.rows:
+        acc = "—" if r["op_acc"] is None else f"{r['op_acc']:.3f}"
+        table.add_row(str(r["session"]), r["operator"], str(r["transitions"]), f"{r['precision']:.3f}",
+                      f"{r['recall']:.3f}", f"{r['f1']:.3f}", acc, str(r["pairs"]), str(r["fallbacks"]))
+    _console().print(table)
+
+
+@app.command("respond")
+def respond_cmd(
+    person: str = typer.Argument(..., help="Person id whose memory grounds the answer."),
+    dialogue: Path = typer.Option(..., "--dialogue", help="JSON list of {role, text} turns so far."),
+    endpoint: str | None = typer.Option(None, "--endpoint", help=ENDPOINT_HELP + " Without it a template answers."),
+    lm_model: str | None = typer.Option(None, "--lm-model", help="Model name sent to the endpoint."),
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the LM before answering from a template."),
+    top_k: int = typer.Option(3, "--top-k", help="Memory sentences to retrieve into the prompt."),
+    tokens: str = typer.Option("bigram", "--tokens", help="Retrieval terms: bigram (characters) or morpheme (kiwipiepy)."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the answer and the memory it used as JSON."),
+) -> None:
+    """Produce the next system turn, bringing up relevant remembered facts."""
+    from haneul.dialog.lm import ChatClient
+    from haneul.dialog.memory import Memory
+    from haneul.dialog.responder import Responder
+    from haneul.errors import InvalidInput, NotFound
+
+    if not dialogue.exists():
+        raise NotFound(f"no such file {dialogue}; pass a JSON list of {{role, text}} turns")
+    try:
+        turns = json.loads(dialogue.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{dialogue} is not valid JSON (line {exc.lineno}); fix the file") from None
+    client = ChatClient(endpoint, model=lm_model, timeout=timeout) if endpoint else None
+    res = Responder(client, top_k=top_k, tokens=tokens).respond(Memory.load(person, url=db).sentences, turns)
+    if as_json:
+        _print_json(res.to_dict())
+    else:
+        typer.echo(res.text)

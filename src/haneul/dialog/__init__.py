@@ -1,0 +1,120 @@
+"""haneul.dialog: long-term dialogue memory with PASS / APPEND / REPLACE / DELETE updates (Keep Me Updated).
+
+A person's memory is a versioned list of short sentences (:class:`Memory`). After each session a
+summariser extracts the new facts, a memory operator labels every (memory, summary) sentence pair and
+the pair labels are resolved into the next version; a responder brings remembered facts back into
+the conversation. torch is imported only by the classifier (:mod:`haneul.dialog.model`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from haneul.dialog.data import (
+    DialogSession,
+    Transition,
+    Turn,
+    derive_pair_ops,
+    derive_pairs,
+    load_carecall,
+    load_kornli,
+    load_pairs,
+    parse_episodes,
+    transitions,
+    write_pairs,
+)
+from haneul.dialog.evaluate import EvalReport, evaluate
+from haneul.dialog.lm import ChatClient, LMUnavailable
+from haneul.dialog.memory import Memory, MemoryStore, MemoryVersion
+from haneul.dialog.operators import (
+    OPS,
+    AppendOnly,
+    ClassifierOperator,
+    LatestOnly,
+    LexicalOperator,
+    LMOperator,
+    Op,
+    Operator,
+    PairOp,
+    UpdateResult,
+    get_operator,
+    resolve,
+)
+from haneul.dialog.responder import Responder, Response, bm25_rank
+from haneul.dialog.summarizer import (
+    ExtractiveSummarizer,
+    LMSummarizer,
+    Summarizer,
+    SummaryResult,
+    get_summarizer,
+)
+from haneul.dialog.text import MATCH_THRESHOLD, MAX_SENTENCE_CHARS, DialogWarning, similarity
+
+_LAZY = {
+    "PairClassifier": "haneul.dialog.model",
+    "PairClassifierConfig": "haneul.dialog.model",
+    "load_classifier": "haneul.dialog.model",
+    "save_classifier": "haneul.dialog.model",
+    "TrainConfig": "haneul.dialog.train",
+    "train_operator": "haneul.dialog.train",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'haneul.dialog' has no attribute {name!r}")
+
+
+__all__ = [
+    "MATCH_THRESHOLD",
+    "MAX_SENTENCE_CHARS",
+    "OPS",
+    "AppendOnly",
+    "ChatClient",
+    "ClassifierOperator",
+    "DialogSession",
+    "DialogWarning",
+    "EvalReport",
+    "ExtractiveSummarizer",
+    "LMOperator",
+    "LMSummarizer",
+    "LMUnavailable",
+    "LatestOnly",
+    "LexicalOperator",
+    "Memory",
+    "MemoryStore",
+    "MemoryVersion",
+    "Op",
+    "Operator",
+    "PairClassifier",
+    "PairClassifierConfig",
+    "PairOp",
+    "Responder",
+    "Response",
+    "Summarizer",
+    "SummaryResult",
+    "TrainConfig",
+    "Transition",
+    "Turn",
+    "UpdateResult",
+    "bm25_rank",
+    "derive_pair_ops",
+    "derive_pairs",
+    "evaluate",
+    "get_operator",
+    "get_summarizer",
+    "load_carecall",
+    "load_classifier",
+    "load_kornli",
+    "load_pairs",
+    "parse_episodes",
+    "resolve",
+    "save_classifier",
+    "similarity",
+    "train_operator",
+    "transitions",
+    "write_pairs",
+]
