@@ -7,8 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from conftest import LiveServer
+from platform_helpers import LiveServer
 
 pytestmark = pytest.mark.browser
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from conftest import LiveServer, start_server, wait_for
+from platform_helpers import LiveServer, start_server, wait_for
 
 TRAIN = textwrap.dedent("""
     import math, haneul
@@ -66,7 +65,7 @@ def test_cli_errors_are_one_line_and_non_zero(live_server: LiveServer, tmp_path:
 def test_cli_without_server_says_how_to_start_it(tmp_path: Path) -> None:
     import subprocess
 
-    from conftest import BIN, free_port
+    from platform_helpers import BIN, free_port
 
     env = dict(os.environ, HANEUL_SERVER=f"http://127.0.0.1:{free_port()}")
     res = subprocess.run([str(BIN / "haneul"), "ps"], env=env, capture_output=True, text=True)
@@ -74,7 +73,7 @@ def test_cli_without_server_says_how_to_start_it(tmp_path: Path) -> None:
 
 
 def test_second_server_on_same_home_is_refused(live_server: LiveServer) -> None:
-    from conftest import free_port
+    from platform_helpers import free_port
 
     res = live_server.cli("server", "--port", str(free_port()), timeout=60)
     assert res.returncode == 1 and "already uses HANEUL_HOME" in res.stderr
