@@ -1,0 +1,120 @@
+"""Training throughput: haneul's ko-tiny GPT versus a plain Hugging Face ``LlamaForCausalLM`` loop of
+the same size, in the same run (same batches, AdamW, clipping, fp32 on CPU / bf16 autocast on GPU).
+
+Reports tokens/s for both, their ratio (target >= 1.0x) and model FLOPs utilisation when the device's
+peak is known (``--peak-tflops`` or a GPU we know). Absolute numbers on a shared CPU are noisy: read
+the ratio. Writes benchmarks/results/lm_train.json.
+
+    .venv/bin/python benchmarks/bench_lm_train.py [--quick] [--preset ko-tiny] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from haneul.io import atomic_write_text
+from haneul.lm.config import GPTConfig
+from haneul.lm.model import GPT
+
+RESULTS = Path(__file__).resolve().parent / "results" / "lm_train.json"
+PEAKS_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+def _hf_model(cfg: GPTConfig) -> torch.nn.Module:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    hf = {k: v for k, v in cfg.to_hf().items() if k not in ("architectures", "torch_dtype")}
+    return LlamaForCausalLM(LlamaConfig(**hf, attn_implementation="sdpa"))
+
+
+def _loop(model: torch.nn.Module, batches: list[torch.Tensor], hf: bool, device: torch.device, amp: torch.dtype | None) -> float:
+    """Seconds for one optimizer step per batch (after the first, which warms up)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1, fused=device.type == "cuda")
+    model.train()
+    start = 0.0
+    for i, b in enumerate(batches):
+        if i == 1:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+        x = b.to(device)
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            if hf:
+                loss = model(input_ids=x[:, :-1], labels=x[:, :-1]).loss
+            else:
+                loss = model(x[:, :-1], x[:, 1:])[1]
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a few steps only (under a minute)")
+    ap.add_argument("--preset", default="ko-tiny")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--batch-size", type=int, default=None, help="default 8 (2 with --quick)")
+    ap.add_argument("--seq-len", type=int, default=None, help="default 256 (128 with --quick)")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--rounds", type=int, default=None, help="alternate the two loops this many times")
+    ap.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (TFLOP/s)")
+    args = ap.parse_args()
+    steps = args.steps or (2 if args.quick else 10)
+    rounds = args.rounds or (2 if args.quick else 3)
+    args.batch_size = args.batch_size or (2 if args.quick else 8)
+    args.seq_len = args.seq_len or (128 if args.quick else 256)
+    device = torch.device(args.device)
+    amp = torch.bfloat16 if device.type == "cuda" else None
+    cfg = GPTConfig.from_name(args.preset, max_seq_len=max(args.seq_len, GPTConfig.from_name(args.preset).max_seq_len))
+    torch.manual_seed(0)
+    batches = [torch.randint(0, cfg.vocab_size, (args.batch_size, args.seq_len + 1)) for _ in range(steps + 1)]
+    ours = GPT(cfg).to(device)
+    theirs = _hf_model(cfg).to(device)
+    times: dict[str, list[float]] = {"haneul": [], "transformers": []}
+    # alternate the two loops so that load from other processes hits both alike
+    for _ in range(rounds):
+        times["haneul"].append(_loop(ours, batches, False, device, amp))
+        times["transformers"].append(_loop(theirs, batches, True, device, amp))
+    tokens = steps * args.batch_size * args.seq_len
+    best = {k: min(v) for k, v in times.items()}
+    tps = {k: tokens / v for k, v in best.items()}
+    flops_per_token = cfg.flops_per_token(args.seq_len)
+    peak = args.peak_tflops * 1e12 if args.peak_tflops else None
+    if peak is None and device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        peak = next((v for k, v in PEAKS_BF16.items() if k in name), None)
+    result = {
+        "benchmark": "lm_train",
+        "preset": args.preset,
+        "params": ours.num_params(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "dtype": "bf16 autocast" if amp else "fp32",
+        "batch_size": args.batch_size,
+        "seq_len": args.seq_len,
+        "steps_timed": steps,
+        "rounds": rounds,
+        "tokens_per_s": tps,
+        "speedup_vs_transformers": tps["haneul"] / tps["transformers"],
+        "achieved_tflops": {k: v * flops_per_token / 1e12 for k, v in tps.items()},
+        "mfu": {k: v * flops_per_token / peak for k, v in tps.items()} if peak else None,
+        "quick": args.quick,
+        "load_average_1min": os.getloadavg()[0],
+        "note": "best of alternating rounds; the CPU is shared, so compare the ratio, not absolute numbers",
+    }
+    atomic_write_text(RESULTS, json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

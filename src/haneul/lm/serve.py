@@ -1,0 +1,309 @@
+"""OpenAI-compatible serving of haneul's language models (HyperCLOVA §4: models behind an API).
+
+:func:`create_router` returns a FastAPI ``APIRouter`` with ``GET /v1/models``, ``POST /v1/completions``
+and ``POST /v1/chat/completions`` (Server-Sent Events when ``stream`` is true; chat prompts rendered
+with the model's chat template). The haneul server mounts it at start-up, so this module imports no
+torch: a model is loaded on its first request and kept. :func:`create_app` wraps the router in a
+standalone app for ``haneul lm serve``.
+
+Errors are answered in OpenAI's shape, ``{"error": {"message", "type", "code"}}``, with the status of
+the :class:`~haneul.errors.HaneulError` (a prompt longer than the context window is a 400). Models
+named as remote are passed through to another OpenAI-compatible server.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict
+
+from haneul.errors import HaneulError, InvalidInput, NotFound, ServerUnavailable
+from haneul.lm.registry import SMOLLM2, ModelSource, list_models
+
+__all__ = ["create_router", "create_app", "ModelPool"]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    max_tokens: int | None = None
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0  # extension
+    repetition_penalty: float = 1.0  # extension
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    stream: bool = False
+    n: int = 1
+
+
+class CompletionRequest(_Request):
+    prompt: str | list[str] = ""
+
+
+class ChatRequest(_Request):
+    messages: list[dict[str, Any]]
+
+
+# --------------------------------------------------------------------------------------------------
+# model back-ends
+
+
+class _Local:
+    """A :class:`~haneul.lm.generate.Generator`, loaded on first use; one request at a time."""
+
+    def __init__(self, source: ModelSource) -> None:
+        self.source = source
+        self._gen: Any = None
+        self.lock = threading.Lock()
+
+    @property
+    def gen(self) -> Any:
+        if self._gen is None:
+            if self.source.kind == "smollm2":
+                self._gen = _load_smollm2()
+            else:
+                from haneul.lm.generate import Generator
+
+                self._gen = Generator.from_pretrained(self.source.location, name=self.source.name)
+        return self._gen
+
+
+def _load_smollm2() -> Any:
+    try:
+        from haneul.lm.models.smollm2 import load_smollm2
+    except ImportError as exc:
+        raise NotFound(f"{SMOLLM2} is not available in this installation ({exc}); serve another model") from None
+    from haneul.lm.generate import Generator
+
+    model, tokenizer = load_smollm2()
+    return Generator.from_hf(model, tokenizer, name=SMOLLM2)
+
+
+class ModelPool:
+    """Back-ends by name, created lazily and kept for the life of the process."""
+
+    def __init__(self, models: Mapping[str, str] | None = None) -> None:
+        self.explicit = dict(models or {})
+        self._backends: dict[str, _Local] = {}
+        self._lock = threading.Lock()
+
+    def sources(self) -> list[ModelSource]:
+        return list_models(self.explicit)
+
+    def source(self, name: str) -> ModelSource:
+        for s in self.sources():
+            if s.name == name:
+                return s
+        names = ", ".join(s.name for s in self.sources()) or "none"
+        raise NotFound(f"model {name!r} does not exist; available models: {names}")
+
+    def local(self, source: ModelSource) -> _Local:
+        with self._lock:
+            if source.name not in self._backends:
+                self._backends[source.name] = _Local(source)
+            return self._backends[source.name]
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _error(exc: HaneulError) -> JSONResponse:
+    kind = "invalid_request_error" if exc.http_status < 500 else "server_error"
+    return JSONResponse({"error": {"message": exc.message, "type": kind, "param": None, "code": exc.code}}, exc.http_status)
+
+
+def _params(req: _Request, default_max: int) -> Any:
+    from haneul.lm.generate import SamplingParams
+
+    if req.n != 1:
+        raise InvalidInput(f"n={req.n} is not supported; send n=1 and repeat the request for more samples")
+    stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
+    return SamplingParams(
+        max_tokens=default_max if req.max_tokens is None else req.max_tokens,
+        temperature=req.temperature,
+        top_p=req.top_p,
+        top_k=req.top_k,
+        repetition_penalty=req.repetition_penalty,
+        stop=stop,
+        seed=req.seed,
+    ).check()
+
+
+def _sse(obj: Any) -> str:
+    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+
+
+def _message_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    if content is None:
+        return ""
+    raise InvalidInput("message content must be a string or a list of text parts")
+
+
+def _passthrough(source: ModelSource, path: str, body: dict[str, Any]) -> Any:
+    import httpx
+
+    base, _, remote_name = source.location.partition("#")
+    payload = {**body, "model": remote_name or body["model"]}
+    url = base.rstrip("/") + path
+    if body.get("stream"):
+
+        def relay() -> Iterator[bytes]:
+            with httpx.Client(timeout=None) as client, client.stream("POST", url, json=payload) as resp:
+                yield from resp.iter_bytes()
+
+        return StreamingResponse(relay(), media_type="text/event-stream")
+    try:
+        resp = httpx.post(url, json=payload, timeout=600)
+    except httpx.HTTPError as exc:
+        raise ServerUnavailable(f"the remote model server {base} did not answer ({exc}); check that it is running") from None
+    return JSONResponse(resp.json(), status_code=resp.status_code)
+
+
+# --------------------------------------------------------------------------------------------------
+# the router
+
+
+def create_router(models: Mapping[str, str] | None = None, *, pool: ModelPool | None = None) -> APIRouter:
+    """The OpenAI-compatible routes. ``models`` maps extra names to folders or URLs; the registry,
+    ``HANEUL_HOME/models`` and the embedded model are always available."""
+    pool = pool or ModelPool(models)
+    router = APIRouter(prefix="/v1", tags=["lm"])
+
+    @router.get("/models")
+    def get_models() -> dict[str, Any]:
+        created = int(time.time())
+        data = [
+            {"id": s.name, "object": "model", "created": created, "owned_by": "haneul", "haneul": s.to_dict()}
+            for s in pool.sources()
+        ]
+        return {"object": "list", "data": data}
+
+    @router.post("/completions")
+    async def completions(request: Request) -> Any:
+        try:
+            body = await request.json()
+            req = CompletionRequest.model_validate(body)
+            source = pool.source(req.model)
+            if source.kind == "remote":
+                return _passthrough(source, "/completions", body)
+            backend = pool.local(source)
+            return await _run_in_thread(_complete, backend, req)
+        except HaneulError as exc:
+            return _error(exc)
+        except ValueError as exc:  # JSON or validation problems in the request body
+            return _error(InvalidInput(f"invalid request body: {exc}".splitlines()[0]))
+
+    @router.post("/chat/completions")
+    async def chat(request: Request) -> Any:
+        try:
+            body = await request.json()
+            req = ChatRequest.model_validate(body)
+            source = pool.source(req.model)
+            if source.kind == "remote":
+                return _passthrough(source, "/chat/completions", body)
+            backend = pool.local(source)
+            return await _run_in_thread(_chat, backend, req)
+        except HaneulError as exc:
+            return _error(exc)
+        except ValueError as exc:
+            return _error(InvalidInput(f"invalid request body: {exc}".splitlines()[0]))
+
+    return router
+
+
+async def _run_in_thread(fn: Any, *args: Any) -> Any:
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(fn, *args)
+
+
+def _complete(backend: _Local, req: CompletionRequest) -> Any:
+    gen = backend.gen
+    prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
+    if not prompts:
+        raise InvalidInput("prompt is empty; send a string or a non-empty list of strings")
+    params = _params(req, 16)
+    for p in prompts:  # fail with a 400 before a stream starts
+        gen.check_length(len(gen.encode_prompt(p)))
+    rid, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    base = {"id": rid, "object": "text_completion", "created": created, "model": req.model}
+    if req.stream:
+        if len(prompts) != 1:
+            raise InvalidInput("stream=true takes one prompt; send a string, not a list")
+
+        def events() -> Iterator[str]:
+            with backend.lock:
+                for delta in gen.stream(prompts[0], params):
+                    yield _sse({**base, "choices": [{"text": delta, "index": 0, "logprobs": None, "finish_reason": None}]})
+                done = {"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}
+                yield _sse({**base, "choices": [done]})
+                yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+    with backend.lock:
+        results = gen.generate(prompts, params)
+    choices = [
+        {"text": c.text, "index": i, "logprobs": None, "finish_reason": c.finish_reason} for i, c in enumerate(results)
+    ]
+    prompt_tokens = sum(c.prompt_tokens for c in results)
+    completion_tokens = sum(len(c.token_ids) for c in results)
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
+    return {**base, "choices": choices, "usage": usage}
+
+
+def _chat(backend: _Local, req: ChatRequest) -> Any:
+    gen = backend.gen
+    if not req.messages:
+        raise InvalidInput("messages is empty; send at least one {'role': 'user', 'content': ...} message")
+    messages = [{"role": str(m.get("role", "user")), "content": _message_text(m.get("content"))} for m in req.messages]
+    prompt = gen.render_chat(messages)
+    n_prompt = len(gen.encode_prompt(prompt))
+    gen.check_length(n_prompt)
+    params = _params(req, gen.context_window - n_prompt)
+    rid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    base = {"id": rid, "created": created, "model": req.model}
+    if req.stream:
+
+        def events() -> Iterator[str]:
+            chunk = {**base, "object": "chat.completion.chunk"}
+            yield _sse({**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
+            with backend.lock:
+                for delta in gen.stream(prompt, params):
+                    yield _sse({**chunk, "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": None}]})
+            yield _sse({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+    with backend.lock:
+        c = gen.generate(prompt, params)[0]
+    usage = {"prompt_tokens": c.prompt_tokens, "completion_tokens": len(c.token_ids), "total_tokens": c.prompt_tokens + len(c.token_ids)}
+    choice = {"index": 0, "message": {"role": "assistant", "content": c.text}, "finish_reason": c.finish_reason}
+    return {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+
+
+def create_app(models: Mapping[str, str] | None = None) -> Any:
+    """A standalone FastAPI app serving the routes above (``haneul lm serve``)."""
+    from fastapi import FastAPI
+
+    app = FastAPI(title="haneul lm", description="OpenAI-compatible completions for haneul's language models")
+    app.include_router(create_router(models))
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
