@@ -1,0 +1,276 @@
+"""One runner for HGP and every baseline: split, build groups, train, pick the best epoch, evaluate.
+
+Training reports its loss and validation metrics through ``haneul.report`` so it runs unchanged as
+a platform session. Each epoch draws one uniformly random unseen item per training interaction
+(BPR triples, or positive/negative pairs for BCE). The best epoch by validation Recall@10 is kept.
+Evaluation follows the HGP paper (AUC and F1 against one sampled negative per held-out positive,
+F1 threshold from validation) and RecBole (full-ranking Recall@K / NDCG@K, seen items excluded).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from haneul.errors import InvalidInput
+from haneul.rec.bundle import RecModel
+from haneul.rec.data import (
+    SocialData,
+    Split,
+    interaction_keys,
+    sample_negatives,
+    split_leave_last_out,
+    split_random,
+)
+from haneul.rec.graph import GroupResult, detect_groups
+from haneul.rec.metrics import auc, best_threshold, f1_at, pairs_matrix, ranking_metrics
+
+MODELS = ("hgp", "lightgcn", "bpr", "pop", "social")
+SPLITS = ("random", "leave-last-out")
+TRAIN_MODES = ("full", "sampled")
+
+
+@dataclass
+class TrainConfig:
+    model: str = "hgp"
+    epochs: int = 30
+    batch_size: int = 8192
+    lr: float = 2e-2
+    dim: int = 64
+    k: int | None = None  # propagation steps; default 1 for HGP / social (best on LastFM validation), 3 for LightGCN
+    alpha: float = 0.1  # HGP teleport probability
+    loss: str = "bpr"
+    reg: float = 1e-4
+    train_mode: str = "full"  # full: propagate the whole graph per step; sampled: the batch's K-hop sub-graph
+    split: str = "random"
+    community: str = "leiden"
+    resolution: float = 1.0
+    feature_buckets: int = 0  # HGP item content features (hashed .item tokens); 0 = off
+    eval_every: int = 5
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        for name, value, choices in (
+            ("model", self.model, MODELS),
+            ("split", self.split, SPLITS),
+            ("train_mode", self.train_mode, TRAIN_MODES),
+            ("loss", self.loss, ("bpr", "bce")),
+        ):
+            if value not in choices:
+                raise InvalidInput(f"{name}={value!r} is unknown; choose one of {', '.join(choices)}")
+        if self.train_mode == "sampled" and self.model not in ("hgp", "social"):
+            raise InvalidInput(f"train_mode='sampled' is for hgp and social; {self.model} trains with train_mode='full'")
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise InvalidInput(f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}: use epochs >= 0, batch >= 1, lr > 0")
+
+    @property
+    def steps(self) -> int:
+        if self.k is not None:
+            return self.k
+        return 3 if self.model == "lightgcn" else 1
+
+
+@dataclass
+class FitResult:
+    model: RecModel
+    metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    groups: GroupResult | None = None
+    seconds: float = 0.0
+    best_epoch: int = 0
+
+
+@dataclass
+class Prepared:
+    data: SocialData
+    split: Split
+    train_pairs: np.ndarray  # (N, 2)
+    group_user: np.ndarray | None
+    groups: GroupResult | None
+    membership: np.ndarray
+    known_keys: np.ndarray  # every interaction: evaluation negatives must be true negatives
+    train_keys: np.ndarray  # training interactions only: training negatives must not peek at held-out ones
+
+
+def prepare(data: SocialData, config: TrainConfig, split: Split | None = None) -> Prepared:
+    """Split the data and settle the groups: given ones, else communities of the social graph."""
+    if split is None:
+        split = split_random(data, seed=config.seed) if config.split == "random" else split_leave_last_out(data)
+    train_pairs = np.stack([data.user[split.train], data.item[split.train]], axis=1)
+    groups = None
+    membership = np.full(data.n_users, -1, dtype=np.int64)
+    if data.groups is not None and len(data.groups):
+        group_user = data.groups
+        membership[group_user[:, 1]] = group_user[:, 0]
+    elif len(data.social):
+        groups = detect_groups(data.social, data.n_users, config.community, config.resolution, seed=config.seed)
+        group_user = groups.pairs()
+        membership[group_user[:, 1]] = group_user[:, 0]
+    else:
+        group_user = None
+    return Prepared(
+        data, split, train_pairs, group_user, groups, membership,
+        known_keys=interaction_keys(data.user, data.item, data.n_items),
+        train_keys=interaction_keys(train_pairs[:, 0], train_pairs[:, 1], data.n_items),
+    )
+
+
+def build_model(prep: Prepared, config: TrainConfig):
+    """The model object for ``config.model`` (torch is imported only here and in training)."""
+    data = prep.data
+    if config.model == "pop":
+        from haneul.rec.baselines import Popularity
+
+        return Popularity(data.n_users, data.n_items, prep.train_pairs)
+    if config.model in ("bpr", "lightgcn"):
+        from haneul.rec.baselines import BPRMF, LightGCN, MFConfig
+
+        mf = MFConfig(dim=config.dim, k=config.steps, loss=config.loss, reg=config.reg)
+        if config.model == "bpr":
+            return BPRMF(mf, data.n_users, data.n_items, seed=config.seed)
+        return LightGCN(mf, data.n_users, data.n_items, prep.train_pairs, seed=config.seed)
+    from haneul.rec.hgp import HGP, HGPConfig, item_feature_matrix
+
+    social = "raw" if config.model == "social" else "groups"
+    if social == "groups" and prep.group_user is None:
+        raise InvalidInput(f"{data.name} has neither groups nor social links; HGP needs one of them (or use --model lightgcn)")
+    if social == "raw" and len(data.social) == 0:
+        raise InvalidInput(f"{data.name} has no social links (.net); the social model needs them (or use --model lightgcn)")
+    hcfg = HGPConfig(
+        dim=config.dim,
+        k=config.steps,
+        alpha=config.alpha,
+        social=social,
+        loss=config.loss,
+        reg=config.reg,
+        feature_buckets=config.feature_buckets,
+    )
+    features = None
+    if config.feature_buckets > 0 and data.item_tokens is not None:
+        features = item_feature_matrix(data.item_tokens, config.feature_buckets)
+    return HGP(
+        hcfg, data.n_users, data.n_items, prep.train_pairs, group_user=prep.group_user, social=data.social,
+        item_features=features, seed=config.seed,
+    )
+
+
+def train_epoch(model, prep: Prepared, config: TrainConfig, rng: np.random.Generator, optimizer) -> float:
+    """One pass over the training interactions in shuffled batches; returns the mean loss."""
+    pairs = prep.train_pairs
+    order = rng.permutation(len(pairs))
+    neg = sample_negatives(pairs[:, 0], prep.data.n_items, prep.train_keys, rng)
+    sampled = config.train_mode == "sampled"
+    total, n = 0.0, 0
+    for start in range(0, len(order), config.batch_size):
+        b = order[start : start + config.batch_size]
+        loss = model.batch_loss(pairs[b, 0], pairs[b, 1], neg[b], sampled=sampled)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach()) * len(b)
+        n += len(b)
+    return total / max(n, 1)
+
+
+def evaluate(rec: RecModel, prep: Prepared, ks: tuple[int, ...] = (10, 20), seed: int = 0, part: str = "test") -> dict[str, float]:
+    """AUC, F1 (threshold from validation) and Recall/NDCG@K on ``part`` (test or valid)."""
+    data, split = prep.data, prep.split
+    rng = np.random.default_rng(seed + 7919)
+    nu, ni = data.n_users, data.n_items
+    v_u, v_i = data.user[split.valid], data.item[split.valid]
+    v_neg = sample_negatives(v_u, ni, prep.known_keys, rng)
+    v_labels = np.r_[np.ones(len(v_u)), np.zeros(len(v_u))]
+    v_scores = rec.score(np.r_[v_u, v_u], np.r_[v_i, v_neg])
+    threshold, _ = best_threshold(v_labels, v_scores)
+    rec.threshold = threshold
+    idx = split.test if part == "test" else split.valid
+    t_u, t_i = data.user[idx], data.item[idx]
+    t_neg = v_neg if part == "valid" else sample_negatives(t_u, ni, prep.known_keys, rng)
+    labels = np.r_[np.ones(len(t_u)), np.zeros(len(t_u))]
+    scores = rec.score(np.r_[t_u, t_u], np.r_[t_i, t_neg])
+    out = {"auc": auc(labels, scores), "f1": f1_at(labels, scores, threshold)}
+    seen_idx = split.train if part == "valid" else np.r_[split.train, split.valid]
+    exclude = pairs_matrix(data.user[seen_idx], data.item[seen_idx], nu, ni)
+    truth = pairs_matrix(t_u, t_i, nu, ni)
+    out |= ranking_metrics(rec.user_emb, rec.item_emb, truth, exclude, ks)
+    return out
+
+
+def _to_rec(model, prep: Prepared, config: TrainConfig) -> RecModel:
+    user_emb, item_emb = model.final_embeddings()
+    data = prep.data
+    # serving excludes and counts every known interaction, held-out ones included; evaluation
+    # builds its own exclusion from the split
+    seen = pairs_matrix(data.user, data.item, data.n_users, data.n_items)
+    return RecModel(
+        kind=config.model,
+        user_ids=data.user_ids,
+        item_ids=data.item_ids,
+        user_emb=user_emb,
+        item_emb=item_emb,
+        seen=seen,
+        membership=prep.membership,
+        popularity=np.bincount(data.item, minlength=data.n_items).astype(np.float32),
+        config=asdict(config),
+        data_name=data.name,
+    )
+
+
+def fit(
+    data: SocialData,
+    config: TrainConfig | None = None,
+    split: Split | None = None,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
+    report: bool = True,
+    prep: Prepared | None = None,
+) -> FitResult:
+    """Train ``config.model`` on ``data`` and evaluate the best epoch on the test split."""
+    import haneul
+
+    config = config or TrainConfig()
+    t0 = time.perf_counter()
+    prep = prep or prepare(data, config, split)
+    model = build_model(prep, config)
+    history: list[dict[str, float]] = []
+    best_epoch = 0
+    if config.model == "pop" or config.epochs == 0:
+        best = _to_rec(model, prep, config)
+    else:
+        import torch
+
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        rng = np.random.default_rng(config.seed)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        best, best_score = None, -1.0
+        for epoch in range(1, config.epochs + 1):
+            loss = train_epoch(model, prep, config, rng, optimizer)
+            row: dict[str, float] = {"epoch": epoch, "loss": loss}
+            if epoch % config.eval_every == 0 or epoch == config.epochs:
+                rec = _to_rec(model, prep, config)
+                valid = evaluate(rec, prep, ks=(10,), seed=config.seed, part="valid")
+                row |= {f"valid_{k.replace('@', '_')}": v for k, v in valid.items()}
+                if valid["recall@10"] > best_score:
+                    best, best_score, best_epoch = rec, valid["recall@10"], epoch
+            history.append(row)
+            if report:
+                haneul.report(step=epoch, **_finite({k: v for k, v in row.items() if k != "epoch"}))
+            if progress is not None:
+                progress(epoch, row)
+    metrics = evaluate(best, prep, seed=config.seed)
+    best.metrics = metrics | {"best_epoch": best_epoch}
+    if report:
+        haneul.report(step=max(config.epochs, 1), **_finite({f"test_{k.replace('@', '_')}": v for k, v in metrics.items()}))
+    return FitResult(best, metrics, history, prep.groups, time.perf_counter() - t0, best_epoch)
+
+
+def _finite(values: dict[str, float]) -> dict[str, float]:
+    # the platform rejects NaN; an undefined metric (e.g. AUC without negatives) is left out
+    return {k: v for k, v in values.items() if np.isfinite(v)}
+
+
+__all__ = ["MODELS", "FitResult", "Prepared", "TrainConfig", "build_model", "evaluate", "fit", "prepare", "train_epoch"]

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from haneul.cli.main import app, main
+
+
+@pytest.fixture()
+def toy_dir(tmp_path):
+    """20 users in two friend circles; circle A likes items 0-9, circle B items 10-19."""
+    rng = np.random.default_rng(0)
+    rows, links = [], []
+    for u in range(20):
+        lo = 0 if u < 10 else 10
+        for it in rng.choice(np.arange(lo, lo + 10), 6, replace=False):
+            rows.append(f"u{u}\ti{it}\n")
+        if u % 10:
+            links.append(f"u{u}\tu{u - 1 if u % 10 > 1 else lo // 1}\n")
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    (folder / "toy.inter").write_text("user_id:token\titem_id:token\n" + "".join(rows))
+    (folder / "toy.net").write_text("source_id:token\ttarget_id:token\n" + "".join(links))
+    return folder
+
+
+def run(*args):
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.mark.parametrize("model", ["hgp", "pop"])
+def test_train_eval_recommend_round_trip(toy_dir, model):
+    out = run("rec", "train", "--data", str(toy_dir), "--model", model, "--epochs", "4", "--eval-every", "2",
+              "--dim", "8", "--batch-size", "64", "--name", "toy", "--json")
+    trained = json.loads(out.strip().splitlines()[-1])
+    assert trained["model"] == model and 0.0 <= trained["auc"] <= 1.0
+    if model == "hgp":
+        assert trained["groups"] >= 2 and trained["group_edges"] <= 20
+    evaluated = json.loads(run("rec", "eval", "toy", "--data", str(toy_dir), "--json").strip())
+    assert evaluated["recall@10"] == pytest.approx(trained["recall@10"])
+    rec = json.loads(run("rec", "recommend", "u3", "-k", "5", "--model", "toy", "--json"))
+    assert rec["source"] == "model" and len(rec["items"]) == 5
+    # every item u3 already has (held-out ones included) is left out
+    seen = {line.split("\t")[1].strip() for line in (toy_dir / "toy.inter").read_text().splitlines()[1:]
+            if line.startswith("u3\t")}
+    assert len(seen) == 6 and not seen & {r["item"] for r in rec["items"]}
+    table = run("rec", "recommend", "u3", "--model", "toy")
+    assert "top 10 for user u3" in table
+
+
+def test_cold_start_uses_the_friends_groups(toy_dir):
+    from haneul.rec.bundle import load_model, recommend
+
+    run("rec", "train", "--data", str(toy_dir), "--model", "pop", "--name", "cold", "--json")
+    rec = recommend("stranger", k=5, model="cold", friends=["u12", "nobody"])
+    assert rec.source == "cold-start-groups"
+    assert all(int(i[1:]) >= 10 for i in rec.items)  # circle B's items only
+    assert recommend("stranger", k=3, model="cold").source == "cold-start-popular"
+    model = load_model("cold")
+    assert model.recommend("stranger", 3).items == model.item_ids[np.argsort(-model.popularity, kind="mergesort")[:3]].tolist()
+
+
+def test_user_mistakes_are_one_line_errors(toy_dir, tmp_path, capsys):
+    for argv, needle in [
+        (["rec", "recommend", "u1", "--model", "missing"], "no trained model 'missing'"),
+        (["rec", "train", "--data", str(tmp_path / "nowhere")], "does not exist"),
+        (["rec", "train", "--data", str(toy_dir), "--model", "gcn"], "choose one of hgp, lightgcn, bpr, pop, social"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and needle in err and "\n" not in err
+
+
+def test_rest_route_serves_recommendations(toy_dir):
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+    from fastapi.testclient import TestClient
+
+    from haneul.errors import HaneulError
+    from haneul.rec.api import create_router
+
+    run("rec", "train", "--data", str(toy_dir), "--model", "bpr", "--epochs", "2", "--dim", "8", "--name", "web", "--json")
+    server = FastAPI()
+    server.include_router(create_router())
+
+    @server.exception_handler(HaneulError)
+    def _handle(request, exc: HaneulError):
+        return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
+
+    client = TestClient(server)
+    body = client.get("/api/v1/rec/web/recommend/u0", params={"k": 3}).json()
+    assert body["model"] == "web" and body["source"] == "model" and [r["rank"] for r in body["items"]] == [1, 2, 3]
+    cold = client.get("/api/v1/rec/web/recommend/newbie", params={"friends": "u1,u2"}).json()
+    assert cold["source"] == "cold-start-groups"
+    missing = client.get("/api/v1/rec/nope/recommend/u0")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_router_and_cli_import_without_torch():
+    code = (
+        "import sys; from haneul.rec.api import create_router; create_router(); import haneul.cli.rec; "
+        "import haneul.rec; from haneul.rec import RecModel; assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_command_and_option_is_documented():
+    import typer
+
+    from haneul.cli.rec import app as rec_app
+
+    group = typer.main.get_command(rec_app)
+    assert set(group.commands) == {"train", "eval", "recommend"}
+    for name, command in group.commands.items():
+        assert command.help, name
+        for param in command.params:
+            assert getattr(param, "help", None), f"{name} {param.name}"
