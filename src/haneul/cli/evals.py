@@ -1,0 +1,157 @@
+"""``haneul eval``: score language models on Korean tasks with zero- and few-shot prompts.
+
+Only typer, rich and the standard library are imported here; the harness (and torch) load inside
+the commands so ``haneul --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Evaluate language models on Korean tasks (zero-/few-shot, resumable).", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _ints(text: str, what: str) -> list[int]:
+    from haneul.errors import InvalidInput
+
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InvalidInput(f"{what} {text!r} must be comma-separated integers, e.g. 0,1,4,8") from None
+
+
+def _default_out(model: str, task: str) -> Path:
+    import hashlib
+    import re
+
+    from haneul.settings import get_settings
+
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model.rstrip("/")).name or "model")[:40]
+    digest = hashlib.sha256(f"{model}\x1f{task}".encode()).hexdigest()[:8]
+    return get_settings().home / "evals" / f"{slug}-{digest}"
+
+
+@app.command("run")
+def run(
+    model: str = typer.Option(..., "--model", "-m", help="A Hugging Face model folder (haneul checkpoints are "
+                              "such folders), a model name known to `haneul lm`, 'smollm2' for the embedded "
+                              "SmolLM2-135M-Instruct, or the http(s)://host/v1 URL of an OpenAI-compatible endpoint."),
+    task: str = typer.Option(..., "--task", "-t", help="Tasks as NAME=PATH[,NAME=PATH...] (see `haneul eval tasks`), "
+                             "or a YAML task spec file that names its own data."),
+    shots: str = typer.Option("0", "--shots", help="Comma-separated numbers of demonstrations, e.g. 0,1,4,8."),
+    seeds: int = typer.Option(1, "--seeds", help="Few-shot samples per shot count (different demonstrations); "
+                              "zero-shot runs once."),
+    limit: int | None = typer.Option(None, "--limit", help="Score only the first N items of each task."),
+    fewshot: list[str] = typer.Option([], "--fewshot", help="NAME=PATH: draw demonstrations for task NAME from this "
+                                      "file (e.g. the train split) instead of the evaluated file. Repeatable."),
+    template: list[str] = typer.Option([], "--template", help="NAME=TEMPLATE: override a task's prompt template "
+                                       "(Python format string over the task's fields, \\n for newlines). Repeatable."),
+    normalization: str = typer.Option("none", "--norm", help="Length normalisation of option log-likelihoods: "
+                                      "none, token (per token), char (per character) or byte (per UTF-8 byte)."),
+    calibrate: bool = typer.Option(False, "--calibrate", help="Contextual calibration: divide option "
+                                   "probabilities by those given a content-free ('N/A') input."),
+    fixed_demos: bool = typer.Option(False, "--fixed-demos", help="Use one demonstration set per task and seed "
+                                     "for all items (drawn per item otherwise); the shared few-shot block is then "
+                                     "encoded once per batch, which is much faster."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Results folder (items.jsonl journal, results.json, "
+                                    "results.md). Rerunning with the same folder resumes. Default: "
+                                    "HANEUL_HOME/evals/<model>-<hash>."),
+    endpoint_model: str = typer.Option("default", "--endpoint-model", help="Model name sent to an "
+                                       "OpenAI-compatible endpoint."),
+    api_key: str | None = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY", help="Bearer token for the "
+                                       "endpoint (or OPENAI_API_KEY)."),
+    device: str | None = typer.Option(None, "--device", help="Torch device for local models (default: cuda "
+                                      "when available, else cpu)."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for standard errors."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of tables."),
+) -> None:
+    """Score MODEL on tasks with 0..k-shot prompts and write a JSON + Markdown report."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from haneul.errors import InvalidInput
+    from haneul.evals import EvalConfig, load_backend, parse_task_arg, run_eval
+
+    runs = parse_task_arg(task)
+    by_name = {r.task.name: r for r in runs}
+    for item in fewshot:
+        name, _, path = item.partition("=")
+        if name not in by_name or not path:
+            raise InvalidInput(f"--fewshot {item!r} must be NAME=PATH for one of the tasks ({', '.join(by_name)})")
+        by_name[name].fewshot = Path(path).expanduser()
+    for item in template:
+        name, _, text = item.partition("=")
+        if name not in by_name or not text:
+            raise InvalidInput(f"--template {item!r} must be NAME=TEMPLATE for one of the tasks ({', '.join(by_name)})")
+        by_name[name].template = text.replace("\\n", "\n")
+    config = EvalConfig(shots=_ints(shots, "--shots"), seeds=seeds, limit=limit, normalization=normalization,
+                        calibrate=calibrate, bootstrap=bootstrap, fixed_demos=fixed_demos)
+    out_dir = out or _default_out(model, task)
+    backend = load_backend(model, endpoint_model=endpoint_model, api_key=api_key, device=device)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True, disable=as_json) as bar:
+        handle = bar.add_task("scoring", total=None)
+
+        def progress(done: int, total: int, name: str) -> None:
+            bar.update(handle, completed=done, total=total, description=name)
+
+        results = run_eval(backend, runs, config, out_dir, progress=progress)
+    if as_json:
+        typer.echo(json.dumps(results, ensure_ascii=False, indent=2))
+        return
+    _print_results(results)
+    console.print(f"report: {out_dir / 'results.md'}")
+
+
+def _print_results(results: dict) -> None:
+    out = Console()
+    for name, t in results["tasks"].items():
+        metrics = list(next(iter(t["shots"].values()))["mean"].keys())
+        table = Table(title=f"{name} (n={t['n']})")
+        table.add_column("shots", justify="right")
+        for m in metrics:
+            table.add_column(f"{m} ± se (seed sd)", justify="right")
+        for k, cell in t["shots"].items():
+            table.add_row(k, *[f"{cell['mean'][m]:.2f} ± {cell['se'][m]:.2f} ({cell['seed_std'][m]:.2f})"
+                               for m in metrics])
+        out.print(table)
+
+
+@app.command("tasks")
+def tasks(as_json: bool = typer.Option(False, "--json", help="Print the task list as JSON.")) -> None:
+    """List the built-in tasks, their kind, metric and expected file format."""
+    from haneul.evals import list_tasks
+
+    rows = [{"name": t.name, "kind": t.kind, "metric": t.metric, "format": t.description} for t in list_tasks()]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    table = Table(title="haneul eval tasks")
+    for col in ("name", "kind", "metric", "format"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["kind"], r["metric"], r["format"])
+    Console().print(table)
+
+
+@app.command("show")
+def show(
+    folder: Path = typer.Argument(..., help="A results folder written by `haneul eval run`."),
+    as_json: bool = typer.Option(False, "--json", help="Print results.json instead of tables."),
+) -> None:
+    """Print the results of a finished run."""
+    from haneul.errors import NotFound
+
+    path = folder / "results.json"
+    if not path.is_file():
+        raise NotFound(f"{path} does not exist; pass the --out folder of a finished `haneul eval run`")
+    results = json.loads(path.read_text(encoding="utf-8"))
+    if as_json:
+        typer.echo(json.dumps(results, ensure_ascii=False, indent=2))
+    else:
+        _print_results(results)
