@@ -19,6 +19,9 @@ def haneul_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
         monkeypatch.delenv(var, raising=False)
     reload_settings()
     yield home
+    from haneul.platform import sdk
+
+    sdk._reset()  # the next test starts with a fresh step counter and buffer
     reload_settings()
 
 

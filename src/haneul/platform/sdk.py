@@ -25,12 +25,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from haneul.errors import HaneulError, IntegrityError, InvalidInput, NotFound
+from haneul.errors import HaneulError, IntegrityError, InvalidInput, NotFound, ServerUnavailable
 
 DATASET_PATH: str | None = os.environ.get("HANEUL_DATASET_PATH") or None
 
 FLUSH_INTERVAL_S = 0.25
 FLUSH_AT_POINTS = 20_000
+# how long an explicit flush() and the flush at exit wait for an unreachable server (a restart)
+RETRY_S = float(os.environ.get("HANEUL_FLUSH_RETRY_S", "120"))
+RETRY_AT_EXIT_S = RETRY_S
 
 
 def session_id() -> str | None:
@@ -107,12 +110,23 @@ class _Reporter:
         if full:
             self._wake.set()
 
-    def flush(self) -> None:
-        with self._ship_lock:
-            with self._lock:
-                batch, self._buf, self._pending = self._buf, {}, 0
-            if batch:
-                self._ship(batch)
+    def flush(self, wait_s: float = 0.0) -> None:
+        """Ship what is buffered; while the server is unreachable keep retrying up to ``wait_s``."""
+        deadline = time.monotonic() + wait_s
+        delay = 0.2
+        while True:
+            try:
+                with self._ship_lock:
+                    with self._lock:
+                        batch, self._buf, self._pending = self._buf, {}, 0
+                    if batch:
+                        self._ship(batch)
+                return
+            except ServerUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)  # e.g. the server is restarting: the batch was put back
+                delay = min(delay * 2, 5.0)
 
     def close(self) -> None:
         if self._closed:
@@ -120,7 +134,9 @@ class _Reporter:
         self._closed = True
         self._wake.set()
         try:
-            self.flush()
+            self.flush(wait_s=RETRY_AT_EXIT_S)
+        except HaneulError as exc:
+            print(f"haneul: {self._pending} metric points were not delivered: {exc.message}", file=sys.stderr)
         finally:
             if self._csv is not None:
                 self._csv[0].close()
@@ -218,8 +234,20 @@ def report(step: int | None = None, **scalars: Any) -> None:
 
 
 def flush() -> None:
-    """Ship every buffered metric point now (also done in the background and at exit)."""
-    _get_reporter().flush()
+    """Ship every buffered metric point now (also done in the background and at exit).
+
+    While the server is unreachable (a restart) it retries for up to ``HANEUL_FLUSH_RETRY_S``
+    seconds (default 120) before raising :class:`~haneul.errors.ServerUnavailable`.
+    """
+    _get_reporter().flush(wait_s=RETRY_S)
+
+
+def _reset() -> None:
+    """Flush and forget the process's reporter (step counter, buffers); used between tests."""
+    global _reporter
+    if _reporter is not None:
+        _reporter.close()
+        _reporter = None
 
 
 # --------------------------------------------------------------------------------------------------
