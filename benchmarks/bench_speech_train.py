@@ -1,0 +1,125 @@
+"""Train the DS2-style model (and LAS) on synthetic call speech; CER on a held-out synthetic test set.
+
+The issue's target: CER <= 10 % on a held-out set of sentences and voice variants never seen in
+training, after <= 2 hours of training on >= 5 hours of synthetic speech on a 2-core CPU. The full
+run is one command::
+
+    .venv/bin/python benchmarks/bench_speech_train.py            # 5 h data, DS2 120 min, LAS 60 min
+
+``--quick`` (under a minute: minutes of data, seconds of training) checks the pipeline end to end.
+The baseline in the same run is the other model family (LAS vs DS2) on the same data and budget
+schedule, plus the untrained starting point (the first dev evaluation). Timings on a shared CPU are
+noisy; CER depends on wall time only through the number of updates that fit in the budget.
+Writes ``benchmarks/results/speech_train[_TAG].json`` with the dev-CER curve of each model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny data and budget (< 1 minute)")
+    ap.add_argument("--hours", type=float, default=5.0, help="hours of synthetic training speech")
+    ap.add_argument("--test-hours", type=float, default=0.25, help="hours of held-out test speech")
+    ap.add_argument("--minutes", type=float, default=120.0, help="DS2 training budget in minutes")
+    ap.add_argument("--las-minutes", type=float, default=60.0, help="LAS training budget (0 = skip LAS)")
+    ap.add_argument("--preset", default="small", help="DS2 preset")
+    ap.add_argument("--features", default="logmel", help="spectrogram or logmel")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=1.5e-3)
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1 avoids oversubscription on a shared CPU)"
+    )
+    ap.add_argument(
+        "--data", default=None, help="synthetic corpus cache (default: HANEUL_HOME/cache/speech-bench)"
+    )
+    ap.add_argument("--tag", default="", help="suffix of the results file name")
+    args = ap.parse_args()
+    if args.quick:
+        args.hours, args.test_hours, args.minutes, args.las_minutes = 0.03, 0.01, 0.25, 0.15
+        args.tag = args.tag or "quick"
+        args.preset = "tiny"
+
+    import torch
+
+    from haneul.settings import get_settings
+    from haneul.speech.corpus import read_manifest, split_by_speaker, write_manifest
+    from haneul.speech.recognizer import Recognizer
+    from haneul.speech.synth import synthesize
+    from haneul.speech.train import TrainConfig, train
+
+    torch.set_num_threads(args.threads)
+    cache = Path(args.data) if args.data else get_settings().home / "cache" / "speech-bench"
+    data = cache / f"h{args.hours:g}"
+    t0 = time.perf_counter()
+    synth_s = {}
+    for split, hours, seed in (("train", args.hours, 0), ("heldout", args.test_hours, 1)):
+        folder = data / split
+        if not (folder / "manifest.json").is_file():
+            t = time.perf_counter()
+            synthesize(folder, hours, seed, split=split, noise=0.2, workers=args.threads)
+            synth_s[split] = time.perf_counter() - t
+    full = read_manifest(data / "train" / "manifest.json")
+    parts = split_by_speaker(full.items, dev=0.04, test=0.0, seed=0)
+    dev_items = parts["dev"][:150]  # bounded so that evaluating dev CER stays cheap
+    write_manifest(data / "train" / "train.json", parts["train"])
+    write_manifest(data / "train" / "dev.json", dev_items)
+    tr, dv = read_manifest(data / "train" / "train.json"), read_manifest(data / "train" / "dev.json")
+    test = read_manifest(data / "heldout" / "manifest.json")
+    print(
+        f"data: {len(tr)} train / {len(dv)} dev utterances, {len(test)} held-out test; synth {synth_s}",
+        flush=True,
+    )
+
+    results = {"mode": "quick" if args.quick else "full", "args": vars(args), "train_utterances": len(tr),
+               "train_hours": round(_hours(tr), 3), "test_hours": round(_hours(test), 3),
+               "synth_seconds": synth_s, "models": {}}  # fmt: skip
+    runs = [("ds2", args.preset, args.minutes)]
+    if args.las_minutes > 0:
+        runs.append(("las", "tiny" if args.quick else "small", args.las_minutes))
+    for kind, preset, minutes in runs:
+        steps_per_min = 6 if args.quick else 40
+        cfg = TrainConfig(
+            model=kind, preset=preset, features=args.features, epochs=10_000, max_minutes=minutes,
+            batch_size=args.batch_size, lr=args.lr, warmup_steps=20 if args.quick else 300,
+            eval_every=max(5, int(steps_per_min * max(minutes, 1) / 12)), out_dir=str(data / f"run-{kind}-{args.tag}"),
+            resume=False, threads=args.threads, seed=0,
+        )  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = train(cfg, tr, dv, log=lambda m, k=kind: print(f"[{k}] {m}", flush=True))
+        torch.set_num_threads(1)  # the real-time factor is quoted on one core
+        rec = Recognizer.from_checkpoint(res.best_checkpoint)
+        ev, rows = rec.evaluate(test)
+        torch.set_num_threads(args.threads)
+        results["models"][kind] = {
+            "preset": preset, "steps": res.steps, "train_minutes": res.history[-1]["minutes"],
+            "best_dev_cer": res.best_cer, "heldout_cer": ev.cer, "heldout_wer": ev.wer, "rtf_1core": ev.rtf,
+            "curve": res.history, "examples": rows[:5], "checkpoint": str(res.best_checkpoint),
+        }  # fmt: skip
+        print(f"[{kind}] held-out CER {ev.cer:.2%} WER {ev.wer:.2%} RTF {ev.rtf:.3f}", flush=True)
+    results["wall_s"] = time.perf_counter() - t0
+    out = ROOT / "benchmarks" / "results" / f"speech_train{'_' + args.tag if args.tag else ''}.json"
+    from haneul.io import atomic_write_text
+
+    atomic_write_text(out, json.dumps(results, ensure_ascii=False, indent=1))
+    print(f"wrote {out}")
+
+
+def _hours(manifest) -> float:
+    import soundfile as sf
+
+    return sum(sf.info(str(manifest.audio_path(u))).duration for u in manifest) / 3600
+
+
+if __name__ == "__main__":
+    sys.exit(main())

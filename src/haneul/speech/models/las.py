@@ -1,0 +1,208 @@
+"""Listen, Attend and Spell with location-aware attention (the ClovaCall LAS baseline).
+
+Encoder ("listener", Chan et al., 2016, section 3.1): a 2-D convolutional front end that
+downsamples time by 4, then bidirectional LSTM layers. Decoder ("speller", section 3.2): an LSTM
+over the previous character and the previous context vector, with location-aware attention
+(Chorowski et al., 2015, section 2.2): the energies use the decoder state, the encoder states and
+features of the previous attention weights obtained by a 1-D convolution, which keeps the alignment
+moving forward. Trained with teacher forcing and cross-entropy; decoded greedily.
+``forward(feats, lengths, targets=None, target_lengths=None) -> (logits, loss)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from haneul.errors import InvalidInput
+from haneul.speech.models.ctc import ConvFrontEnd, DS2Config
+
+SOS, EOS = 2, 3  # ids fixed by haneul.speech.vocab
+
+
+@dataclass(frozen=True)
+class LASConfig:
+    input_dim: int = 161
+    vocab_size: int = 0
+    conv_channels: int = 32
+    enc_hidden: int = 256
+    enc_layers: int = 3
+    dec_hidden: int = 256
+    emb_dim: int = 128
+    att_dim: int = 128
+    loc_channels: int = 10
+    loc_kernel: int = 31
+    dropout: float = 0.1
+    max_decode_len: int = 200
+
+    @staticmethod
+    def from_name(name: str, **overrides) -> LASConfig:
+        """Named presets: ``tiny`` (tests), ``small``, ``clovacall`` (paper-sized: 3x512 BiLSTM)."""
+        presets = {
+            "tiny": dict(
+                conv_channels=8,
+                enc_hidden=64,
+                enc_layers=1,
+                dec_hidden=64,
+                emb_dim=32,
+                att_dim=32,
+                dropout=0.0,
+            ),
+            "small": dict(conv_channels=16, enc_hidden=192, enc_layers=3, dec_hidden=256),
+            "clovacall": dict(
+                conv_channels=32, enc_hidden=512, enc_layers=3, dec_hidden=512, emb_dim=256, att_dim=256
+            ),
+        }
+        if name not in presets:
+            raise InvalidInput(f"LAS preset {name!r} is unknown; choose one of {', '.join(presets)}")
+        return LASConfig(**{**presets[name], **overrides})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Listener(nn.Module):
+    def __init__(self, cfg: LASConfig) -> None:
+        super().__init__()
+        self.front = ConvFrontEnd(
+            DS2Config(input_dim=cfg.input_dim, vocab_size=2, conv_channels=cfg.conv_channels, time_stride=4)
+        )
+        self.rnn = nn.LSTM(
+            self.front.out_dim, cfg.enc_hidden, num_layers=cfg.enc_layers, batch_first=True, bidirectional=True,
+            dropout=cfg.dropout if cfg.enc_layers > 1 else 0.0,
+        )  # fmt: skip
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, out_len = self.front(feats, lengths)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            x, out_len.cpu().clamp(min=1), batch_first=True, enforce_sorted=False
+        )
+        y, _ = self.rnn(packed)
+        y, _ = nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])
+        return y, out_len  # (B, T', 2H)
+
+
+class LocationAwareAttention(nn.Module):
+    """e_{t,j} = w^T tanh(W s_t + V h_j + U (F * a_{t-1})_j + b); a_t = softmax(e_t) over valid j."""
+
+    def __init__(self, dec_dim: int, enc_dim: int, att_dim: int, channels: int, kernel: int) -> None:
+        super().__init__()
+        self.query = nn.Linear(dec_dim, att_dim, bias=False)
+        self.key = nn.Linear(enc_dim, att_dim, bias=True)
+        self.loc_conv = nn.Conv1d(1, channels, kernel, padding=kernel // 2, bias=False)
+        self.loc = nn.Linear(channels, att_dim, bias=False)
+        self.score = nn.Linear(att_dim, 1, bias=False)
+
+    def forward(
+        self,
+        state: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        prev: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """state (B, D), keys = key(enc) (B, T, A), values (B, T, E), prev (B, T), mask (B, T) True=valid."""
+        loc = self.loc(self.loc_conv(prev.unsqueeze(1)).transpose(1, 2))  # (B, T, A)
+        energy = self.score(torch.tanh(self.query(state).unsqueeze(1) + keys + loc)).squeeze(-1)
+        energy = energy.masked_fill(~mask, float("-inf"))
+        weights = energy.softmax(-1)
+        context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)  # (B, E)
+        return context, weights
+
+
+class LAS(nn.Module):
+    def __init__(self, cfg: LASConfig) -> None:
+        super().__init__()
+        if cfg.vocab_size <= EOS:
+            raise InvalidInput("LASConfig.vocab_size must be set from the vocabulary")
+        self.cfg = cfg
+        self.listener = Listener(cfg)
+        enc_dim = 2 * cfg.enc_hidden
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.emb_dim)
+        self.cell = nn.LSTMCell(cfg.emb_dim + enc_dim, cfg.dec_hidden)
+        self.attention = LocationAwareAttention(
+            cfg.dec_hidden, enc_dim, cfg.att_dim, cfg.loc_channels, cfg.loc_kernel
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+        self.out = nn.Sequential(
+            nn.Linear(cfg.dec_hidden + enc_dim, cfg.dec_hidden),
+            nn.Tanh(),
+            nn.Linear(cfg.dec_hidden, cfg.vocab_size),
+        )
+
+    def _init(self, enc: torch.Tensor, enc_len: torch.Tensor):
+        b, t, e = enc.shape
+        mask = torch.arange(t, device=enc.device)[None, :] < enc_len[:, None]
+        prev = mask.float() / enc_len.clamp(min=1)[:, None].float()  # uniform start over valid frames
+        h = enc.new_zeros(b, self.cfg.dec_hidden)
+        state = (h, h.clone())
+        context = enc.new_zeros(b, e)
+        return mask, prev, state, context, self.attention.key(enc)
+
+    def _step(self, token, state, context, enc, keys, prev, mask):
+        x = torch.cat([self.embed(token), context], dim=-1)
+        h, c = self.cell(x, state)
+        context, weights = self.attention(h, keys, enc, prev, mask)
+        logits = self.out(self.drop(torch.cat([h, context], dim=-1)))
+        return logits, (h, c), context, weights
+
+    def forward(
+        self,
+        feats: torch.Tensor,
+        lengths: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        target_lengths: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher-forced logits (B, S+1, V) for targets (B, S) (padded; no start/end markers)."""
+        if targets is None or target_lengths is None:
+            raise InvalidInput("LAS.forward needs targets for teacher forcing; use LAS.decode to transcribe")
+        enc, enc_len = self.listener(feats, lengths)
+        mask, prev, state, context, keys = self._init(enc, enc_len)
+        b, s = targets.shape
+        sos = targets.new_full((b, 1), SOS)
+        inputs = torch.cat([sos, targets], dim=1)  # (B, S+1)
+        gold = torch.cat([targets, targets.new_full((b, 1), -100)], dim=1)
+        gold[torch.arange(b), target_lengths] = EOS
+        pad = torch.arange(s + 1, device=targets.device)[None, :] > target_lengths[:, None]
+        gold = gold.masked_fill(pad, -100)
+        logits = []
+        for i in range(s + 1):
+            step, state, context, prev = self._step(inputs[:, i], state, context, enc, keys, prev, mask)
+            logits.append(step)
+        out = torch.stack(logits, dim=1)
+        loss = F.cross_entropy(
+            out.reshape(-1, out.shape[-1]).float(), gold.reshape(-1), ignore_index=-100, label_smoothing=0.1
+        )
+        return out, loss
+
+    @torch.no_grad()
+    def decode(
+        self, feats: torch.Tensor, lengths: torch.Tensor, max_len: int | None = None
+    ) -> list[list[int]]:
+        """Greedy decoding until the end marker (or ``max_len`` characters) for each utterance."""
+        enc, enc_len = self.listener(feats, lengths)
+        mask, prev, state, context, keys = self._init(enc, enc_len)
+        b = feats.shape[0]
+        token = torch.full((b,), SOS, dtype=torch.long, device=feats.device)
+        outs: list[list[int]] = [[] for _ in range(b)]
+        done = torch.zeros(b, dtype=torch.bool)
+        # Korean speech runs at well under one syllable per 40 ms encoder frame, so an utterance can
+        # never need more characters than it has frames; this bounds runaway outputs early in training
+        limit = min(max_len or self.cfg.max_decode_len, int(enc_len.max()))
+        for _ in range(limit):
+            logits, state, context, prev = self._step(token, state, context, enc, keys, prev, mask)
+            logits[:, [0, SOS]] = float("-inf")  # the CTC blank and the start marker are never outputs
+            token = logits.argmax(-1)
+            for i, k in enumerate(token.tolist()):
+                if done[i]:
+                    continue
+                if k == EOS:
+                    done[i] = True
+                else:
+                    outs[i].append(k)
+            if bool(done.all()):
+                break
+        return outs

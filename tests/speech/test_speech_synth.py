@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from speech_helpers import SR, needs_tts, tone
+
+from haneul.errors import InvalidInput
+from haneul.speech.corpus import read_manifest, validate
+from haneul.speech.synth import HELDOUT_VARIANTS, TRAIN_VARIANTS, is_heldout_sentence, plan_jobs
+
+
+def test_heldout_split_never_shares_sentences_or_voices_with_train():
+    train = list(itertools.islice(plan_jobs(1, "train"), 400))
+    held = list(itertools.islice(plan_jobs(2, "heldout"), 100))
+    assert not set(TRAIN_VARIANTS) & set(HELDOUT_VARIANTS)
+    assert {j.variant for j in train} <= set(TRAIN_VARIANTS)
+    assert {j.variant for j in held} <= set(HELDOUT_VARIANTS)
+    assert not {j.text for j in train} & {j.text for j in held}
+    assert all(is_heldout_sentence(j.text) for j in held) and not any(
+        is_heldout_sentence(j.text) for j in train
+    )
+    assert not {j.speaker_id for j in train} & {j.speaker_id for j in held}
+
+
+def test_plan_is_deterministic_and_noise_share_respected():
+    a = list(itertools.islice(plan_jobs(9, "train", noise=0.5), 200))
+    b = list(itertools.islice(plan_jobs(9, "train", noise=0.5), 200))
+    assert a == b
+    noisy = sum(j.snr_db is not None for j in a)
+    assert 60 < noisy < 140
+    assert all(10 <= j.snr_db <= 30 for j in a if j.snr_db is not None)
+    with pytest.raises(InvalidInput):
+        next(plan_jobs(0, "valid"))
+    with pytest.raises(InvalidInput):
+        next(plan_jobs(0, "train", noise=2.0))
+
+
+def _band_energy(audio: np.ndarray, freq: float) -> float:
+    spec = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+    f = np.fft.rfftfreq(len(audio), 1 / SR)
+    return float(spec[(f > freq * 0.9) & (f < freq * 1.1)].max())
+
+
+@needs_tts
+def test_phone_channel_is_a_300_3400_band_pass_at_16k_output():
+    from haneul.speech.synth import phone_channel
+
+    mix = tone(100, 1.0, amp=0.2) + tone(1000, 1.0, amp=0.2) + tone(5000, 1.0, amp=0.2)
+    out = phone_channel(mix, SR)
+    assert abs(len(out) - SR) < 50
+    mid = _band_energy(out[2000:-2000], 1000)
+    assert _band_energy(out[2000:-2000], 100) < 0.05 * mid  # below the band: > 26 dB down
+    assert _band_energy(out[2000:-2000], 5000) < 0.01 * mid  # above 4 kHz: gone after 8 kHz sampling
+
+
+@needs_tts
+def test_synthesize_is_deterministic_and_valid(tmp_path):
+    from haneul.speech.synth import synthesize
+
+    a = synthesize(tmp_path / "a", hours=0.004, seed=4, noise=0.5, workers=2)
+    b = synthesize(tmp_path / "b", hours=0.004, seed=4, noise=0.5, workers=1)
+    ma, mb = read_manifest(a.manifest), read_manifest(b.manifest)
+    assert ma.items == mb.items and a.seconds >= 0.004 * 3600
+    for u in ma:
+        assert (ma.audio_path(u)).read_bytes() == (mb.audio_path(u)).read_bytes()
+    assert validate(ma).passed  # 16 kHz mono readable audio, non-empty text
+    assert sorted(p.name for p in (tmp_path / "a" / "wavs").iterdir()) == sorted(u.wav for u in ma)
+    with pytest.raises(InvalidInput):
+        synthesize(tmp_path / "c", hours=0)
