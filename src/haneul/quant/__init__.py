@@ -1,0 +1,45 @@
+"""haneul.quant: binary-coding quantisation (BCQ) of LMs and AlphaTuning (scale-only task adaptation).
+
+``bcq`` quantises matrices, ``layers.BCQLinear`` stores and runs them packed, ``model`` quantises
+and saves whole Hugging Face causal LMs, ``alphatuning`` trains and stores per-task scales and
+``tasks`` holds the task data and metrics.
+"""
+
+from __future__ import annotations
+
+from haneul.quant.alphatuning import (
+    AlphaTuneConfig,
+    alphatune,
+    load_task_alphas,
+    prepare_alphatuning,
+    save_task_alphas,
+)
+from haneul.quant.bcq import BCQResult, bcq_quantize, pack_bits, unpack_bits
+from haneul.quant.layers import BCQLinear
+from haneul.quant.model import (
+    QuantReport,
+    base_checksum,
+    load_quantized,
+    model_weight_bytes,
+    quantize_model,
+    save_quantized,
+)
+
+__all__ = [
+    "AlphaTuneConfig",
+    "BCQLinear",
+    "BCQResult",
+    "QuantReport",
+    "alphatune",
+    "base_checksum",
+    "bcq_quantize",
+    "load_quantized",
+    "load_task_alphas",
+    "model_weight_bytes",
+    "pack_bits",
+    "prepare_alphatuning",
+    "quantize_model",
+    "save_quantized",
+    "save_task_alphas",
+    "unpack_bits",
+]

@@ -1,0 +1,214 @@
+"""AlphaTuning: adapt a BCQ-quantised LM to a task by training only its scaling factors (section 3.2).
+
+After post-training quantisation the binary codes are frozen and shared by every task; a task
+trains the scales ``α`` (all of them, or only the first ``k`` per group — ``k = 1`` is the paper's
+cheapest setting) and nothing else. What a task needs on disk is therefore just those scales: a
+small safetensors file that records the checksum of the base it was trained on, so it can never be
+applied to a different base by mistake.
+
+Training reports its loss and learning rate through :func:`haneul.report`, so it runs the same as a
+platform session or on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from haneul.errors import Conflict, InvalidInput, NotFound
+from haneul.io import atomic_write_bytes
+from haneul.quant.model import bcq_layers
+
+TASK_FORMAT = "haneul-alphatuning/1"
+
+__all__ = [
+    "AlphaTuneConfig",
+    "alphatune",
+    "load_task_alphas",
+    "parse_train_alpha",
+    "prepare_alphatuning",
+    "save_task_alphas",
+]
+
+
+def parse_train_alpha(value: str | int) -> int | str:
+    """``"all"`` or a positive integer (how many scales per group are trained)."""
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return "all"
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"--train-alpha {value!r} must be 'all' or a number of scales such as 1") from None
+    if k < 1:
+        raise InvalidInput(f"--train-alpha {k} must be at least 1 (or 'all')")
+    return k
+
+
+@dataclass
+class AlphaTuneConfig:
+    train_alpha: int | str = 1
+    steps: int = 200
+    lr: float = 1e-3
+    warmup_steps: int = 10
+    grad_clip: float = 1.0
+    log_every: int = 10
+
+
+def prepare_alphatuning(model: nn.Module, train_alpha: int | str = 1) -> int:
+    """Freeze everything except the chosen scales; returns the number of trainable values."""
+    layers = bcq_layers(model)
+    if not layers:
+        raise InvalidInput(
+            "the model has no BCQ layers; quantise it first (quantize_model or `haneul quant quantize`)"
+        )
+    for p in model.parameters():
+        p.requires_grad_(False)
+    total = 0
+    for name, layer in layers.items():
+        k = train_alpha if train_alpha == "all" else min(int(train_alpha), layer.bits)
+        if train_alpha != "all" and int(train_alpha) > layer.bits:
+            raise InvalidInput(
+                f"--train-alpha {train_alpha} exceeds the {layer.bits} bits of {name}; use at most {layer.bits}"
+            )
+        layer.set_train_alpha(k)
+        total += layer.trainable_alpha_count()
+    return total
+
+
+def alphatune(
+    model: nn.Module,
+    batches: Iterable[dict[str, torch.Tensor]],
+    config: AlphaTuneConfig,
+    on_step: Callable[[int, float], None] | None = None,
+) -> dict[str, Any]:
+    """Train the chosen scales with AdamW (no weight decay) and linear warm-up/decay."""
+    import haneul
+
+    trainable = prepare_alphatuning(model, config.train_alpha)
+    params = [layer.alpha for layer in bcq_layers(model).values()]
+    # weight_decay=0 matters: with a zero gradient Adam then leaves the untrained scales bit-identical.
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    steps = max(config.steps, 1)
+
+    def schedule(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        return max(0.0, (steps - step) / max(steps - config.warmup_steps, 1))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    model.train()
+    losses: list[float] = []
+    start = time.perf_counter()
+    for step, batch in enumerate(batches):
+        if step >= steps:
+            break
+        loss = model(**batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        opt.step()
+        sched.step()
+        value = float(loss.detach())
+        losses.append(value)
+        if step % config.log_every == 0 or step == steps - 1:
+            haneul.report(step=step, loss=value, lr=sched.get_last_lr()[0])
+        if on_step is not None:
+            on_step(step, value)
+    model.eval()
+    for layer in bcq_layers(model).values():
+        layer.alpha.requires_grad_(False)
+    return {
+        "trainable_params": trainable,
+        "steps": len(losses),
+        "final_loss": losses[-1] if losses else float("nan"),
+        "seconds": time.perf_counter() - start,
+        "losses": losses,
+    }
+
+
+def save_task_alphas(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    train_alpha: int | str,
+    task: str = "",
+    metrics: dict[str, float] | None = None,
+) -> str:
+    """Write the trained scales (only the trained slice of each layer) and the base checksum."""
+    from safetensors.torch import save
+
+    base = getattr(model, "haneul_base_checksum", None)
+    if not base:
+        raise InvalidInput(
+            "the model has no base checksum; quantise it with quantize_model or load a saved base first"
+        )
+    tensors: dict[str, torch.Tensor] = {}
+    for name, layer in bcq_layers(model).items():
+        k = layer.bits if train_alpha == "all" else int(train_alpha)
+        tensors[f"{name}.alpha"] = layer.alpha.detach()[..., :k].contiguous().cpu()
+    meta = {
+        "format": TASK_FORMAT,
+        "base_checksum": base,
+        "train_alpha": str(train_alpha),
+        "task": task,
+        "metrics": json.dumps(metrics or {}),
+    }
+    return atomic_write_bytes(path, save(tensors, metadata=meta))
+
+
+def read_task_meta(path: str | os.PathLike[str]) -> dict[str, str]:
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"task file {path} does not exist; create one with `haneul quant alphatune`")
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata() or {}
+    if meta.get("format") != TASK_FORMAT:
+        raise InvalidInput(f"{path} is not an AlphaTuning task file (format {meta.get('format')!r})")
+    return meta
+
+
+def load_task_alphas(model: nn.Module, path: str | os.PathLike[str]) -> dict[str, str]:
+    """Put a task's scales into a quantised base; refuses a file made for another base."""
+    from safetensors.torch import load_file
+
+    meta = read_task_meta(path)
+    base = getattr(model, "haneul_base_checksum", None)
+    if base != meta.get("base_checksum"):
+        raise Conflict(
+            f"task file {path} was trained on base {str(meta.get('base_checksum'))[:12]}, but this model is base "
+            f"{str(base)[:12]}; load the base it was made for (or re-run alphatune on this one)"
+        )
+    tensors = load_file(str(path))
+    layers = bcq_layers(model)
+    if set(tensors) != {f"{n}.alpha" for n in layers}:
+        raise Conflict(
+            f"task file {path} names other layers than this base has; re-run alphatune on this base"
+        )
+    with torch.no_grad():
+        for name, layer in layers.items():
+            value = tensors[f"{name}.alpha"]
+            k = value.shape[-1]
+            layer.alpha[..., :k] = value.to(layer.alpha.dtype)
+    return meta
+
+
+def task_file_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
+    meta = read_task_meta(path)
+    out: dict[str, Any] = dict(meta)
+    out["metrics"] = json.loads(meta.get("metrics") or "{}")
+    out["bytes"] = Path(path).stat().st_size
+    return out
+
+
+def config_dict(config: AlphaTuneConfig) -> dict[str, Any]:
+    return asdict(config)

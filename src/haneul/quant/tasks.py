@@ -1,0 +1,235 @@
+"""Task data and metrics for adapting a quantised LM: NSMC-style sentiment as generation, and LM text.
+
+AlphaTuning (section 4) adapts GPT-2 / OPT to data-to-text generation; here the same machinery adapts
+a causal LM to (a) NSMC-format sentiment classification cast as generation — the model reads
+``Review: … / Sentiment:`` and must continue with the label word, scored by comparing the two label
+words' log-probabilities — and (b) plain causal-LM adaptation to a text domain, scored by perplexity.
+Loaders take a path; nothing here needs the shared data folder.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from haneul.errors import InvalidInput, NotFound
+
+__all__ = [
+    "SentimentTask",
+    "TASKS",
+    "batches",
+    "lm_blocks",
+    "perplexity",
+    "read_nsmc",
+    "read_texts",
+]
+
+TASKS = ("nsmc", "text")
+
+
+def _open_text(path: str | os.PathLike[str]) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"data file {path} does not exist; pass an existing --data path")
+    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+
+
+def read_nsmc(path: str | os.PathLike[str], limit: int | None = None, seed: int = 0) -> list[tuple[str, int]]:
+    """Rows ``(document, label)`` of an NSMC-format TSV (``id<TAB>document<TAB>label`` with a header).
+
+    With ``limit`` a seeded sample of that many rows is drawn, balanced between the labels.
+    """
+    rows: list[tuple[str, int]] = []
+    with _open_text(path) as fh:
+        header = fh.readline().rstrip("\n").split("\t")
+        if header[-1:] != ["label"]:
+            raise InvalidInput(f"{path} is not NSMC-format: the header must end with 'label', got {header}")
+        for line in fh:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 3 or parts[-1] not in {"0", "1"} or not parts[1].strip():
+                continue
+            rows.append((parts[1].strip(), int(parts[-1])))
+    if not rows:
+        raise InvalidInput(f"{path} holds no usable NSMC rows (id<TAB>document<TAB>0|1)")
+    if limit is not None and limit < len(rows):
+        rng = random.Random(seed)
+        by_label = {0: [r for r in rows if r[1] == 0], 1: [r for r in rows if r[1] == 1]}
+        for part in by_label.values():
+            rng.shuffle(part)
+        half = limit // 2
+        rows = by_label[0][:half] + by_label[1][: limit - half]
+        rng.shuffle(rows)
+    return rows
+
+
+def read_texts(path: str | os.PathLike[str], limit: int | None = None) -> list[str]:
+    """Lines of a .txt(.gz) file, or the ``text`` field of a .jsonl(.gz) file (empty lines dropped)."""
+    jsonl = ".jsonl" in Path(path).name
+    out: list[str] = []
+    with _open_text(path) as fh:
+        for line in fh:
+            if jsonl:
+                line = line.strip()
+                if not line:
+                    continue
+                text = str(json.loads(line).get("text", "")).strip()
+            else:
+                text = line.strip()
+            if text:
+                out.append(text)
+            if limit is not None and len(out) >= limit:
+                break
+    if not out:
+        raise InvalidInput(f"{path} holds no text lines; give a .txt or .jsonl file with a 'text' field")
+    return out
+
+
+@dataclass
+class SentimentTask:
+    """NSMC sentiment as generation: the label is the word that follows the prompt."""
+
+    template: str = "Review: {text}\nSentiment:"
+    labels: tuple[str, str] = (" negative", " positive")
+    max_length: int = 96
+
+    def label_tokens(self, tokenizer: Any) -> list[list[int]]:
+        tokens = [tokenizer.encode(word, add_special_tokens=False) for word in self.labels]
+        if tokens[0] == tokens[1] or not all(tokens):
+            raise InvalidInput(f"label words {self.labels} must tokenise to different, non-empty sequences")
+        return tokens
+
+    def _prompt_ids(self, tokenizer: Any, text: str) -> list[int]:
+        # Cut the review, never the instruction: the label must follow the full template tail.
+        before, after = self.template.split("{text}")
+        tail = tokenizer.encode(after, add_special_tokens=False)
+        head = tokenizer.encode(before + text, add_special_tokens=False)
+        head = head[: max(self.max_length - len(tail), 1)]
+        return head + tail
+
+    def train_examples(
+        self, tokenizer: Any, rows: Sequence[tuple[str, int]]
+    ) -> list[tuple[list[int], list[int]]]:
+        """(input ids, labels) pairs; only the label word's tokens are learned (the rest are -100)."""
+        words = self.label_tokens(tokenizer)
+        out = []
+        for text, label in rows:
+            prompt = self._prompt_ids(tokenizer, text)
+            out.append((prompt + words[label], [-100] * len(prompt) + words[label]))
+        return out
+
+    @torch.no_grad()
+    def accuracy(
+        self, model: Any, tokenizer: Any, rows: Sequence[tuple[str, int]], batch_size: int = 16
+    ) -> float:
+        """Share of rows whose true label word has the higher total log-probability after the prompt."""
+        words = self.label_tokens(tokenizer)
+        pad = _pad_id(tokenizer)
+        correct = 0
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            seqs, spans = [], []
+            for text, _ in chunk:
+                prompt = self._prompt_ids(tokenizer, text)
+                for word in words:
+                    seqs.append(prompt + word)
+                    spans.append((len(prompt), len(word)))
+            ids, mask = _pad(seqs, pad)
+            logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+            scores = torch.empty(len(seqs))
+            for i, (at, n) in enumerate(spans):
+                # the token at position p is predicted by the logits at p - 1
+                positions = torch.arange(at - 1, at - 1 + n)
+                scores[i] = logp[i, positions, ids[i, at : at + n]].sum()
+            pred = scores.view(len(chunk), len(words)).argmax(-1)
+            correct += int((pred == torch.tensor([label for _, label in chunk])).sum())
+        return correct / max(len(rows), 1)
+
+
+def _pad_id(tokenizer: Any) -> int:
+    for attr in ("pad_token_id", "eos_token_id"):
+        value = getattr(tokenizer, attr, None)
+        if value is not None:
+            return int(value)
+    return 0
+
+
+def _pad(
+    seqs: Sequence[Sequence[int]], pad_id: int, fill: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id if fill is None else fill, dtype=torch.long)
+    mask = torch.zeros(len(seqs), width, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return ids, mask
+
+
+def lm_blocks(tokenizer: Any, texts: Sequence[str], block: int = 128) -> list[tuple[list[int], list[int]]]:
+    """Concatenate texts (separated by EOS) and cut into ``block``-token training pairs."""
+    eos = getattr(tokenizer, "eos_token_id", None)
+    stream: list[int] = []
+    for text in texts:
+        stream.extend(tokenizer.encode(text, add_special_tokens=False))
+        if eos is not None:
+            stream.append(int(eos))
+    out = []
+    for start in range(0, len(stream) - 1, block):
+        piece = stream[start : start + block]
+        if len(piece) >= 2:
+            out.append((piece, list(piece)))
+    if not out:
+        raise InvalidInput("the text is too short to make one training block; give more text")
+    return out
+
+
+def batches(
+    examples: Sequence[tuple[list[int], list[int]]],
+    batch_size: int,
+    steps: int,
+    pad_id: int = 0,
+    seed: int = 0,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """``steps`` padded batches drawn by seeded reshuffled passes over ``examples``."""
+    if not examples:
+        raise InvalidInput("no training examples; give a data file with rows")
+    rng = random.Random(seed)
+    order: list[int] = []
+    for _ in range(steps):
+        if len(order) < batch_size:
+            fresh = list(range(len(examples)))
+            rng.shuffle(fresh)
+            order.extend(fresh)
+        pick, order = order[:batch_size], order[batch_size:]
+        ids, mask = _pad([examples[i][0] for i in pick], pad_id)
+        labels, _ = _pad([examples[i][1] for i in pick], pad_id, fill=-100)
+        yield {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+@torch.no_grad()
+def perplexity(
+    model: Any, examples: Sequence[tuple[list[int], list[int]]], batch_size: int = 8, pad_id: int = 0
+) -> float:
+    """Token-weighted perplexity of ``model`` on (ids, labels) pairs."""
+    total_nll, total_tokens = 0.0, 0
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        ids, mask = _pad([e[0] for e in chunk], pad_id)
+        labels, _ = _pad([e[1] for e in chunk], pad_id, fill=-100)
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        target = labels[:, 1:]
+        nll = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100, reduction="sum"
+        )
+        total_nll += float(nll)
+        total_tokens += int((target != -100).sum())
+    return math.exp(total_nll / max(total_tokens, 1))
