@@ -1,7 +1,7 @@
 """Real-time factor of the DS2-style recogniser on one CPU core with greedy CTC decoding.
 
 RTF = processing time / audio duration, measured per utterance over held-out synthetic call speech
-(features + model + decoding, batch size 1, ``torch.set_num_threads(1)``); the issue's target is
+(features + model + decoding, batch size 1, ``torch.set_num_threads(1)``); the target is
 RTF <= 0.1. Baseline in the same run: feature extraction alone (the floor any model adds to).
 Also reported: prefix beam search (width 8) with a character 4-gram LM, and the LAS model. Weights
 are random unless ``--checkpoint`` is given (the cost of a forward pass does not depend on them).

@@ -1,6 +1,6 @@
 """Train the DS2-style model (and LAS) on synthetic call speech; CER on a held-out synthetic test set.
 
-The issue's target: CER <= 10 % on a held-out set of sentences and voice variants never seen in
+The target: CER <= 10 % on a held-out set of sentences and voice variants never seen in
 training, after <= 2 hours of training on >= 5 hours of synthetic speech on a 2-core CPU. The full
 run is one command::
 
