@@ -63,8 +63,11 @@ def test_openai_client_completions_plain_and_streaming(server: str) -> None:
     assert plain.choices[0].finish_reason in ("stop", "length")
     assert plain.usage.completion_tokens <= 8 and plain.usage.prompt_tokens > 0
     stream = client.completions.create(model="ko-test", prompt="이 영화는", max_tokens=8, temperature=0, stream=True)
-    streamed = "".join(chunk.choices[0].text for chunk in stream)
+    chunks = list(stream)
+    streamed = "".join(chunk.choices[0].text for chunk in chunks)
     assert streamed == plain.choices[0].text and streamed
+    # the last chunk says why the stream ended, as the non-streaming answer does
+    assert chunks[-1].choices[0].finish_reason == plain.choices[0].finish_reason
 
 
 def test_openai_client_chat_plain_and_streaming(server: str) -> None:

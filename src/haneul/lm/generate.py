@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Generator as TextStream
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,8 +259,11 @@ class Generator:
             results[r].prompt_tokens = len(self.encode_prompt(prompt))
         return [results[r] for r in range(len(batch))]
 
-    def stream(self, prompt: str, params: SamplingParams | None = None, **kw: Any) -> Iterator[str]:
-        """Yield the completion of ``prompt`` as text deltas while it is generated."""
+    def stream(self, prompt: str, params: SamplingParams | None = None, **kw: Any) -> TextStream[str, None, str]:
+        """Yield the completion of ``prompt`` as text deltas while it is generated.
+
+        The generator's return value is the finish reason: ``"stop"`` or ``"length"``.
+        """
         p = params or SamplingParams(**kw)
         sent = 0
         for _, ids, reason in self._run([prompt], p):
@@ -269,7 +273,7 @@ class Generator:
             if cut is not None:
                 if cut > sent:
                     yield text[sent:cut]
-                return
+                return "stop"
             safe = len(text)
             if not finished:
                 while safe > 0 and text[safe - 1] == "\ufffd":  # an unfinished UTF-8 character
@@ -279,7 +283,8 @@ class Generator:
                 yield text[sent:safe]
                 sent = safe
             if finished:
-                return
+                return reason or "stop"
+        return "length"
 
     # -- chat
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:

@@ -17,7 +17,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -231,6 +231,16 @@ async def _run_in_thread(fn: Any, *args: Any) -> Any:
     return await run_in_threadpool(fn, *args)
 
 
+def _framed(deltas: Generator[str, None, str], frame: Callable[[str], str]) -> Generator[str, None, str]:
+    """SSE frames of a text stream; returns the stream's finish reason."""
+    while True:
+        try:
+            delta = next(deltas)
+        except StopIteration as end:
+            return end.value or "stop"
+        yield frame(delta)
+
+
 def _complete(backend: _Local, req: CompletionRequest) -> Any:
     gen = backend.gen
     prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
@@ -247,9 +257,9 @@ def _complete(backend: _Local, req: CompletionRequest) -> Any:
 
         def events() -> Iterator[str]:
             with backend.lock:
-                for delta in gen.stream(prompts[0], params):
-                    yield _sse({**base, "choices": [{"text": delta, "index": 0, "logprobs": None, "finish_reason": None}]})
-                done = {"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}
+                reason = yield from _framed(gen.stream(prompts[0], params), lambda delta: _sse(
+                    {**base, "choices": [{"text": delta, "index": 0, "logprobs": None, "finish_reason": None}]}))
+                done = {"text": "", "index": 0, "logprobs": None, "finish_reason": reason}
                 yield _sse({**base, "choices": [done]})
                 yield "data: [DONE]\n\n"
 
@@ -282,9 +292,9 @@ def _chat(backend: _Local, req: ChatRequest) -> Any:
             chunk = {**base, "object": "chat.completion.chunk"}
             yield _sse({**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
             with backend.lock:
-                for delta in gen.stream(prompt, params):
-                    yield _sse({**chunk, "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": None}]})
-            yield _sse({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                reason = yield from _framed(gen.stream(prompt, params), lambda delta: _sse(
+                    {**chunk, "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": None}]}))
+            yield _sse({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]})
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
