@@ -6,7 +6,6 @@ import getpass
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from haneul.errors import InvalidInput
+from haneul.platform.format import age
 
 console = Console()
 ACTIVE = ("queued", "running")
@@ -36,16 +36,6 @@ def _client() -> Any:
     from haneul.platform.client import Client
 
     return Client()
-
-
-def _age(ts: float | None) -> str:
-    if not ts:
-        return "-"
-    s = max(0, int(time.time() - ts))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= size:
-            return f"{s // size}{unit}"
-    return f"{s}s"
 
 
 def _print_json(obj: Any) -> None:
@@ -132,7 +122,7 @@ def ps(
     for s in res["items"]:
         shown = "  ".join(f"{k}={v:.4g}" for k, v in list(s.get("metrics", {}).items())[:4])
         color = colors.get(s["status"], "white")
-        table.add_row(str(s["id"]), s["name"], f"[{color}]{s['status']}[/]", s["owner"], _age(s["created_at"]), shown)
+        table.add_row(str(s["id"]), s["name"], f"[{color}]{s['status']}[/]", s["owner"], age(s["created_at"]), shown)
     console.print(table)
 
 
@@ -254,5 +244,5 @@ def checkpoints(
     for col in ("name", "kind", "size", "sha256", "age"):
         table.add_column(col)
     for c in items:
-        table.add_row(c["name"], c["kind"], f"{c['size']:,}", c["sha256"][:16], _age(c["created_at"]))
+        table.add_row(c["name"], c["kind"], f"{c['size']:,}", c["sha256"][:16], age(c["created_at"]))
     console.print(table)

@@ -192,35 +192,27 @@ def create_router(models: Mapping[str, str] | None = None, *, pool: ModelPool | 
         ]
         return {"object": "list", "data": data}
 
-    @router.post("/completions")
-    async def completions(request: Request) -> Any:
+    async def handle(request: Request, model: type[CompletionRequest] | type[ChatRequest], path: str,
+                     run: Callable[[_Local, Any], Any]) -> Any:
         try:
             body = await request.json()
-            req = CompletionRequest.model_validate(body)
+            req = model.model_validate(body)
             source = pool.source(req.model)
             if source.kind == "remote":
-                return _passthrough(source, "/completions", body)
-            backend = pool.local(source)
-            return await _run_in_thread(_complete, backend, req)
+                return _passthrough(source, path, body)
+            return await _run_in_thread(run, pool.local(source), req)
         except HaneulError as exc:
             return _error(exc)
         except ValueError as exc:  # JSON or validation problems in the request body
             return _error(InvalidInput(f"invalid request body: {exc}".splitlines()[0]))
 
+    @router.post("/completions")
+    async def completions(request: Request) -> Any:
+        return await handle(request, CompletionRequest, "/completions", _complete)
+
     @router.post("/chat/completions")
     async def chat(request: Request) -> Any:
-        try:
-            body = await request.json()
-            req = ChatRequest.model_validate(body)
-            source = pool.source(req.model)
-            if source.kind == "remote":
-                return _passthrough(source, "/chat/completions", body)
-            backend = pool.local(source)
-            return await _run_in_thread(_chat, backend, req)
-        except HaneulError as exc:
-            return _error(exc)
-        except ValueError as exc:
-            return _error(InvalidInput(f"invalid request body: {exc}".splitlines()[0]))
+        return await handle(request, ChatRequest, "/chat/completions", _chat)
 
     return router
 

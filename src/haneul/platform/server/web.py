@@ -7,7 +7,6 @@ plotly.js is served from the installed ``plotly`` package: no CDN, no build step
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from haneul.platform.format import age
 from haneul.platform.server.deps import PlatformDep
 
 HERE = Path(__file__).with_name("web")
@@ -22,21 +22,11 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
 
 
-def _age(ts: float | None) -> str:
-    if not ts:
-        return "-"
-    s = max(0, int(time.time() - ts))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= size:
-            return f"{s // size}{unit}"
-    return f"{s}s"
-
-
 def _fmt_value(v: float | None) -> str:
     return "-" if v is None else f"{v:.4g}"
 
 
-templates.env.filters["age"] = _age
+templates.env.filters["age"] = age
 templates.env.filters["num"] = _fmt_value
 
 
