@@ -40,6 +40,28 @@ def _time(fn) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - t0
 
 
+@torch.inference_mode()
+def teacher_forced(ours, hf_model, seq: torch.Tensor, n_prompt: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Feed transformers' greedy sequence through haneul's decoding path token by token and compare
+    the logits with one full transformers forward pass: free-running greedy outputs part ways at the
+    first near-tie, so this is the figure that says whether the two compute the same function."""
+    from haneul.lm.model import KVCache
+
+    model = ours.model
+    fused = model.fuse_projections()
+    ref = hf_model(seq[None]).logits[0, n_prompt - 1 : -1]
+    cache = KVCache.empty(model.config, 1, len(seq), torch.device("cpu"), next(model.parameters()).dtype)
+    pos = torch.arange(len(seq))[None]
+    rows = [model.forward_cached(seq[None, :n_prompt], cache, pos[:, :n_prompt], last_only=True, fused=fused)[0, -1]]
+    for i in range(n_prompt, len(seq) - 1):
+        rows.append(model.forward_cached(seq[None, i : i + 1], cache, pos[:, i : i + 1], fused=fused)[0, -1])
+    mine = torch.stack(rows)
+    return {
+        "max_abs_logit_diff": float((mine - ref).abs().max()),
+        "argmax_agreement": float((mine.argmax(-1) == ref.argmax(-1)).float().mean()),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="generation tokens/s vs transformers")
     ap.add_argument("--quick", action="store_true", help="32 new tokens, one repeat (under a minute after the first conversion)")
@@ -88,8 +110,11 @@ def main() -> None:
         }
         if batch == 1:
             mine = run_ours()[0]
-            theirs = run_hf()[0, enc.input_ids.shape[1] :].tolist()
+            full = run_hf()[0]
+            theirs = full[enc.input_ids.shape[1] :].tolist()
             agree = sum(a == b for a, b in zip(mine, theirs, strict=False)) / new
+            same_prefix = next((i for i, (a, b) in enumerate(zip(mine, theirs, strict=False)) if a != b), new)
+            forced = teacher_forced(ours, hf_model, full, enc.input_ids.shape[1])
         print(json.dumps({batch: rows[f"batch_{batch}"]}), file=sys.stderr)
     result = {
         "benchmark": "lm_generate",
@@ -100,6 +125,8 @@ def main() -> None:
         "decoding": "greedy",
         **rows,
         "greedy_agreement_batch_1": agree,
+        "greedy_identical_prefix_batch_1": same_prefix,
+        "teacher_forced_batch_1": forced,
         "target_speedup_batch_1": 1.2,
         "quick": args.quick,
         "load_average_1min": os.getloadavg()[0],

@@ -57,9 +57,12 @@ def test_loads_a_transformers_folder(tmp_path: Path) -> None:
         torch.testing.assert_close(ours(idx)[0], ref(idx).logits, rtol=1e-4, atol=1e-4)
 
 
-def test_kv_cache_with_left_padding_matches_full_forward() -> None:
+@pytest.mark.parametrize("fused", [False, True])
+def test_kv_cache_with_left_padding_matches_full_forward(fused: bool) -> None:
     torch.manual_seed(0)
     model = GPT(TINY).eval()
+    if fused:
+        assert model.fuse_projections() and model.projections_fused()
     a = torch.randint(0, 97, (7,))
     b = torch.randint(0, 97, (4,))
     full_a, _ = model(a[None])
@@ -70,16 +73,46 @@ def test_kv_cache_with_left_padding_matches_full_forward() -> None:
     key_mask = torch.tensor([[1] * 7, [0] * pad + [1] * 4])
     positions = (key_mask.cumsum(-1) - 1).clamp(min=0)
     cache = KVCache.empty(TINY, 2, 16, torch.device("cpu"), torch.float32)
-    logits = model.forward_cached(idx, cache, positions, key_mask)
+    logits = model.forward_cached(idx, cache, positions, key_mask, fused=fused)
     torch.testing.assert_close(logits[0], full_a[0], rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(logits[1, pad:], full_b[0], rtol=1e-4, atol=1e-4)
     nxt = torch.tensor([[5], [6]])
     key_mask = torch.cat([key_mask, torch.ones(2, 1, dtype=torch.long)], dim=1)
-    step = model.forward_cached(nxt, cache, positions[:, -1:] + 1, key_mask)
+    step = model.forward_cached(nxt, cache, positions[:, -1:] + 1, key_mask, fused=fused)
     ref_a, _ = model(torch.cat([a, torch.tensor([5])])[None])
     ref_b, _ = model(torch.cat([b, torch.tensor([6])])[None])
     torch.testing.assert_close(step[0, 0], ref_a[0, -1], rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(step[1, 0], ref_b[0, -1], rtol=1e-4, atol=1e-4)
+
+
+def test_fused_projections_share_the_weights(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = GPT(TINY)
+    idx = torch.randint(0, 97, (1, 6))
+    assert model.fuse_projections()
+    attn = model.model.layers[0].self_attn
+    # an optimiser step writes the Linear weights in place: the fused matrix sees it
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    model(idx, targets=idx)[1].backward()  # type: ignore[union-attr]
+    opt.step()
+    assert model.projections_fused()
+    torch.testing.assert_close(attn._qkv[: attn.q_proj.weight.shape[0]], attn.q_proj.weight.detach())
+    # safetensors refuses tensors that share a buffer; saving still works and round-trips
+    model.save_pretrained(tmp_path)
+    back = GPT.from_pretrained(tmp_path)
+    torch.testing.assert_close(back(idx)[0], model.eval()(idx)[0])
+    # a dtype change replaces the weights: the fused path is off until fused again
+    model.to(torch.float64)
+    assert not model.projections_fused()
+    assert model.fuse_projections() and attn._qkv.dtype == torch.float64
+
+
+def test_fusion_leaves_wrapped_layers_alone() -> None:
+    model = GPT(TINY)
+    layer = model.model.layers[1].mlp
+    layer.up_proj = torch.nn.Sequential(layer.up_proj)  # stands in for a LoRA or quantised wrapper
+    assert not model.fuse_projections()
+    assert not model.projections_fused()
 
 
 def test_context_window_enforced() -> None:

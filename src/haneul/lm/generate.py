@@ -110,11 +110,11 @@ class Generator:
         self.chat_template = chat_template
         eos = model.config.eos_token_id
         self.eos_ids = {int(eos)} if eos is not None else set()
-        tok_eos = getattr(tokenizer, "eos_id", None)
-        try:
+        try:  # a tokenizer without an end-of-text token (e.g. one that uses </s>) has no eos_id
+            tok_eos = getattr(tokenizer, "eos_id", None)
             if tok_eos is not None:
                 self.eos_ids.add(int(tok_eos))
-        except TypeError:
+        except (TypeError, LookupError):
             pass
         for special in ("<|im_end|>",):
             tid = tokenizer.token_to_id(special)
@@ -204,10 +204,11 @@ class Generator:
             gen.manual_seed(p.seed)
         dtype = next(self.model.parameters()).dtype
         cache = KVCache.empty(self.model.config, B, longest + budget, dev, dtype)
+        fused = self.model.fuse_projections()
         done = [False] * B
         context = idx
         logits = self.model.forward_cached(
-            idx, cache, positions, key_mask[:, :longest] if padded else None, last_only=True
+            idx, cache, positions, key_mask[:, :longest] if padded else None, last_only=True, fused=fused
         )[:, -1]
         pos = positions[:, -1:]
         for step in range(budget):
@@ -231,7 +232,7 @@ class Generator:
             context = torch.cat([context, nxt[:, None]], dim=1)
             pos = pos + 1
             mask = key_mask[:, : cache.length + 1] if padded else None
-            logits = self.model.forward_cached(nxt[:, None], cache, pos, mask)[:, -1]
+            logits = self.model.forward_cached(nxt[:, None], cache, pos, mask, fused=fused)[:, -1]
 
     def generate(self, prompts: str | Sequence[str], params: SamplingParams | None = None, **kw: Any) -> list[Completion]:
         """Complete one prompt or a batch; returns one :class:`Completion` per prompt."""

@@ -34,6 +34,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32:  # one fused kernel; the same arithmetic as below
+            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
         # normalise in fp32 as Llama does; the result goes back to the activation dtype
         h = x.float()
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
@@ -47,6 +49,18 @@ def rope_tables(cfg: GPTConfig, positions: torch.Tensor, dtype: torch.dtype) -> 
     freqs = positions.float()[..., None] * inv_freq  # [B, T, hd/2]
     emb = torch.cat([freqs, freqs], dim=-1)[:, None]
     return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def rope_cache(cfg: GPTConfig, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sign-folded sin for every position of the context window, each [max_seq_len, head_dim].
+
+    The sin table's first half is negated, so that ``x * cos + x.roll(head_dim // 2, -1) * sin`` is
+    :func:`apply_rope` (the same products, exactly) in two fewer operations per call.
+    """
+    cos, sin = rope_tables(cfg, torch.arange(cfg.max_seq_len, device=device)[None], dtype)
+    cos, sin = cos[0, 0], sin[0, 0]
+    half = cfg.head_dim // 2
+    return cos, torch.cat([-sin[:, :half], sin[:, half:]], dim=-1)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -189,6 +203,51 @@ class GPT(nn.Module):
         return logits, loss
 
     # -- generation path
+    def fuse_projections(self) -> bool:
+        """Keep each layer's q/k/v weights in one matrix and its gate/up weights in another.
+
+        The ``nn.Linear`` weights become views into those matrices (no extra memory; an optimiser or
+        ``load_state_dict`` writing them in place updates the fused copy too), so a decoding step runs
+        four matrix products per layer instead of seven. Layers that are not plain ``nn.Linear``
+        (quantised, LoRA-wrapped) are left alone; returns whether the whole model is fused.
+        """
+        if self.projections_fused():
+            return True
+        if not all(type(lin) is nn.Linear for lin in self._fusable()):
+            return False
+        with torch.inference_mode(False), torch.no_grad():
+            for block in self.model.layers:
+                a, m = block.self_attn, block.mlp
+                a._qkv = _pack(a.q_proj, a.k_proj, a.v_proj)
+                m._gate_up = _pack(m.gate_proj, m.up_proj)
+        return True
+
+    def projections_fused(self) -> bool:
+        """True while every fused matrix still backs the live weights (a ``.to()`` or a replaced
+        layer breaks the link, and generation falls back to the separate products)."""
+        for block in self.model.layers:
+            a, m = block.self_attn, block.mlp
+            if not (_backs(getattr(a, "_qkv", None), a.q_proj, a.k_proj, a.v_proj)
+                    and _backs(getattr(m, "_gate_up", None), m.gate_proj, m.up_proj)):
+                return False
+        return True
+
+    def _fusable(self) -> list[nn.Module]:
+        out: list[nn.Module] = []
+        for block in self.model.layers:
+            a, m = block.self_attn, block.mlp
+            out += [a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj]
+        return out
+
+    def _rope(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (device, dtype, self.config.max_seq_len)
+        cached = getattr(self, "_rope_cache", None)
+        if cached is None or cached[0] != key:
+            with torch.inference_mode(False), torch.no_grad():
+                cached = (key, rope_cache(self.config, device, dtype))
+            self._rope_cache = cached
+        return cached[1]
+
     @torch.inference_mode()
     def forward_cached(
         self,
@@ -197,15 +256,16 @@ class GPT(nn.Module):
         positions: torch.Tensor,
         key_mask: torch.Tensor | None = None,
         last_only: bool = False,
+        fused: bool = False,
     ) -> torch.Tensor:
         """Logits of the new tokens ``idx`` [B, T] at ``positions`` [B, T], attending to the cache.
 
         ``key_mask`` [B, cache.length + T] marks real (non-padding) tokens; ``None`` means no padding.
         ``last_only`` computes the logits of the last position only (all a sampler needs after a prompt).
+        ``fused`` takes the decoding fast path; the caller vouches for :meth:`projections_fused`.
         """
         B, T = idx.shape
         x = self.model.embed_tokens(idx)
-        cos, sin = rope_tables(self.config, positions, x.dtype)
         total = cache.length + T
         mask = None
         if key_mask is not None or (T > 1 and cache.length > 0):
@@ -216,12 +276,46 @@ class GPT(nn.Module):
                 mask = mask & key_mask[:, None, None, :total].bool()
                 # a padded query row with no visible key would give NaN; let it see itself
                 mask = mask | (causal & ~ones.tril(diagonal=cache.length - 1))[None, None]
-        for i, block in enumerate(self.model.layers):
-            x = block(x, cos, sin, cache=cache, layer=i, mask=mask)
+        if fused:
+            cos_t, sin_t = self._rope(x.device, x.dtype)
+            x = self._decode_layers(x, cos_t[positions][:, :, None], sin_t[positions][:, :, None], cache, mask)
+        else:
+            cos, sin = rope_tables(self.config, positions, x.dtype)
+            for i, block in enumerate(self.model.layers):
+                x = block(x, cos, sin, cache=cache, layer=i, mask=mask)
         cache.length = total
         if last_only:
             x = x[:, -1:]
         return self.lm_head(self.model.norm(x))
+
+    def _decode_layers(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The layers of :meth:`forward_cached` on fused weights, in one loop without module calls
+        (at batch 1 a step is short enough that per-call overhead is a visible share of it).
+        ``cos``/``sin`` are [B, T, 1, head_dim] from :func:`rope_cache`."""
+        c = self.config
+        B, T, _ = x.shape
+        H, Hkv, hd = c.n_head, c.n_kv_head, c.head_dim
+        start, end = cache.length, cache.length + T
+        gqa = Hkv != H
+        for i, block in enumerate(self.model.layers):
+            a, m = block.self_attn, block.mlp
+            qkv = F.linear(block.input_layernorm(x), a._qkv).view(B, T, H + 2 * Hkv, hd)
+            qk = qkv[:, :, : H + Hkv]
+            qk = qk * cos + qk.roll(hd // 2, -1) * sin  # RoPE on queries and keys at once
+            q = qk[:, :, :H].transpose(1, 2)  # [B, H, T, hd]
+            cache.k[i][:, :, start:end] = qk[:, :, H:].transpose(1, 2)
+            cache.v[i][:, :, start:end] = qkv[:, :, H + Hkv :].transpose(1, 2)
+            k, v = cache.k[i][:, :, :end], cache.v[i][:, :, :end]
+            if mask is None:
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, enable_gqa=gqa)
+            else:
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+            x = x + F.linear(y.transpose(1, 2).reshape(B, T, H * hd), a.o_proj.weight)
+            gate, up = F.linear(block.post_attention_layernorm(x), m._gate_up).chunk(2, dim=-1)
+            x = x + F.linear(F.silu(gate) * up, m.down_proj.weight)
+        return x
 
     # -- Hugging Face folder format
     def save_pretrained(self, out_dir: str | os.PathLike[str], extra: dict[str, object] | None = None) -> Path:
@@ -232,7 +326,7 @@ class GPT(nn.Module):
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        state = {k: _own_storage(v.detach().cpu()) for k, v in self.state_dict().items()}
         if self.config.tie_embeddings:
             state.pop("lm_head.weight", None)
         with atomic_open(out / "model.safetensors", "wb") as fh:
@@ -272,3 +366,33 @@ class GPT(nn.Module):
             )
         return model.to(dtype).eval()
 
+
+
+def _pack(*linears: nn.Linear) -> torch.Tensor:
+    """Concatenate the weights of ``linears`` row-wise and make each weight a view into the result."""
+    packed = torch.cat([lin.weight.detach() for lin in linears], dim=0)
+    row = 0
+    for lin in linears:
+        n = lin.weight.shape[0]
+        lin.weight.data = packed[row : row + n]
+        row += n
+    return packed
+
+
+def _own_storage(t: torch.Tensor) -> torch.Tensor:
+    """``t`` itself, or a copy when it is a view into a bigger buffer (fused projections), which
+    safetensors refuses to save."""
+    if t.untyped_storage().nbytes() != t.numel() * t.element_size():
+        return t.clone()
+    return t.contiguous()
+
+
+def _backs(packed: torch.Tensor | None, *linears: nn.Module) -> bool:
+    if packed is None:
+        return False
+    base, step, row = packed.data_ptr(), packed.element_size() * packed.shape[1], 0
+    for lin in linears:
+        if type(lin) is not nn.Linear or lin.weight.data_ptr() != base + row * step:
+            return False
+        row += lin.weight.shape[0]
+    return row == packed.shape[0]
