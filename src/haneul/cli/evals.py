@@ -70,6 +70,10 @@ def run(
                                       "when available, else cpu)."),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for standard errors."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of tables."),
+    publish: bool | None = typer.Option(None, "--publish/--no-publish", help="Send the results to the haneul "
+                                        "server's /evals page. Default: publish when a server is configured "
+                                        "(HANEUL_SERVER, always set inside platform sessions). A server that "
+                                        "cannot be reached gives a warning; the local results stay."),
 ) -> None:
     """Score MODEL on tasks with 0..k-shot prompts and write a JSON + Markdown report."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -101,11 +105,31 @@ def run(
             bar.update(handle, completed=done, total=total, description=name)
 
         results = run_eval(backend, runs, config, out_dir, progress=progress)
+    _auto_publish(results, out_dir, publish)
     if as_json:
         typer.echo(json.dumps(results, ensure_ascii=False, indent=2))
         return
     _print_results(results)
     console.print(f"report: {out_dir / 'results.md'}")
+
+
+def _auto_publish(results: dict, out_dir: Path, wanted: bool | None) -> None:
+    """Publish after results.json is on disk, so the run survives a server that is down."""
+    from haneul.settings import get_settings
+
+    settings = get_settings()
+    if wanted is False or (wanted is None and not settings.server):
+        return
+    from haneul.errors import HaneulError
+    from haneul.evals.publish import publish
+
+    try:
+        info = publish(results, server=settings.server_url)
+    except HaneulError as exc:
+        typer.echo(f"warning: results not published ({exc.message}); they are kept in {out_dir / 'results.json'}"
+                   f" — retry with `haneul eval publish {out_dir}`", err=True)
+        return
+    typer.echo(f"published: run {info['id']} on {settings.server_url}/evals", err=True)
 
 
 def _print_results(results: dict) -> None:
@@ -155,3 +179,25 @@ def show(
         typer.echo(json.dumps(results, ensure_ascii=False, indent=2))
     else:
         _print_results(results)
+
+
+@app.command("publish")
+def publish_cmd(
+    results: Path = typer.Argument(..., help="A results.json written by `haneul eval run`, or its --out folder."),
+    server: str | None = typer.Option(None, "--server", help="Server URL. Default: HANEUL_SERVER, else "
+                                      "http://HANEUL_HOST:HANEUL_PORT."),
+    session: str | None = typer.Option(None, "--session", help="Platform session id to link the run to "
+                                       "(default: HANEUL_SESSION when set)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the stored run's summary as JSON."),
+) -> None:
+    """Upload a finished run to the server's results page (/evals). Publishing a run twice keeps one copy."""
+    from haneul.evals.publish import publish, read_results
+    from haneul.settings import get_settings
+
+    url = (server or get_settings().server_url).rstrip("/")
+    info = publish(read_results(results), server=url, session=session)
+    if as_json:
+        typer.echo(json.dumps(info, ensure_ascii=False, indent=2))
+        return
+    state = "published" if info.get("created") else "already published"
+    typer.echo(f"{state}: run {info['id']} ({info['model']}: {', '.join(info['tasks'])}) on {url}/evals")

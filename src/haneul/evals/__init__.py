@@ -2,7 +2,8 @@
 
 Tasks (NSMC, KorNLI, KorSTS, KLUE, KorQuAD, KoBEST, KMMLU / HAE-RAE and YAML specs for users' own
 data) are scored by option log-likelihood or generation against any backend: a Hugging Face model
-folder, the embedded SmolLM2, or an OpenAI-compatible endpoint. This is the in-context evaluation of
+folder, the embedded SmolLM2, or an OpenAI-compatible endpoint; finished runs can be published to
+the platform server's models × tasks results page. This is the in-context evaluation of
 HyperCLOVA (Kim et al., 2021, section 4) and the harness of the corpus study (Shin et al., 2022).
 """
 
@@ -25,7 +26,9 @@ from haneul.evals.metrics import (
     normalize_answer,
 )
 from haneul.evals.prompts import build_context, sample_demos
+from haneul.evals.publish import publish, read_results
 from haneul.evals.runner import EvalConfig, TaskRun, markdown_report, parse_task_arg, run_eval
+from haneul.evals.store import ResultStore, leaderboard, validate_results
 from haneul.evals.tasks import Example, Task, get_task, list_tasks, load_task_spec
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "Example",
     "HFBackend",
     "OpenAIBackend",
+    "ResultStore",
     "Task",
     "TaskRun",
     "bootstrap_stderr",
@@ -45,12 +49,16 @@ __all__ = [
     "exact_match",
     "get_task",
     "korquad_scores",
+    "leaderboard",
     "list_tasks",
     "load_backend",
     "load_task_spec",
     "markdown_report",
     "normalize_answer",
     "parse_task_arg",
+    "publish",
+    "read_results",
     "run_eval",
     "sample_demos",
+    "validate_results",
 ]

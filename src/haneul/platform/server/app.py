@@ -26,6 +26,7 @@ EXTRA_ROUTERS = {
     "haneul.lm.serve": "create_router",
     "haneul.rec.api": "create_router",
     "haneul.dialog.api": "create_router",
+    "haneul.evals.api": "create_router",
 }
 
 
