@@ -15,7 +15,8 @@ app = typer.Typer(
 memory_app = typer.Typer(help="Show, update, audit and revert one person's memory.", no_args_is_help=True)
 app.add_typer(memory_app, name="memory")
 
-DB_HELP = "SQLAlchemy URL of the memory database (default: sqlite under HANEUL_HOME/dialog/memory.db)."
+DB_HELP = ("SQLAlchemy URL of the memory database (default: the haneul server's platform database when "
+           "HANEUL_SERVER is set, else sqlite under HANEUL_HOME/dialog/memory.db).")
 OPERATOR_HELP = "Memory operator: auto (trained classifier if any, else lexical), classifier, lm, lexical, append-only, latest-only."
 MODEL_HELP = "Trained classifier: a name under HANEUL_HOME/dialog/operators or a model folder."
 ENDPOINT_HELP = "OpenAI-compatible base URL for LM backends, e.g. http://127.0.0.1:8000/v1."
@@ -111,7 +112,6 @@ def memory_update(
     """Update PERSON's memory with one session's summary sentences and store the new version."""
     _quiet_warnings()
     from haneul.dialog.memory import Memory
-    from haneul.dialog.operators import get_operator
     from haneul.errors import InvalidInput, NotFound
 
     summary = list(sentences or [])
@@ -121,8 +121,9 @@ def memory_update(
         summary += file.read_text(encoding="utf-8").splitlines()
     if not any(s.strip() for s in summary):
         raise InvalidInput("no summary sentences given; pass them as arguments or with --file FILE")
-    op = get_operator(operator, model=model, endpoint=endpoint, lm_model=lm_model, timeout=timeout)
-    res = Memory.load(person, url=db).update(summary, operator=op, session=session)
+    # the operator is passed by name: with a server configured, the server runs it
+    res = Memory.load(person, url=db).update(summary, operator=operator, session=session, model=model,
+                                             endpoint=endpoint, lm_model=lm_model, timeout=timeout)
     if as_json:
         _print_json(res.to_dict())
     else:
@@ -188,7 +189,9 @@ def memory_revert(
 def summarize(
     data: Path = typer.Argument(..., help="A JSON list of {role, text} turns, or a CareCall-memory file with --session."),
     session: str | None = typer.Option(None, "--session", help="guid of the session to summarise in a CareCall-memory file."),
-    backend: str = typer.Option("extractive", "--backend", help="extractive (no LM) or lm (OpenAI-compatible endpoint)."),
+    backend: str = typer.Option("extractive", "--backend",
+                                help="extractive (no LM), lm (OpenAI-compatible endpoint) or finetuned (a folder from train-summarizer, --model)."),
+    model: Path | None = typer.Option(None, "--model", help="Fine-tuned summariser folder for --backend finetuned."),
     endpoint: str | None = typer.Option(None, "--endpoint", help=ENDPOINT_HELP),
     lm_model: str | None = typer.Option(None, "--lm-model", help="Model name sent to the endpoint."),
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the LM before falling back to extractive."),
@@ -215,7 +218,7 @@ def summarize(
             raise InvalidInput(f"{data} is not valid JSON (line {exc.lineno}); fix the file") from None
         if isinstance(dialogue, list) and dialogue and isinstance(dialogue[0], list):
             raise InvalidInput(f"{data.name} is a CareCall-memory file; pick a session with --session GUID")
-    res = get_summarizer(backend, endpoint=endpoint, lm_model=lm_model, timeout=timeout).summarize(dialogue, memory)
+    res = get_summarizer(backend, endpoint=endpoint, lm_model=lm_model, timeout=timeout, model=model).summarize(dialogue, memory)
     if as_json:
         _print_json(res.to_dict())
         return
@@ -294,6 +297,45 @@ def train_operator_cmd(
         typer.echo(f"saved the memory operator to {path}")
 
 
+@app.command("train-summarizer")
+def train_summarizer_cmd(
+    data: list[Path] = typer.Option(..., "--data", help="CareCall-memory-format JSON file(s) of (dialogue, summary) sessions; repeatable."),
+    base: str = typer.Option(..., "--base", help="Causal LM to fine-tune: a Hugging Face (Llama-compatible) model folder, 'smollm2' or a name known to `haneul lm`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Write the fine-tuned summariser folder here (use it with --backend finetuned --model DIR)."),
+    steps: int = typer.Option(200, "--steps", help="Optimisation steps."),
+    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate (default: 2e-5 full, 2e-4 with --lora)."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Packed rows per step."),
+    seq_len: int = typer.Option(1024, "--seq-len", help="Tokens per packed row; longer sessions are cut (and skipped when the summary falls off)."),
+    lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters (merged back into the saved model) instead of all weights."),
+    device: str | None = typer.Option(None, "--device", help="torch device (default: cuda when available, else cpu)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
+) -> None:
+    """Fine-tune a causal LM into a session summariser on (dialogue, summary) pairs of CareCall-memory files."""
+    _quiet_warnings()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from haneul.dialog.data import load_carecall
+    from haneul.dialog.finetune import SummarizerTrainConfig, train_summarizer
+
+    episodes = [ep for d in data for ep in load_carecall(d)]
+    cfg = SummarizerTrainConfig(steps=steps, lr=lr, batch_size=batch_size, seq_len=seq_len, lora=lora, device=device,
+                                seed=seed)
+    with Progress(TextColumn("fine-tuning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                  disable=as_json) as bar:
+        task = bar.add_task("train", total=steps, info="")
+
+        def on_step(step: int, loss: float) -> None:
+            bar.update(task, completed=step + 1, info=f"loss {loss:.3f}")
+
+        info = train_summarizer(episodes, base, out, cfg, on_step=on_step)
+    if as_json:
+        _print_json(info)
+    else:
+        typer.echo(f"saved the summariser to {out} ({info['sessions']} sessions, {info['steps']} steps, "
+                   f"loss {info['first_loss']:.3f} → {info['final_loss']:.3f})")
+
+
 @app.command("eval")
 def eval_cmd(
     data: Path = typer.Option(..., "--data", help="CareCall-memory-format JSON file to evaluate memory updates on."),
@@ -304,7 +346,8 @@ def eval_cmd(
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the LM before falling back."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also score append-only and latest-only."),
     summarizer: str = typer.Option("reference", "--summarizer",
-                                   help="reference: the file's summaries; extractive or lm: summarise each session's dialogue first (scores the whole pipeline, no op accuracy)."),
+                                   help="reference: the file's summaries; extractive, lm or finetuned: summarise each session's dialogue first (scores the whole pipeline, no op accuracy)."),
+    summarizer_model: Path | None = typer.Option(None, "--summarizer-model", help="Fine-tuned summariser folder for --summarizer finetuned."),
     threshold: float = typer.Option(0.5, "--threshold", help="Character-bigram Jaccard at which a predicted sentence matches a reference one."),
     as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
 ) -> None:
@@ -326,7 +369,7 @@ def eval_cmd(
     if summarizer != "reference":
         from haneul.dialog.summarizer import get_summarizer
 
-        summ = get_summarizer(summarizer, endpoint=endpoint, lm_model=lm_model, timeout=timeout)
+        summ = get_summarizer(summarizer, endpoint=endpoint, lm_model=lm_model, timeout=timeout, model=summarizer_model)
     with Progress(disable=as_json, transient=True) as bar:
         task = bar.add_task("evaluating", total=None)
         report = evaluate(episodes, ops, threshold=threshold, summarizer=summ,

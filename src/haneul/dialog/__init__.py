@@ -3,7 +3,8 @@
 A person's memory is a versioned list of short sentences (:class:`Memory`). After each session a
 summariser extracts the new facts, a memory operator labels every (memory, summary) sentence pair and
 the pair labels are resolved into the next version; a responder brings remembered facts back into
-the conversation. torch is imported only by the classifier (:mod:`haneul.dialog.model`).
+the conversation. Memory is kept in the platform database through the haneul server when one is
+configured (``HANEUL_SERVER``), in a local SQLite file otherwise. torch is imported only by the classifier (:mod:`haneul.dialog.model`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from haneul.dialog.data import (
 )
 from haneul.dialog.evaluate import EvalReport, evaluate
 from haneul.dialog.lm import ChatClient, LMUnavailable
-from haneul.dialog.memory import Memory, MemoryStore, MemoryVersion
+from haneul.dialog.memory import Memory, MemoryStore, MemoryVersion, open_store
 from haneul.dialog.operators import (
     OPS,
     AppendOnly,
@@ -40,13 +41,17 @@ from haneul.dialog.operators import (
     get_operator,
     resolve,
 )
+from haneul.dialog.remote import HttpMemoryStore
 from haneul.dialog.responder import Responder, Response, bm25_rank
 from haneul.dialog.summarizer import (
     ExtractiveSummarizer,
+    FineTunedSummarizer,
     LMSummarizer,
     Summarizer,
     SummaryResult,
+    finetune_prompt,
     get_summarizer,
+    summary_examples,
 )
 from haneul.dialog.text import MATCH_THRESHOLD, MAX_SENTENCE_CHARS, DialogWarning, similarity
 
@@ -57,6 +62,8 @@ _LAZY = {
     "save_classifier": "haneul.dialog.model",
     "TrainConfig": "haneul.dialog.train",
     "train_operator": "haneul.dialog.train",
+    "SummarizerTrainConfig": "haneul.dialog.finetune",
+    "train_summarizer": "haneul.dialog.finetune",
 }
 
 
@@ -78,7 +85,9 @@ __all__ = [
     "DialogSession",
     "DialogWarning",
     "EvalReport",
+    "HttpMemoryStore",
     "ExtractiveSummarizer",
+    "FineTunedSummarizer",
     "LMOperator",
     "LMSummarizer",
     "LMUnavailable",
@@ -95,6 +104,7 @@ __all__ = [
     "Responder",
     "Response",
     "Summarizer",
+    "SummarizerTrainConfig",
     "SummaryResult",
     "TrainConfig",
     "Transition",
@@ -104,17 +114,21 @@ __all__ = [
     "derive_pair_ops",
     "derive_pairs",
     "evaluate",
+    "finetune_prompt",
     "get_operator",
     "get_summarizer",
     "load_carecall",
     "load_classifier",
     "load_kornli",
     "load_pairs",
+    "open_store",
     "parse_episodes",
     "resolve",
     "save_classifier",
     "similarity",
+    "summary_examples",
     "train_operator",
+    "train_summarizer",
     "transitions",
     "write_pairs",
 ]

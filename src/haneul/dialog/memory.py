@@ -5,10 +5,13 @@ session (§3). Here every update is a new *version*: the full sentence list plus
 and the summary that produced it, so the history is auditable and any version can be restored
 (:meth:`Memory.revert` writes a new version equal to the old one; nothing is ever overwritten).
 
-The store is a local SQLite file ``HANEUL_HOME/dialog/memory.db`` by default, or any SQLAlchemy URL
-(``sqlite:///...``, ``postgresql+psycopg://...``). One update is one transaction that inserts the
-version row and its operation rows together: a crash mid-update leaves the previous version as the
-latest, and two writers racing for the same version number get :class:`~haneul.errors.Conflict`.
+Where memory lives (:func:`open_store`): an explicit SQLAlchemy URL always wins (``sqlite:///...``,
+``postgresql+psycopg://...``); otherwise, when a haneul server is configured (``HANEUL_SERVER``, also
+set inside platform sessions), the server's ``/api/v1/dialog`` routes keep it in the platform database
+(:class:`~haneul.dialog.remote.HttpMemoryStore`); otherwise a local SQLite file
+``HANEUL_HOME/dialog/memory.db``. One update is one transaction that inserts the version row and its
+operation rows together: a crash mid-update leaves the previous version as the latest, and two writers
+racing for the same version number get :class:`~haneul.errors.Conflict`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +41,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from haneul.dialog.operators import Op, Operator, PairOp, UpdateResult, get_operator
-from haneul.dialog.text import MAX_SENTENCE_CHARS
+from haneul.dialog.text import MAX_SENTENCE_CHARS, DialogWarning
 from haneul.errors import Conflict, InvalidInput, NotFound, StorageError
 
 
@@ -99,12 +103,37 @@ class MemoryVersion:
             "notes": self.notes, "ops": [p.to_dict() for p in self.ops],
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MemoryVersion:
+        return cls(
+            person=d["person"], version=int(d["version"]), sentences=list(d["sentences"]),
+            created_at=float(d.get("created_at") or 0.0), summary=list(d.get("summary") or []),
+            operator=d.get("operator") or "", fallback=d.get("fallback"), session=d.get("session"),
+            reverted_from=d.get("reverted_from"), notes=list(d.get("notes") or []),
+            ops=[PairOp.from_dict(p) for p in d.get("ops") or []],
+        )
+
 
 def default_url() -> str:
+    """The local SQLite file used when no server is configured."""
     from haneul.settings import get_settings
 
     path = get_settings().home / "dialog" / "memory.db"
     return f"sqlite:///{path}"
+
+
+def open_store(url: str | None = None) -> Any:
+    """The store ``Memory.load`` uses: ``url`` when given, else the configured haneul server's routes
+    (the platform database), else the local SQLite file :func:`default_url`."""
+    if url:
+        return MemoryStore(url)
+    from haneul.settings import get_settings
+
+    if get_settings().server is not None:
+        from haneul.dialog.remote import HttpMemoryStore
+
+        return HttpMemoryStore()
+    return MemoryStore(default_url())
 
 
 _ENGINES: dict[str, Any] = {}
@@ -124,7 +153,7 @@ def _engine(url: str):
             def _pragmas(dbapi_conn, _record):  # WAL: readers never block the writer
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA busy_timeout=5000")
+                cur.execute("PRAGMA busy_timeout=30000")  # the platform database is shared with metric writers
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.close()
         try:
@@ -237,9 +266,11 @@ class Memory:
         self.store = store
 
     @classmethod
-    def load(cls, person: str, *, url: str | None = None, store: MemoryStore | None = None) -> Memory:
+    def load(cls, person: str, *, url: str | None = None, store: Any = None) -> Memory:
+        """The latest version of ``person``'s memory from ``store``, or from :func:`open_store` (``url``,
+        else the configured server, else the local file)."""
         person = _check_person(person)
-        store = store or MemoryStore(url)
+        store = store or open_store(url)
         latest = store.latest(person)
         if latest is None:
             return cls(person, [], 0, store)
@@ -261,11 +292,34 @@ class Memory:
         operator: Operator | str = "auto",
         session: str | None = None,
         max_chars: int = MAX_SENTENCE_CHARS,
+        model: str | Path = "default",
+        endpoint: str | None = None,
+        lm_model: str | None = None,
+        timeout: float = 30.0,
     ) -> UpdateResult:
-        """Apply one session's summary sentences and store the result as the next version."""
+        """Apply one session's summary sentences and store the result as the next version.
+
+        ``operator`` is an :class:`Operator` or a name resolved by
+        :func:`~haneul.dialog.operators.get_operator` with ``model``, ``endpoint``, ``lm_model`` and
+        ``timeout``. When the memory lives on a haneul server, the summary sentences and the operator's
+        name (and options) are sent to the server's update route and *the server* runs the operator
+        (a classifier ``model`` name refers to the server's HANEUL_HOME); an operator object that
+        cannot be named that way (a ``ClassifierOperator`` holding its own weights) is refused.
+        """
         if isinstance(summary_sentences, str):
             raise InvalidInput("summary_sentences must be a list of sentences, not one string; wrap it in a list")
-        op = get_operator(operator) if isinstance(operator, str) else operator
+        if getattr(self.store, "remote", False):
+            result = self.store.update(
+                self.person, list(summary_sentences), expected_version=self.version, session=session,
+                max_chars=max_chars, **operator_request(operator, model=model, endpoint=endpoint,
+                                                        lm_model=lm_model, timeout=timeout),
+            )
+            for note in result.warnings:  # the server saw them; the caller should too
+                warnings.warn(note, DialogWarning, stacklevel=2)
+            self.sentences, self.version = list(result.new_memory), int(result.version or self.version + 1)
+            return result
+        op = (get_operator(operator, model=model, endpoint=endpoint, lm_model=lm_model, timeout=timeout)
+              if isinstance(operator, str) else operator)
         result = op.update(self.sentences, summary_sentences, max_chars=max_chars)
         v = MemoryVersion(
             person=self.person, version=self.version + 1, sentences=result.new_memory, created_at=time.time(),
@@ -283,6 +337,10 @@ class Memory:
 
     def revert(self, version: int) -> MemoryVersion:
         """Make ``version``'s sentences current again, as a new version (the history is kept)."""
+        if getattr(self.store, "remote", False):
+            v = self.store.revert(self.person, version, expected_version=self.version)
+            self.sentences, self.version = list(v.sentences), v.version
+            return v
         if version == 0:
             target = MemoryVersion(self.person, 0, [], 0.0)
         else:
@@ -294,3 +352,27 @@ class Memory:
         self.store.append_version(v, expected_previous=self.version)
         self.sentences, self.version = list(v.sentences), v.version
         return v
+
+
+def operator_request(
+    operator: Operator | str, *, model: str | Path = "default", endpoint: str | None = None,
+    lm_model: str | None = None, timeout: float = 30.0,
+) -> dict[str, Any]:
+    """How an update names its operator to the server's update route."""
+    from haneul.dialog.operators import LexicalOperator, LMOperator
+
+    body: dict[str, Any] = {"model": str(model), "endpoint": endpoint, "lm_model": lm_model, "timeout": timeout}
+    if isinstance(operator, str):
+        return {"operator": operator, **body}
+    if isinstance(operator, LMOperator) and hasattr(operator.client, "base_url"):
+        client = operator.client
+        return {**body, "operator": "lm", "endpoint": client.base_url, "lm_model": client.model, "timeout": client.timeout}
+    default_lexical = LexicalOperator()
+    if operator.name in ("append-only", "latest-only") or (
+        isinstance(operator, LexicalOperator) and vars(operator) == vars(default_lexical)
+    ):
+        return {"operator": operator.name, **body}
+    raise InvalidInput(
+        f"a {type(operator).__name__} object cannot run on the haneul server; name the operator instead "
+        "(operator='classifier', model='NAME'), or pass url= to update a database directly"
+    )

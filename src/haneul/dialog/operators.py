@@ -123,6 +123,15 @@ class UpdateResult:
             "warnings": self.warnings,
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> UpdateResult:
+        lists = ("previous_memory", "summary", "removed", "added", "notes", "warnings")
+        return cls(
+            ops=[PairOp.from_dict(p) for p in d.get("ops") or []], new_memory=list(d["new_memory"]),
+            operator=d.get("operator") or "", fallback=d.get("fallback"), version=d.get("version"),
+            **{k: list(d.get(k) or []) for k in lists},
+        )
+
 
 def resolve(memory: Sequence[str], summary: Sequence[str], ops: Sequence[PairOp]) -> tuple[list[str], list[str], list[str], list[str]]:
     """Apply pair operations; returns ``(new_memory, removed, added, notes)`` (see the module doc)."""

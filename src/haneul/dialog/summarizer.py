@@ -1,7 +1,7 @@
 """Session summariser: a dialogue session → short sentences of *new* information about the user.
 
 Keep Me Updated (§3.1) summarises each session into sentences such as "노인정에 다니심" before the
-memory update. Two backends live here:
+memory update. Three backends live here:
 
 * :class:`LMSummarizer` prompts any OpenAI-compatible chat endpoint; when it times out or fails,
   the extractive backend answers instead and the result says so;
@@ -11,19 +11,23 @@ memory update. Two backends live here:
   analysis and joiner — "-(으)심" (honorific) when the user is the subject, "-음/-ㅁ" when another
   subject is named ("딸이 서울에 삶"), "-고 계심" for a progressive "-고 있어요". Sentences that repeat
   the current memory are skipped.
-
-A summariser fine-tuned on (dialogue, summary) pairs is not implemented yet.
+* :class:`FineTunedSummarizer` runs a causal LM fine-tuned on (dialogue, summary) pairs of
+  CareCall-memory-format files (``haneul dialog train-summarizer``, :mod:`haneul.dialog.finetune`):
+  the prompt is the current memory and the dialogue as "시스템: …" / "사용자: …" lines
+  (:func:`finetune_prompt`), the answer one summary sentence per line or "없음"; decoding is greedy.
 """
 
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from haneul.dialog.text import MAX_SENTENCE_CHARS, bigrams, clean_sentences, jaccard, normalize
-from haneul.errors import InvalidInput
+from haneul.dialog.text import MAX_SENTENCE_CHARS, DialogWarning, bigrams, clean_sentences, jaccard, normalize
+from haneul.errors import InvalidInput, NotFound
 
 _PREDICATES = ("VV", "VA", "VX", "VCP", "VCN", "XSV", "XSA")
 _NOUNS = ("NNG", "NNP", "NR", "SL", "SN", "NNB")
@@ -203,15 +207,125 @@ class LMSummarizer(Summarizer):
         return SummaryResult(kept, self.name, warnings=warns)
 
 
+SUMMARIZERS = ("extractive", "lm", "finetuned")
+
+
 def get_summarizer(name: str = "extractive", *, endpoint: str | None = None, lm_model: str | None = None,
-                   timeout: float = 30.0, api_key: str | None = None) -> Summarizer:
-    key = name.strip().lower()
+                   timeout: float = 30.0, api_key: str | None = None, model: str | Path | None = None) -> Summarizer:
+    """Resolve a summariser by name: extractive, lm (needs ``endpoint``) or finetuned (needs ``model``)."""
+    key = name.strip().lower().replace("-", "")
     if key == "extractive":
         return ExtractiveSummarizer()
+    if key in ("finetuned", "ft"):
+        if not model:
+            raise InvalidInput("the finetuned summariser needs a model folder; pass --model DIR made by "
+                               "`haneul dialog train-summarizer`")
+        return FineTunedSummarizer.load(model)
     if key == "lm":
         if not endpoint:
             raise InvalidInput("the lm summariser needs an endpoint; pass --endpoint http://HOST:PORT/v1")
         from haneul.dialog.lm import ChatClient
 
         return LMSummarizer(ChatClient(endpoint, model=lm_model, timeout=timeout, api_key=api_key))
-    raise InvalidInput(f"unknown summariser {name!r}; use extractive or lm")
+    raise InvalidInput(f"unknown summariser {name!r}; use one of {', '.join(SUMMARIZERS)}")
+
+
+# ------------------------------------------------------------------------------------------------
+# fine-tuned backend: one prompt format shared by training (haneul.dialog.finetune) and inference
+
+NOTHING_NEW = "없음"
+_SPEAKER = {"system": "시스템", "user": "사용자"}
+
+
+def finetune_prompt(turns: Sequence[tuple[str, str]], memory: Sequence[str]) -> str:
+    """The fine-tuned summariser's input: the memory so far, then the session as speaker lines."""
+    lines = ["다음 대화에서 사용자에 대해 새로 알게 된 정보를 한 줄에 한 문장씩 쓰세요. 없으면 '없음'.", "", "기억:"]
+    lines += [f"- {m}" for m in memory] or [f"- {NOTHING_NEW}"]
+    lines += ["", "대화:"] + [f"{_SPEAKER[r]}: {normalize(t)}" for r, t in turns]
+    return "\n".join(lines)
+
+
+def finetune_target(summary: Sequence[str]) -> str:
+    """The answer the model learns: one summary sentence per line, or "없음" for a session without news."""
+    return "\n".join(normalize(x) for x in summary if normalize(x)) or NOTHING_NEW
+
+
+def summary_examples(episodes: Sequence[Sequence[Any]]) -> list[list[dict[str, str]]]:
+    """Chat examples ``[user: prompt, assistant: target]``, one per session of CareCall-memory episodes."""
+    out = []
+    for episode in episodes:
+        for sess in episode:
+            turns = [(t.role, t.text) for t in sess.dialogue]
+            out.append([{"role": "user", "content": finetune_prompt(turns, sess.memory)},
+                        {"role": "assistant", "content": finetune_target(sess.summary)}])
+    return out
+
+
+def parse_finetuned(text: str) -> list[str]:
+    """Lines of the model's answer; "없음" and blank lines carry no sentence."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip().removeprefix("- ").strip()
+        if line and line not in (NOTHING_NEW, f"({NOTHING_NEW})"):
+            out.append(line)
+    return out
+
+
+class FineTunedSummarizer(Summarizer):
+    """Summaries from a causal LM fine-tuned by ``haneul dialog train-summarizer`` (greedy decoding).
+
+    The answer is split into lines, cleaned like every other summary (blank lines skipped, long
+    sentences truncated with a warning) and lines that repeat the memory or an earlier line are
+    dropped. A dialogue too long for the model's context loses its oldest turns, with a warning.
+    """
+
+    name = "finetuned"
+
+    def __init__(self, generator: Any, *, max_new_tokens: int = 160, max_chars: int = MAX_SENTENCE_CHARS):
+        self.generator = generator
+        self.max_new_tokens = max_new_tokens
+        self.max_chars = max_chars
+
+    @classmethod
+    def load(cls, folder: str | Path, **kwargs: Any) -> FineTunedSummarizer:
+        from haneul.lm.generate import Generator
+
+        path = Path(folder).expanduser()
+        if not (path / "config.json").is_file():
+            raise NotFound(f"no fine-tuned summariser in {path}; train one with "
+                           "`haneul dialog train-summarizer --data FILE --base MODEL -o DIR`")
+        return cls(Generator.from_pretrained(path), **kwargs)
+
+    def _prompt(self, turns: list[tuple[str, str]], memory: Sequence[str]) -> tuple[str, list[str]]:
+        gen = self.generator
+        budget = gen.context_window - self.max_new_tokens
+        dropped = 0
+        while True:
+            prompt = gen.render_chat([{"role": "user", "content": finetune_prompt(turns[dropped:], memory)}])
+            if len(gen.encode_prompt(prompt)) <= budget or dropped >= len(turns):
+                break
+            dropped += 1
+        notes = []
+        if dropped:
+            notes.append(f"the dialogue is too long for the summariser's context of {gen.context_window} tokens; "
+                         f"its first {dropped} turns were left out")
+            warnings.warn(notes[-1], DialogWarning, stacklevel=3)
+        return prompt, notes
+
+    def summarize(self, dialogue: Sequence[Any], memory: Sequence[str] = ()) -> SummaryResult:
+        from haneul.lm.generate import SamplingParams
+
+        turns = as_turns(dialogue)
+        prompt, notes = self._prompt(turns, memory)
+        params = SamplingParams(max_tokens=self.max_new_tokens, temperature=0.0, stop=["<|im_end|>"])
+        text = self.generator.generate(prompt, params)[0].text
+        kept, warns = clean_sentences(parse_finetuned(text), where="summary", max_chars=self.max_chars)
+        known = [bigrams(m) for m in memory]
+        out = []
+        for sent in kept:
+            grams = bigrams(sent)
+            if any(jaccard(grams, k) >= _NOT_NEW for k in known):
+                continue  # the model restated something already remembered
+            known.append(grams)
+            out.append(sent)
+        return SummaryResult(out, self.name, warnings=notes + warns)

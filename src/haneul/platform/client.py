@@ -49,8 +49,12 @@ class Client:
             raise _error_from(res)
         return res
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Call any route of the server (``path`` from the host root) and decode its JSON answer;
+        error answers raise the server's :class:`~haneul.errors.HaneulError`."""
         return self._request(method, path, **kwargs).json()
+
+    _json = request_json
 
     # -- sessions
     def health(self) -> dict[str, Any]:
