@@ -1,8 +1,8 @@
 """haneul.quant: binary-coding quantisation (BCQ) of LMs and AlphaTuning (scale-only task adaptation).
 
 ``bcq`` quantises matrices, ``layers.BCQLinear`` stores and runs them packed, ``model`` quantises
-and saves whole Hugging Face causal LMs, ``alphatuning`` trains and stores per-task scales and
-``tasks`` holds the task data and metrics.
+and saves whole Hugging Face causal LMs, ``alphatuning`` trains and stores per-task scales,
+``tasks`` holds the task data and metrics, and ``rtn`` is the round-to-nearest baseline quantiser.
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ from haneul.quant.model import (
     quantize_model,
     save_quantized,
 )
+from haneul.quant.rtn import RTNResult, rtn_quantize, rtn_quantize_model
 
 __all__ = [
     "AlphaTuneConfig",
     "BCQLinear",
     "BCQResult",
     "QuantReport",
+    "RTNResult",
     "alphatune",
     "base_checksum",
     "bcq_quantize",
@@ -39,6 +41,8 @@ __all__ = [
     "pack_bits",
     "prepare_alphatuning",
     "quantize_model",
+    "rtn_quantize",
+    "rtn_quantize_model",
     "save_quantized",
     "save_task_alphas",
     "unpack_bits",

@@ -369,9 +369,34 @@ def load_source(spec: str) -> tuple[nn.Module, Any, bool]:
     )
 
 
+class HaneulTokenizerAdapter:
+    """The calls the quantisation and task code make on a Hugging Face tokenizer, answered by
+    haneul's own tokenizer: a haneul model folder ships a morpheme-aware tokenizer whose mecab-ko
+    pre-split only :class:`~haneul.lm.tokenizer.HaneulTokenizer` applies, and the model was trained
+    on that split (plain ``transformers`` would skip it)."""
+
+    def __init__(self, tok: Any) -> None:
+        self._tok = tok
+        self.eos_token_id = tok.eos_id
+        self.pad_token_id = tok.eos_id
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return list(self._tok.encode(text))
+
+    def decode(self, ids: Any, skip_special_tokens: bool = False) -> str:
+        return str(self._tok.decode(list(ids), skip_special_tokens=skip_special_tokens))
+
+    def save_pretrained(self, folder: str | os.PathLike[str]) -> None:
+        self._tok.save(folder)
+
+
 def _maybe_tokenizer(path: Path) -> Any:
     if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
         return None
+    if (path / "haneul.json").is_file():  # a haneul tokenizer (morpheme-aware or not)
+        from haneul.lm.tokenizer import load_tokenizer
+
+        return HaneulTokenizerAdapter(load_tokenizer(path))
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(path)
