@@ -75,6 +75,9 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=None, help="ko-reviews documents to use")
     ap.add_argument("--tokens", type=int, default=None, help="training tokens per model")
     ap.add_argument("--vocab-size", type=int, default=8000)
+    ap.add_argument("--batch-size", type=int, default=None, help="sequences per step (default 16; 8 with --quick)")
+    ap.add_argument("--seq-len", type=int, default=None, help="tokens per sequence (default 256; 128 with --quick)")
+    ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default 3e-3 for ko-nano, 2e-3 otherwise)")
     ap.add_argument("--shots", type=int, default=4)
     ap.add_argument("--eval", type=int, default=None, help="NSMC test examples for few-shot accuracy")
     args = ap.parse_args()
@@ -82,6 +85,8 @@ def main() -> None:
     budget = args.tokens or (40_000 if args.quick else 5_000_000)
     n_eval = args.eval or (40 if args.quick else 500)
     batch, seq = (8, 128) if args.quick else (16, 256)
+    batch, seq = args.batch_size or batch, args.seq_len or seq
+    lr = args.lr or (3e-3 if args.preset == "ko-nano" else 2e-3)
     steps = max(budget // (batch * seq), 1)
     reviews = args.data / "ko-reviews" / "reviews.jsonl.gz"
     if not reviews.is_file():
@@ -106,7 +111,7 @@ def main() -> None:
         meta = prepare_data(tok_dir, [corpus], data_dir, val_fraction=0.02, workers=1)
         res = pretrain(TrainConfig(
             data=str(data_dir), out=str(work / f"run-{kind}"), preset=args.preset, steps=steps, batch_size=batch,
-            seq_len=seq, lr=3e-3, warmup=max(steps // 10, 1), eval_every=steps, eval_batches=50, save_every=10**9,
+            seq_len=seq, lr=lr, warmup=max(steps // 10, 1), eval_every=steps, eval_batches=50, save_every=10**9,
             log_every=max(steps // 5, 1),
         ))
         model = GPT.from_pretrained(res["model_dir"])
@@ -114,7 +119,10 @@ def main() -> None:
         row = {
             "tokenizer": kind, "val_bpc": res["val_bpc"], "val_loss_per_token": res["val_loss"],
             "chars_per_token": meta["val"]["characters"] / meta["val"]["tokens"], "steps": steps,
-            "train_tokens": steps * batch * seq, f"nsmc_{args.shots}shot_accuracy": acc,
+            "train_tokens": steps * batch * seq,
+            # a fixed token budget covers less text with a tokenizer that cuts finer
+            "train_characters_approx": round(steps * batch * seq * meta["val"]["characters"] / meta["val"]["tokens"]),
+            f"nsmc_{args.shots}shot_accuracy": acc,
             "seconds": time.perf_counter() - t0,
         }
         rows.append(row)
@@ -124,6 +132,7 @@ def main() -> None:
         "preset": args.preset,
         "corpus": f"ko-reviews, first {docs:,} reviews (2 % held out for bits per character)",
         "vocab_size": args.vocab_size,
+        "batch_size": batch, "seq_len": seq, "lr": lr,
         "few_shot": f"{args.shots}-shot, {len(test)} NSMC test reviews, chance = 0.5",
         "results": rows,
         "quick": args.quick,

@@ -12,6 +12,9 @@ Two forward paths:
   ``alpha``. With the C++ kernel built (:mod:`haneul.quant.kernels`) this runs for up to
   ``kernel_max_rows`` input rows; in pure torch only for ``lut_max_rows`` (one row, the decoding
   case). Otherwise it dequantises ``tile_rows`` output rows at a time and multiplies tile by tile.
+  On a CPU with AVX-512 the kernel uses 4-input tables held in registers and codes repacked once
+  per layer into blocks of 16 output rows (a cache on the layer, rebuilt when the codes or scales
+  change; the saved format is unchanged).
 * **training** (gradient wanted): rebuilds the weight differentiably from the frozen codes and the
   current ``alpha``, so gradients reach the chosen scales only. ``train_alpha = k`` lets gradients
   reach only the first ``k`` scales of every group (``k = 1`` is the paper's cheapest setting).
@@ -192,44 +195,97 @@ class BCQLinear(nn.Module):
         bias = self.bias.to(x.dtype) if self.bias is not None else None
         return F.linear(x, weight, bias)
 
-    @torch.no_grad()
     def forward_infer(self, x: torch.Tensor, method: str = "auto") -> torch.Tensor:
-        """Inference forward that never holds more than ``tile_rows`` dequantised rows."""
+        """Inference forward (no gradient) that never holds more than ``tile_rows`` dequantised rows."""
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                return self._forward_infer(x, method)
+        # decoding calls this once per layer and token: skip the no_grad context when it is not needed
+        return self._forward_infer(x, method)
+
+    def _forward_infer(self, x: torch.Tensor, method: str) -> torch.Tensor:
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.in_features)
-        lut_ok = self.group_size % 8 == 0 and self.in_features % 8 == 0
-        if method == "auto":
-            from haneul.quant import kernels
+        from haneul.quant import kernels
 
-            if lut_ok and kernels.get() is not None and flat.shape[0] <= self.kernel_max_rows:
+        module = kernels.get()
+        if method == "auto":
+            lut_ok = self.group_size % 8 == 0 and self.in_features % 8 == 0
+            if (
+                module is not None
+                and flat.shape[0] <= self.kernel_max_rows
+                and (lut_ok or (kernels.simd() and self._simd_fits()))
+            ):
                 method = "kernel"
             else:
                 method = "lut" if lut_ok and flat.shape[0] <= self.lut_max_rows else "tiled"
         if method == "kernel":
-            out = self._kernel_matmul(flat)
+            out = self._kernel_matmul(flat, module)
         elif method == "lut":
             out = self._lut_matmul(flat)
         elif method == "tiled":
             out = self._tiled_matmul(flat)
         else:
             raise InvalidInput(f"method={method!r} is not one of auto, kernel, lut, tiled")
-        if self.bias is not None:
-            out = out + self.bias.to(out.dtype)
+        bias = self._parameters.get("bias", self.__dict__.get("bias"))
+        if bias is not None:
+            out = out + bias.to(out.dtype)
         return out.reshape(*lead, self.out_features)
 
-    def _kernel_matmul(self, x: torch.Tensor) -> torch.Tensor:
+    def _simd_fits(self) -> bool:
+        # the AVX-512 path scales at group ends measured in runs of 4 inputs
+        return self.n_groups == 1 or self.group_size % 4 == 0
+
+    def _kernel_operands(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Codes and scales repacked for the AVX-512 kernel, cached until either changes.
+
+        ``words`` ``(blocks, ⌈in/32⌉, q, 64)``: for every block of 16 output rows and every 32 inputs,
+        one 64-byte word per bit-plane whose 32-bit lane ``r`` holds the 32 code bits of row
+        ``16·block + r`` (so each lane's nibbles index the 16-entry tables of 8 runs of 4 inputs).
+        ``alpha`` ``(blocks, n_groups, q, 16)`` in fp32. Padding rows and bytes are zero.
+        """
+        # direct dict reads: nn.Module attribute lookup costs microseconds, paid per layer and token
+        codes, alpha = self._buffers["codes"], self._parameters["alpha"]
+        assert codes is not None and alpha is not None
+        cache = self.__dict__.get("_kernel_cache")
+        if cache is None:
+            cache = self.__dict__["_kernel_cache"] = {"codes_key": None, "alpha_key": None}
+        key = (codes.data_ptr(), codes._version)
+        if cache["codes_key"] != key:
+            out, q, cols = codes.shape
+            blocks, words = -(-out // 16), -(-self.in_features // 32)
+            padded = F.pad(codes, (0, words * 4 - cols, 0, 0, 0, blocks * 16 - out))
+            packed = padded.view(blocks, 16, q, words, 4).permute(0, 3, 2, 1, 4)
+            cache["words"] = packed.reshape(blocks, words, q, 64).contiguous()
+            cache["codes_key"] = key
+        akey = (alpha.data_ptr(), alpha._version, alpha.dtype)
+        if cache["alpha_key"] != akey:
+            out = alpha.shape[0]
+            blocks = -(-out // 16)
+            padded = F.pad(alpha.detach().float(), (0, 0, 0, 0, 0, blocks * 16 - out))
+            grouped = padded.view(blocks, 16, self.n_groups, self.bits).permute(0, 2, 3, 1)
+            cache["alpha"] = grouped.contiguous()
+            cache["alpha_key"] = akey
+        return cache["words"], cache["alpha"]
+
+    def _kernel_matmul(self, x: torch.Tensor, module: object | None = None) -> torch.Tensor:
         from haneul.quant import kernels
 
-        module = kernels.get()
-        if module is None or self.group_size % 8 or self.in_features % 8:
+        module = module if module is not None else kernels.get()
+        if module is not None and kernels.simd() and self._simd_fits():
+            words, alpha = self._kernel_operands()
+            out = module.bcq_gemm_avx512(x, words, alpha, self.out_features, self.group_size)  # type: ignore[attr-defined]
+        elif module is not None and self.group_size % 8 == 0 and self.in_features % 8 == 0:
+            out = module.lut_gemm(x, self.codes, self.alpha.detach(), self.group_size)  # type: ignore[attr-defined]
+        else:
             raise InvalidInput(
-                "the C++ kernel is not built or does not fit this layer (group and input sizes must be multiples of 8); "
-                "run `haneul quant build-kernel` or use method='lut'"
+                "the C++ kernel is not built or does not fit this layer (group and input sizes must be multiples of 8, "
+                "or of 4 on a CPU with AVX-512); run `haneul quant build-kernel` or use method='lut' or 'tiled'"
             )
-        out = module.lut_gemm(x, self.codes, self.alpha.detach(), self.group_size)
-        if self.mu is not None:
+        mu = self._buffers.get("mu")
+        if mu is not None:
             group_sums = x.reshape(x.shape[0], self.n_groups, self.group_size).sum(-1)
-            out = out + group_sums @ self.mu.to(x.dtype).T
+            out = out + group_sums @ mu.to(x.dtype).T
         return out
 
     def _tiled_matmul(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,9 +2,10 @@
 
 The kernel is compiled with ``torch.utils.cpp_extension`` into ``$HANEUL_HOME/kernels`` by
 :func:`build` (or ``haneul quant build-kernel``); once built, :func:`get` returns it without
-compiling again and :class:`~haneul.quant.layers.BCQLinear` uses it for inference. Nothing compiles
-behind the caller's back: without a built kernel the pure-torch paths are used. Set
-``HANEUL_QUANT_KERNEL=0`` to ignore a built kernel.
+compiling again and :class:`~haneul.quant.layers.BCQLinear` uses it for inference. On a CPU with
+AVX-512 the kernel's register-table path runs (chosen at run time); elsewhere its portable scalar
+path does. Nothing compiles behind the caller's back: without a built kernel the pure-torch paths
+are used. Set ``HANEUL_QUANT_KERNEL=0`` to ignore a built kernel.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from haneul.errors import HaneulError
 SOURCE = Path(__file__).with_name("lut_gemm.cpp")
 _loaded: ModuleType | None = None
 _checked = False
+_simd: bool | None = None
 
-__all__ = ["build", "build_dir", "get", "module_name"]
+__all__ = ["build", "build_dir", "get", "module_name", "simd"]
 
 
 def module_name() -> str:
@@ -75,9 +77,20 @@ def get() -> ModuleType | None:
     return _loaded
 
 
+def simd() -> bool:
+    """Whether the built kernel's AVX-512 path can run on this CPU (``False`` when not built)."""
+    global _simd
+    module = _loaded if _loaded is not None else get()  # no second environment read per forward
+    if module is None:
+        return False
+    if _simd is None:  # asked on every forward: check the CPU once per loaded module
+        _simd = bool(hasattr(module, "simd_available") and module.simd_available())
+    return _simd
+
+
 def build(verbose: bool = False) -> ModuleType:
     """Compile the kernel (about a minute) into ``$HANEUL_HOME/kernels`` and load it."""
-    global _loaded, _checked
+    global _loaded, _checked, _simd
     from torch.utils.cpp_extension import load
 
     if not SOURCE.is_file():
@@ -91,7 +104,9 @@ def build(verbose: bool = False) -> ModuleType:
             name=module_name(),
             sources=[str(SOURCE)],
             build_directory=str(folder),
-            extra_cflags=["-O3", "-march=native"],
+            # no -march=native: the AVX-512 functions carry their own target attribute, so the
+            # module also loads (with the portable path) on a CPU without AVX-512
+            extra_cflags=["-O3"],
             verbose=verbose,
         )
     except (RuntimeError, OSError, ImportError) as exc:
@@ -100,4 +115,5 @@ def build(verbose: bool = False) -> ModuleType:
             "install a C++ compiler (apt-get install g++) or keep using the pure-torch path"
         ) from exc
     _checked = True
+    _simd = None
     return _loaded
