@@ -2,10 +2,12 @@
 the same size, in the same run (same batches, AdamW, clipping, fp32 on CPU / bf16 autocast on GPU).
 
 Reports tokens/s for both, their ratio (target >= 1.0x) and model FLOPs utilisation when the device's
-peak is known (``--peak-tflops`` or a GPU we know). Absolute numbers on a shared CPU are noisy: read
-the ratio. Writes benchmarks/results/lm_train.json.
+peak is known (``--peak-tflops``, a GPU we know, or on CPU the best fp32 matrix product measured in
+the same run). Absolute numbers on a shared CPU are noisy: read the ratio. Writes
+benchmarks/results/lm_train.json (or ``--out``).
 
     .venv/bin/python benchmarks/bench_lm_train.py [--quick] [--preset ko-tiny] [--device cuda]
+    python benchmarks/bench_lm_train.py --preset ko-small --device cuda --batch-size 32 --seq-len 1024 --compile
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ import torch
 from haneul.io import atomic_write_text
 from haneul.lm.config import GPTConfig
 from haneul.lm.model import GPT
+from haneul.lm.pretrain import gpu_peak_flops
 
 RESULTS = Path(__file__).resolve().parent / "results" / "lm_train.json"
-PEAKS_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 
 def _hf_model(cfg: GPTConfig) -> torch.nn.Module:
@@ -84,6 +86,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=None, help="alternate the two loops this many times")
     ap.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (TFLOP/s)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile both models (same for each)")
+    ap.add_argument("--no-hf", action="store_true", help="time haneul alone (no transformers baseline)")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="results JSON (default: %(default)s)")
     args = ap.parse_args()
     steps = args.steps or (2 if args.quick else 10)
     rounds = args.rounds or (2 if args.quick else 3)
@@ -91,16 +96,22 @@ def main() -> None:
     args.seq_len = args.seq_len or (128 if args.quick else 256)
     device = torch.device(args.device)
     amp = torch.bfloat16 if device.type == "cuda" else None
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")
     cfg = GPTConfig.from_name(args.preset, max_seq_len=max(args.seq_len, GPTConfig.from_name(args.preset).max_seq_len))
     torch.manual_seed(0)
     batches = [torch.randint(0, cfg.vocab_size, (args.batch_size, args.seq_len + 1)) for _ in range(steps + 1)]
     ours = GPT(cfg).to(device)
-    theirs = _hf_model(cfg).to(device)
-    times: dict[str, list[float]] = {"haneul": [], "transformers": []}
-    # alternate the two loops so that load from other processes hits both alike
+    models: dict[str, tuple[torch.nn.Module, bool]] = {"haneul": (ours, False)}
+    if not args.no_hf:
+        models["transformers"] = (_hf_model(cfg).to(device), True)
+    if args.compile:
+        models = {k: (torch.compile(m), hf) for k, (m, hf) in models.items()}
+    times: dict[str, list[float]] = {k: [] for k in models}
+    # alternate the loops so that load from other processes hits each alike
     for _ in range(rounds):
-        times["haneul"].append(_loop(ours, batches, False, device, amp))
-        times["transformers"].append(_loop(theirs, batches, True, device, amp))
+        for name, (model, hf) in models.items():
+            times[name].append(_loop(model, batches, hf, device, amp))
     tokens = steps * args.batch_size * args.seq_len
     best = {k: min(v) for k, v in times.items()}
     tps = {k: tokens / v for k, v in best.items()}
@@ -108,9 +119,8 @@ def main() -> None:
     peak = args.peak_tflops * 1e12 if args.peak_tflops else None
     peak_source = "--peak-tflops" if peak else None
     if peak is None and device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        peak = next((v for k, v in PEAKS_BF16.items() if k in name), None)
-        peak_source = f"{name} bf16 dense peak" if peak else None
+        peak = gpu_peak_flops(device)
+        peak_source = f"{torch.cuda.get_device_name(device)} bf16 dense peak" if peak else None
     if peak is None and device.type == "cpu":
         peak = measured_gemm_peak(device)
         peak_source = "measured: best fp32 2048x2048 matrix product on this CPU, same run"
@@ -125,16 +135,18 @@ def main() -> None:
         "steps_timed": steps,
         "rounds": rounds,
         "tokens_per_s": tps,
-        "speedup_vs_transformers": tps["haneul"] / tps["transformers"],
+        "speedup_vs_transformers": tps["haneul"] / tps["transformers"] if "transformers" in tps else None,
+        "compiled": args.compile,
+        "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
         "achieved_tflops": {k: v * flops_per_token / 1e12 for k, v in tps.items()},
         "peak_tflops": peak / 1e12 if peak else None,
         "peak_source": peak_source,
         "mfu": {k: v * flops_per_token / peak for k, v in tps.items()} if peak else None,
         "quick": args.quick,
         "load_average_1min": os.getloadavg()[0],
-        "note": "best of alternating rounds; the CPU is shared, so compare the ratio, not absolute numbers",
+        "note": "best of alternating rounds; on a shared CPU compare the ratio, not absolute numbers",
     }
-    atomic_write_text(RESULTS, json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

@@ -70,6 +70,23 @@ def test_metrics_reported(tiny_lm: dict[str, Path], tmp_path: Path, monkeypatch:
     assert {"loss", "lr", "tokens_per_s", "val_loss", "val_bpc"} <= keys
 
 
+def test_losses_held_on_device_are_reported_for_every_step_in_order(
+    tiny_lm: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import haneul
+
+    seen: list[tuple[int, dict[str, float]]] = []
+    monkeypatch.setattr(haneul, "report", lambda step=None, **kw: seen.append((step, kw)))
+    calls: list[int] = []
+    # no log, evaluation or checkpoint step until the last: every step's figures arrive at the end
+    res = pretrain(_cfg(tiny_lm["data"], tmp_path / "run", steps=5, log_every=100, eval_every=100),
+                   on_step=lambda step, m: calls.append(step))
+    assert [s for s, _ in seen] == calls == [1, 2, 3, 4, 5]
+    assert [kw["loss"] for _, kw in seen] == res["loss"]
+    assert "tokens_per_s" in seen[-1][1] and "tokens_per_s" not in seen[0][1]
+    assert res["tokens_per_s"] > 0 and res["peak_flops"] is None  # no MFU on a CPU
+
+
 def test_time_budget_ends_the_run_with_a_usable_model(tiny_lm: dict[str, Path], tmp_path: Path) -> None:
     res = pretrain(_cfg(tiny_lm["data"], tmp_path / "run", steps=50, max_seconds=0.0))
     assert res["step"] == 1 and res["out_of_time"] and res["model_dir"] and res["val_loss"] is not None

@@ -102,6 +102,20 @@ def _amp_dtype(name: str, device: Any) -> Any:
     return table[name]
 
 
+# Dense bf16/fp16 tensor-core peaks (no sparsity) of GPUs whose name contains the key, in FLOP/s.
+GPU_PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "L4": 121e12}
+
+
+def gpu_peak_flops(device: Any) -> float | None:
+    """The dense 16-bit peak of a known CUDA device, else None (no MFU is reported then)."""
+    import torch
+
+    if getattr(device, "type", str(device)) != "cuda" or not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in GPU_PEAK_FLOPS.items() if k in name), None)
+
+
 def load_checkpoint_config(out_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     state = Path(out_dir) / CKPT / "trainer.json"
     return json.loads(state.read_text()) if state.is_file() else None
@@ -149,6 +163,11 @@ def pretrain(
             torch.cuda.set_device(device)
     master = rank == 0
     amp = _amp_dtype(cfg.dtype, device)
+
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 for whatever autocast leaves in fp32
+    peak = gpu_peak_flops(device) if amp is not None else None
+    flops_per_token = model_cfg.flops_per_token(seq_len)
 
     torch.manual_seed(cfg.seed)
     model = GPT(model_cfg).to(device)
@@ -250,11 +269,30 @@ def pretrain(
     stopped_early = False
     out_of_budget = False
     first_done = began
+    # Losses and gradient norms stay on the device until a log, evaluation or checkpoint step needs
+    # them, so the host queues the next step while the GPU still runs this one (no sync per step).
+    pending: list[tuple[int, float, Any, Any]] = []
+
+    def flush(extra: dict[str, float] | None = None) -> dict[str, float]:
+        last: dict[str, float] = {}
+        for i, (at, lr_, loss_t, norm_t) in enumerate(pending):
+            metrics = {"loss": float(loss_t), "lr": lr_, "grad_norm": float(norm_t)}
+            history["loss"].append(metrics["loss"])
+            if i == len(pending) - 1 and extra:
+                metrics.update(extra)
+            if master:
+                haneul.report(step=at, **{k: v for k, v in metrics.items() if math.isfinite(v)})
+                if on_step is not None:
+                    on_step(at, metrics)
+            last = metrics
+        pending.clear()
+        return last
+
     while step < cfg.steps:
         lr = lr_at(step, cfg)
         for group in opt.param_groups:
             group["lr"] = lr
-        loss_sum = 0.0
+        loss_sum: Any = 0.0
         for micro in range(cfg.grad_accum):
             x, y = data.batch((step * cfg.grad_accum + micro) * world + rank, cfg.batch_size, seq_len, cfg.seed)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -264,16 +302,20 @@ def pretrain(
                 with autocast():
                     _, loss = train_model(x, y)
                 scaler.scale(loss / cfg.grad_accum).backward()
-            loss_sum += float(loss.detach())
+            loss_sum = loss_sum + loss.detach().float()
         scaler.unscale_(opt)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         scaler.step(opt)
         scaler.update()
         opt.zero_grad(set_to_none=True)
         step += 1
         if step == start_step + 1:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
             first_done = time.perf_counter()  # the first step pays for warm-up: not a fair sample
         if cfg.fit_to_budget and cfg.max_seconds is not None and step == start_step + 6:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
             per_step = (time.perf_counter() - first_done) / 5
             # keep ~15 % of the budget for evaluations and checkpoints
             affordable = step + int((cfg.max_seconds * 0.85 - (time.perf_counter() - began)) / per_step)
@@ -287,20 +329,15 @@ def pretrain(
                 cfg.steps = max(affordable, step)
                 cfg.eval_every = min(cfg.eval_every, max(cfg.steps // 10, 1))
                 cfg.warmup = min(cfg.warmup, max(cfg.steps // 10, 1))
-        loss_val = loss_sum / cfg.grad_accum
+        loss_t = loss_sum / cfg.grad_accum
         if world > 1:
             import torch.distributed as dist
 
-            t = torch.tensor([loss_val], device=device)
-            dist.all_reduce(t)
-            loss_val = float(t) / world
-        history["loss"].append(loss_val)
+            loss_t = loss_t.reshape(1)
+            dist.all_reduce(loss_t)
+            loss_t = loss_t[0] / world
+        pending.append((step, lr, loss_t, grad_norm))
         window_tokens += tokens_per_step
-        metrics: dict[str, float] = {"loss": loss_val, "lr": lr, "grad_norm": grad_norm}
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            now = time.perf_counter()
-            metrics["tokens_per_s"] = window_tokens / max(now - window_t, 1e-9)
-            window_t, window_tokens = now, 0
         out_of_time = cfg.max_seconds is not None and time.perf_counter() - began > cfg.max_seconds
         if world > 1 and cfg.max_seconds is not None:
             import torch.distributed as dist
@@ -308,18 +345,26 @@ def pretrain(
             flag = torch.tensor([float(out_of_time)], device=device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)  # every rank stops at the same step
             out_of_time = bool(flag.item())
-        if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
-            val_loss, val_bpc = evaluate()
-            if not np.isnan(val_loss):
-                metrics.update(val_loss=val_loss, val_bpc=val_bpc)
-                history["val_loss"].append(val_loss)
-                history["val_bpc"].append(val_bpc)
-        if master:
-            haneul.report(step=step, **{k: v for k, v in metrics.items() if math.isfinite(v)})
-            if on_step is not None:
-                on_step(step, metrics)
         interrupted = cfg.stop_after is not None and step >= cfg.stop_after
-        if step % cfg.save_every == 0 or step == cfg.steps or out_of_time or interrupted:
+        evaluate_now = step % cfg.eval_every == 0 or step == cfg.steps or out_of_time
+        save_now = step % cfg.save_every == 0 or step == cfg.steps or out_of_time or interrupted
+        if step % cfg.log_every == 0 or evaluate_now or save_now:
+            extra: dict[str, float] = {}
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                loss_t.item()  # wait for the GPU so the window's time is the work's time
+                now = time.perf_counter()
+                extra["tokens_per_s"] = window_tokens / max(now - window_t, 1e-9)
+                if peak:
+                    extra["mfu"] = extra["tokens_per_s"] * flops_per_token / world / peak
+                window_t, window_tokens = now, 0
+            if evaluate_now:
+                val_loss, val_bpc = evaluate()
+                if not np.isnan(val_loss):
+                    extra.update(val_loss=val_loss, val_bpc=val_bpc)
+                    history["val_loss"].append(val_loss)
+                    history["val_bpc"].append(val_bpc)
+            flush(extra)
+        if save_now:
             save(step)
         if interrupted and step < cfg.steps:
             stopped_early = True
@@ -328,6 +373,7 @@ def pretrain(
             # a spent time budget ends the run like its last step: the model is written and usable
             out_of_budget = step < cfg.steps
             break
+    flush()
 
     final = out / FINAL
     if master and not stopped_early:
@@ -349,6 +395,8 @@ def pretrain(
         import torch.distributed as dist
 
         dist.barrier()
+    # steady-state rate: the steps after the first (which compiles and warms up), evaluations included
+    rate = tokens_per_step * max(step - start_step - 1, 0) / max(time.perf_counter() - first_done, 1e-9)
     return {
         "step": step,
         "finished": not stopped_early,
@@ -359,6 +407,10 @@ def pretrain(
         "params": model.num_params(),
         "seconds": time.perf_counter() - began,
         "tokens_per_step": tokens_per_step,
+        "tokens_per_s": rate,
+        "flops_per_token": flops_per_token,
+        "peak_flops": peak,
+        "mfu": rate * flops_per_token / world / peak if peak else None,
         "checkpoint": str(ckpt_dir),
         "model_dir": str(final) if not stopped_early else None,
     }
