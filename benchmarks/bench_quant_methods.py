@@ -100,41 +100,6 @@ class TaskData:
         return self.metric == "accuracy"
 
 
-def byte_tokenizer() -> Any:
-    """A 258-token byte-level tokenizer built in memory (pad, eos, then the 256 bytes)."""
-    from tokenizers import Tokenizer, decoders, models
-    from tokenizers.pre_tokenizers import ByteLevel
-    from transformers import PreTrainedTokenizerFast
-
-    alphabet = sorted(ByteLevel.alphabet())
-    vocab = {"<pad>": 0, "<eos>": 1, **{ch: i + 2 for i, ch in enumerate(alphabet)}}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tok.pre_tokenizer = ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
-
-
-def tiny_llama(seed: int = 0) -> nn.Module:
-    """2 layers, hidden 64, SwiGLU 128, 4 heads (2 key/value heads), tied 258-token embedding."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(
-        vocab_size=258,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=1,
-    )
-    return LlamaForCausalLM(cfg).eval()
-
-
 def pad_id(tokenizer: Any) -> int:
     for attr in ("pad_token_id", "eos_token_id"):
         value = getattr(tokenizer, attr, None)
@@ -321,36 +286,24 @@ def train(
     lr: float,
     tag: str,
 ) -> dict[str, Any]:
-    """AdamW (no weight decay), linear warm-up and decay, gradient clipping at 1 — as in alphatune."""
+    """The optimiser loop of alphatune (AdamW, linear warm-up and decay, clipping at 1) on ``params``."""
     import haneul
+    from haneul.quant.alphatuning import train_parameters
 
-    warmup = warmup_steps(steps)
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    def report(step: int, loss: float, step_lr: float) -> None:
+        if math.isfinite(loss) and (step % 10 == 0 or step == steps - 1):
+            haneul.report(step=step, **{f"{tag}_loss": loss, f"{tag}_lr": step_lr})
 
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (steps - step) / max(steps - warmup, 1))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    model.train()
-    losses: list[float] = []
-    start = time.perf_counter()
-    for step, batch in enumerate(batches):
-        if step >= steps:
-            break
-        loss = model(**batch).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        value = float(loss.detach())
-        losses.append(value)
-        if math.isfinite(value) and (step % 10 == 0 or step == steps - 1):
-            haneul.report(step=step, **{f"{tag}_loss": value, f"{tag}_lr": sched.get_last_lr()[0]})
-    seconds = time.perf_counter() - start
-    model.eval()
+    losses, seconds = train_parameters(
+        model,
+        params,
+        batches,
+        steps=steps,
+        lr=lr,
+        warmup_steps=warmup_steps(steps),
+        grad_clip=1.0,
+        on_step=report,
+    )
     return {"seconds": seconds, "final_loss": losses[-1] if losses else float("nan"), "steps": len(losses)}
 
 
@@ -482,6 +435,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from haneul.quant.model import quantize_model
     from haneul.quant.rtn import rtn_quantize_model
     from haneul.quant.tasks import batches
+    from haneul.quant.testing import byte_tokenizer, tiny_llama
 
     args = parse_args(argv)
     wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -499,7 +453,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     if args.quick:
-        base, tokenizer, model_name = tiny_llama(args.seed), byte_tokenizer(), "tiny-llama (random, --quick)"
+        base, tokenizer = tiny_llama(seed=args.seed), byte_tokenizer()
+        model_name = "tiny-llama (random, --quick)"
         task = quick_task(args.task, tokenizer, args.block)
     else:
         base, tokenizer, model_name = load_model(args.model)

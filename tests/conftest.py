@@ -1,13 +1,27 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from haneul.settings import reload_settings
 
 REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -30,3 +44,18 @@ def shared_data() -> Path | None:
     """The open Korean data set folder, or None when it is not beside the checkout."""
     path = Path(os.environ.get("HANEUL_TEST_DATA", REPO.parent / "shared" / "data"))
     return path if path.exists() else None
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    """A Playwright page in headless Chromium (1280 x 900), for the tests marked ``browser``."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: run `bash scripts/sysdeps.sh` (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport={"width": 1280, "height": 900})
+        finally:
+            browser.close()

@@ -2,31 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 from evals_results_helpers import results_doc
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture
-def page():  # type: ignore[no-untyped-def]
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: run `bash scripts/sysdeps.sh` (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser.new_page(viewport={"width": 1280, "height": 900})
-        finally:
-            browser.close()
 
 
 def cell(model: str, task: str, shots: int) -> str:
@@ -36,8 +15,11 @@ def cell(model: str, task: str, shots: int) -> str:
 def test_results_page_table_detail_and_shots_selector(evals_server, page) -> None:  # type: ignore[no-untyped-def]
     from haneul.evals import publish
 
-    publish(results_doc("model-a", {"nsmc": {0: [60.0], 4: [70.0, 74.0]}, "korsts": {0: [40.0]}}),
-            server=evals_server, session=3)
+    publish(
+        results_doc("model-a", {"nsmc": {0: [60.0], 4: [70.0, 74.0]}, "korsts": {0: [40.0]}}),
+        server=evals_server,
+        session=3,
+    )
     publish(results_doc("model-b", {"nsmc": {0: [65.5], 4: [71.0, 71.0]}}, se=2.5), server=evals_server)
 
     page.goto(f"{evals_server}/evals")
@@ -53,7 +35,9 @@ def test_results_page_table_detail_and_shots_selector(evals_server, page) -> Non
         sel = cell(model, task, k)
         assert page.text_content(sel).strip() == text, sel
         assert page.locator(f"{sel} strong").count() == (1 if best else 0), sel
-        weight = page.eval_on_selector(f"{sel} a", "a => getComputedStyle(a.firstElementChild || a).fontWeight")
+        weight = page.eval_on_selector(
+            f"{sel} a", "a => getComputedStyle(a.firstElementChild || a).fontWeight"
+        )
         assert (int(weight) >= 700) == best, (sel, weight)
     assert page.text_content(cell("model-b", "korsts", 0)).strip() == "·"  # never evaluated
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import textwrap
 from pathlib import Path
 
@@ -11,28 +10,11 @@ from platform_helpers import LiveServer
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture
-def page():  # type: ignore[no-untyped-def]
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: run `bash scripts/sysdeps.sh` (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser.new_page(viewport={"width": 1280, "height": 900})
-        finally:
-            browser.close()
-
 
 def test_session_page_shows_live_chart_and_log(live_server: LiveServer, tmp_path: Path, page) -> None:  # type: ignore[no-untyped-def]
     gate = tmp_path / "go"
-    (tmp_path / "live.py").write_text(textwrap.dedent(f"""
+    (tmp_path / "live.py").write_text(
+        textwrap.dedent(f"""
         import os, time, haneul
         for i in range(600):
             haneul.report(step=i, loss=1.0 / (i + 1))
@@ -44,7 +26,8 @@ def test_session_page_shows_live_chart_and_log(live_server: LiveServer, tmp_path
                     time.sleep(0.05)
             time.sleep(0.002)
         print("all done", flush=True)
-    """))
+    """)
+    )
     sid = live_server.cli("run", "--", "python", "live.py", cwd=tmp_path).stdout.strip()
     page.goto(f"{live_server.url}/sessions/{sid}")
     # while the session is still running, the chart and the log fill in through SSE
@@ -57,7 +40,9 @@ def test_session_page_shows_live_chart_and_log(live_server: LiveServer, tmp_path
     page.wait_for_function("document.getElementById('log').textContent.includes('all done')", timeout=30_000)
     page.wait_for_function("document.getElementById('status').textContent === 'done'", timeout=30_000)
     # every point arrives, none twice (the stream resumes after the last point id it sent)
-    page.wait_for_function("document.querySelector('.chart[data-key=loss]').data[0].x.length >= 600", timeout=30_000)
+    page.wait_for_function(
+        "document.querySelector('.chart[data-key=loss]').data[0].x.length >= 600", timeout=30_000
+    )
     page.wait_for_timeout(1500)
     assert page.evaluate("document.querySelector('.chart[data-key=loss]').data[0].x.length") == 600
     # the sessions list shows it with its latest metric; compare overlays it

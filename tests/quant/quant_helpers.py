@@ -1,4 +1,7 @@
-"""Tiny models, a byte-level tokenizer and sample rows shared by the quant tests."""
+"""Tiny models, a byte-level tokenizer and sample rows shared by the quant tests.
+
+The byte tokenizer and tiny Llama live in :mod:`haneul.quant.testing` (the quick benchmark uses them too).
+"""
 
 from __future__ import annotations
 
@@ -6,39 +9,9 @@ from typing import Any
 
 import torch
 
+from haneul.quant.testing import byte_tokenizer, tiny_llama
 
-def byte_tokenizer() -> Any:
-    """A 258-token byte-level tokenizer built in memory (no files, no downloads); handles Korean."""
-    from tokenizers import Tokenizer, decoders, models
-    from tokenizers.pre_tokenizers import ByteLevel
-    from transformers import PreTrainedTokenizerFast
-
-    alphabet = sorted(ByteLevel.alphabet())
-    vocab = {"<pad>": 0, "<eos>": 1, **{ch: i + 2 for i, ch in enumerate(alphabet)}}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tok.pre_tokenizer = ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
-
-
-def tiny_llama(vocab: int = 258, hidden: int = 64, layers: int = 2, seed: int = 0) -> Any:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=1,
-    )
-    return LlamaForCausalLM(cfg).eval()
+__all__ = ["NSMC_ROWS", "byte_tokenizer", "tiny_gpt2", "tiny_llama"]
 
 
 def tiny_gpt2(vocab: int = 100, seed: int = 0) -> Any:

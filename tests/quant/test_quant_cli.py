@@ -27,6 +27,12 @@ def fail(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     return err
 
 
+def alphatune_args(model: Path, data: Path, out: Path) -> list[str]:
+    """``alphatune`` on an NSMC file with one BCQ round and batches of 2; tests add bits, steps, etc."""
+    settings = ("-t", "nsmc", "--rounds", "1", "--batch-size", "2")
+    return ["alphatune", "-m", str(model), "-d", str(data), "-o", str(out), *settings]
+
+
 @pytest.fixture
 def text_file(tmp_path: Path) -> Path:
     path = tmp_path / "held-out.txt"
@@ -80,30 +86,8 @@ def test_alphatune_writes_base_once_and_task_file(
 ) -> None:
     out = tmp_path / "run"
     args = [
-        "alphatune",
-        "-m",
-        str(tiny_model_dir),
-        "-t",
-        "nsmc",
-        "-d",
-        str(nsmc_file),
-        "-o",
-        str(out),
-        "--bits",
-        "2",
-        "-g",
-        "32",
-        "--rounds",
-        "1",
-        "--steps",
-        "4",
-        "--batch-size",
-        "2",
-        "--eval-rows",
-        "4",
-        "--lr",
-        "0.01",
-        "--json",
+        *alphatune_args(tiny_model_dir, nsmc_file, out),
+        *("--bits", "2", "-g", "32", "--steps", "4", "--eval-rows", "4", "--lr", "0.01", "--json"),
     ]
     first = run(capsys, *args)
     assert first["trainable_params"] > 0 and first["steps"] == 4
@@ -159,28 +143,8 @@ def test_bad_input_is_one_line(
     out = tmp_path / "run"
     first = run(
         capsys,
-        "alphatune",
-        "-m",
-        str(tiny_model_dir),
-        "-t",
-        "nsmc",
-        "-d",
-        str(nsmc_file),
-        "-o",
-        str(out),
-        "--bits",
-        "3",
-        "-g",
-        "row",
-        "--rounds",
-        "1",
-        "--steps",
-        "2",
-        "--batch-size",
-        "2",
-        "--eval-rows",
-        "2",
-        "--json",
+        *alphatune_args(tiny_model_dir, nsmc_file, out),
+        *("--bits", "3", "-g", "row", "--steps", "2", "--eval-rows", "2", "--json"),
     )
     err = fail(
         capsys,

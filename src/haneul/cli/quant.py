@@ -40,6 +40,10 @@ GroupOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+OffsetOpt = Annotated[bool, typer.Option("--offset/--no-offset", help="Extended BCQ: one offset per group.")]
+BlockOpt = Annotated[
+    int, typer.Option("--block", help="Tokens per block (text) or max prompt tokens (nsmc).")
+]
 TaskOpt = Annotated[
     str,
     typer.Option(
@@ -121,9 +125,7 @@ def quantize_cmd(
     bits: BitsOpt = 3,
     group_size: GroupOpt = "64",
     rounds: Annotated[int, typer.Option(help="Alternating refinement rounds after the greedy start.")] = 15,
-    offset: Annotated[
-        bool, typer.Option("--offset/--no-offset", help="Extended BCQ: one offset per group.")
-    ] = False,
+    offset: OffsetOpt = False,
     skip: Annotated[
         list[str] | None,
         typer.Option("--skip", help="Module name or glob to keep in full precision (repeatable)."),
@@ -216,7 +218,7 @@ def eval_cmd(
         typer.Option("--task-file", help="AlphaTuning scales to apply to the quantised base first."),
     ] = None,
     rows: Annotated[int | None, typer.Option(help="Use at most this many rows / lines of the data.")] = None,
-    block: Annotated[int, typer.Option(help="Tokens per block (text) or max prompt tokens (nsmc).")] = 128,
+    block: BlockOpt = 128,
     as_json: JsonOpt = False,
 ) -> None:
     """Perplexity (text) or accuracy (nsmc) of a model, a quantised base, or base + task scales."""
@@ -266,9 +268,7 @@ def alphatune_cmd(
     bits: BitsOpt = 3,
     group_size: GroupOpt = "64",
     rounds: Annotated[int, typer.Option(help="BCQ refinement rounds when quantising.")] = 15,
-    offset: Annotated[
-        bool, typer.Option("--offset/--no-offset", help="Extended BCQ: one offset per group.")
-    ] = False,
+    offset: OffsetOpt = False,
     train_alpha: Annotated[
         str, typer.Option("--train-alpha", help="How many scales per group to train: 1 (cheapest) or 'all'.")
     ] = "1",
@@ -279,7 +279,7 @@ def alphatune_cmd(
     batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 8,
     rows: Annotated[int | None, typer.Option(help="Training rows / lines to use (default: all).")] = 2000,
     eval_rows: Annotated[int, typer.Option(help="Held-out rows / lines to score.")] = 200,
-    block: Annotated[int, typer.Option(help="Tokens per block (text) or max prompt tokens (nsmc).")] = 128,
+    block: BlockOpt = 128,
     seed: Annotated[int, typer.Option(help="Seed for sampling and batching.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:

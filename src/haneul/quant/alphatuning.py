@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ __all__ = [
     "parse_train_alpha",
     "prepare_alphatuning",
     "save_task_alphas",
+    "train_parameters",
 ]
 
 
@@ -83,25 +84,30 @@ def prepare_alphatuning(model: nn.Module, train_alpha: int | str = 1) -> int:
     return total
 
 
-def alphatune(
+def train_parameters(
     model: nn.Module,
+    params: Sequence[nn.Parameter],
     batches: Iterable[dict[str, torch.Tensor]],
-    config: AlphaTuneConfig,
-    on_step: Callable[[int, float], None] | None = None,
-) -> dict[str, Any]:
-    """Train the chosen scales with AdamW (no weight decay) and linear warm-up/decay."""
-    import haneul
+    *,
+    steps: int,
+    lr: float,
+    warmup_steps: int,
+    grad_clip: float,
+    on_step: Callable[[int, float, float], None] | None = None,
+) -> tuple[list[float], float]:
+    """Train ``params`` for at most ``steps`` batches with AdamW (no weight decay), linear warm-up/decay.
 
-    trainable = prepare_alphatuning(model, config.train_alpha)
-    params = [layer.alpha for layer in bcq_layers(model).values()]
-    # weight_decay=0 matters: with a zero gradient Adam then leaves the untrained scales bit-identical.
-    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
-    steps = max(config.steps, 1)
+    The gradient norm is clipped to ``grad_clip`` (0 turns clipping off). ``on_step(step, loss, lr)``
+    runs after every step with the learning rate the next step will use. The model is in train mode
+    while it runs and in eval mode after. Returns the loss of every step and the loop's wall seconds.
+    """
+    # weight_decay=0 matters: with a zero gradient Adam then leaves untrained values bit-identical.
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
 
     def schedule(step: int) -> float:
-        if step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        return max(0.0, (steps - step) / max(steps - config.warmup_steps, 1))
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return max(0.0, (steps - step) / max(steps - warmup_steps, 1))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     model.train()
@@ -113,24 +119,55 @@ def alphatune(
         loss = model(**batch).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
         opt.step()
         sched.step()
         value = float(loss.detach())
         losses.append(value)
-        if step % config.log_every == 0 or step == steps - 1:
-            haneul.report(step=step, loss=value, lr=sched.get_last_lr()[0])
         if on_step is not None:
-            on_step(step, value)
+            on_step(step, value, sched.get_last_lr()[0])
+    seconds = time.perf_counter() - start
     model.eval()
+    return losses, seconds
+
+
+def alphatune(
+    model: nn.Module,
+    batches: Iterable[dict[str, torch.Tensor]],
+    config: AlphaTuneConfig,
+    on_step: Callable[[int, float], None] | None = None,
+) -> dict[str, Any]:
+    """Train the chosen scales with AdamW (no weight decay) and linear warm-up/decay."""
+    import haneul
+
+    trainable = prepare_alphatuning(model, config.train_alpha)
+    params = [layer.alpha for layer in bcq_layers(model).values()]
+    steps = max(config.steps, 1)
+
+    def step_done(step: int, loss: float, lr: float) -> None:
+        if step % config.log_every == 0 or step == steps - 1:
+            haneul.report(step=step, loss=loss, lr=lr)
+        if on_step is not None:
+            on_step(step, loss)
+
+    losses, seconds = train_parameters(
+        model,
+        params,
+        batches,
+        steps=steps,
+        lr=config.lr,
+        warmup_steps=config.warmup_steps,
+        grad_clip=config.grad_clip,
+        on_step=step_done,
+    )
     for layer in bcq_layers(model).values():
         layer.alpha.requires_grad_(False)
     return {
         "trainable_params": trainable,
         "steps": len(losses),
         "final_loss": losses[-1] if losses else float("nan"),
-        "seconds": time.perf_counter() - start,
+        "seconds": seconds,
         "losses": losses,
     }
 

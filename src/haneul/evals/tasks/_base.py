@@ -128,7 +128,9 @@ def read_tsv(
                 missing = [c for c in columns if c not in names]
                 if missing:
                     raise bad_line(
-                        task, path, "line 1",
+                        task,
+                        path,
+                        "line 1",
                         f"header lacks field {missing[0]!r} (expected columns {', '.join(columns)})",
                     )
                 continue
@@ -139,7 +141,10 @@ def read_tsv(
                 idx = names.index(col)
                 if idx >= len(row):
                     raise bad_line(
-                        task, path, f"line {lineno}", f"missing field {col!r} (expected columns {', '.join(columns)})"
+                        task,
+                        path,
+                        f"line {lineno}",
+                        f"missing field {col!r} (expected columns {', '.join(columns)})",
                     )
                 record[col] = row[idx]
             yield f"line {lineno}", record
@@ -192,13 +197,31 @@ def need(task: str, path: Path, loc: str | None, obj: dict[str, Any], name: str)
     return obj[name]
 
 
-def label_index(task: str, path: Path, loc: str | None, value: Any, labels: Sequence[str]) -> int:
-    """Map a raw label to its index in ``labels``; anything outside the label set is an error."""
+def need_fields(
+    task: str, path: Path, loc: str | None, obj: dict[str, Any], names: Sequence[str]
+) -> dict[str, Any]:
+    """``{name: obj[name]}`` for each of ``names``; the first one missing is reported as :func:`need` does."""
+    return {name: need(task, path, loc, obj, name) for name in names}
+
+
+def label_index(
+    task: str, path: Path, loc: str | None, value: Any, labels: Sequence[str], by_position: bool = False
+) -> int:
+    """Map a raw label to its index in ``labels``; anything outside the label set is an error.
+
+    With ``by_position`` an integer that indexes ``labels`` stands for that label: the Hugging Face
+    exports (KLUE) store a label as its index.
+    """
+    if by_position and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(labels):
+        return value
     text = str(value).strip()
     if text in labels:
         return list(labels).index(text)
     raise bad_line(
-        task, path, loc, f"label {text!r} is not in the task's label set {list(labels)}",
+        task,
+        path,
+        loc,
+        f"label {text!r} is not in the task's label set {list(labels)}",
         "fix the label or choose the task that matches the data",
     )
 

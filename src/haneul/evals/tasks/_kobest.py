@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from haneul.evals.tasks._base import Example, label_index, need, read_records
+from haneul.evals.tasks._base import Example, label_index, need, need_fields, read_records
 
 
 def load_rows(
@@ -14,7 +14,7 @@ def load_rows(
     labels = tuple(str(i) for i in range(n_labels))
     rows = []
     for loc, obj in read_records(name, path):
-        values = {f: need(name, path, loc, obj, f) for f in fields}
+        values = need_fields(name, path, loc, obj, fields)
         label = label_index(name, path, loc, need(name, path, loc, obj, "label"), labels)
         ident = str(obj.get("id", obj.get("idx", f"{path.name}:{loc.split()[-1]}")))
         rows.append((loc, ident, values, label))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from haneul.evals.tasks import register
-from haneul.evals.tasks._base import Example, Task, label_index, need, read_records
-from haneul.evals.tasks.kornli import LABELS, TEMPLATE, VERBALISER
+from haneul.evals.tasks import kornli, register
+from haneul.evals.tasks._base import Example, label_index, need_fields, read_records
 
 NAME = "klue_nli"
 
@@ -14,27 +14,19 @@ NAME = "klue_nli"
 def load(path: Path) -> list[Example]:
     out = []
     for loc, obj in read_records(NAME, path):
-        guid = str(need(NAME, path, loc, obj, "guid"))
-        premise = need(NAME, path, loc, obj, "premise")
-        hypothesis = need(NAME, path, loc, obj, "hypothesis")
-        raw = need(NAME, path, loc, obj, "gold_label")
-        # the Hugging Face export stores the label as its index
-        if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw < len(LABELS):
-            raw = LABELS[raw]
-        label = label_index(NAME, path, loc, raw, LABELS)
-        out.append(Example(id=guid, fields={"premise": premise, "hypothesis": hypothesis}, label=label))
+        row = need_fields(NAME, path, loc, obj, ("guid", "premise", "hypothesis", "gold_label"))
+        label = label_index(NAME, path, loc, row["gold_label"], kornli.LABELS, by_position=True)
+        fields = {"premise": row["premise"], "hypothesis": row["hypothesis"]}
+        out.append(Example(id=str(row["guid"]), fields=fields, label=label))
     return out
 
 
+# the task is KorNLI's (labels, verbaliser, prompt); only the file format differs
 TASK = register(
-    Task(
+    replace(
+        kornli.TASK,
         name=NAME,
-        kind="choice",
         loader=load,
-        template=TEMPLATE,
-        choices=VERBALISER,
-        labels=LABELS,
-        metric="acc",
         description="KLUE-NLI, JSON guid/source/premise/hypothesis/gold_label",
     )
 )

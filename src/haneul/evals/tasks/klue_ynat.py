@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from haneul.evals.tasks import register
-from haneul.evals.tasks._base import Example, Task, label_index, need, read_records
+from haneul.evals.tasks._base import Example, Task, label_index, need_fields, read_records
 
 NAME = "klue_ynat"
 LABELS = ("IT과학", "경제", "사회", "생활문화", "세계", "스포츠", "정치")
@@ -14,13 +14,9 @@ LABELS = ("IT과학", "경제", "사회", "생활문화", "세계", "스포츠",
 def load(path: Path) -> list[Example]:
     out = []
     for loc, obj in read_records(NAME, path):
-        guid = str(need(NAME, path, loc, obj, "guid"))
-        title = need(NAME, path, loc, obj, "title")
-        raw = need(NAME, path, loc, obj, "label")
-        if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw < len(LABELS):
-            raw = LABELS[raw]
-        label = label_index(NAME, path, loc, raw, LABELS)
-        out.append(Example(id=guid, fields={"title": title}, label=label))
+        row = need_fields(NAME, path, loc, obj, ("guid", "title", "label"))
+        label = label_index(NAME, path, loc, row["label"], LABELS, by_position=True)
+        out.append(Example(id=str(row["guid"]), fields={"title": row["title"]}, label=label))
     return out
 
 

@@ -7,6 +7,7 @@ score per pair, and the metric is Pearson / Spearman correlation with the gold s
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from haneul.evals.tasks import register
 from haneul.evals.tasks._base import Example, Task, as_float, bad_line, read_tsv
@@ -16,15 +17,22 @@ SCORES = ("0", "1", "2", "3", "4", "5")
 TEMPLATE = "문장 1: {sentence1}\n문장 2: {sentence2}\n두 문장의 유사도 (0~5):"
 
 
+def sts_score(task: str, path: Path, loc: str | None, value: Any, name: str) -> float:
+    """``value`` as a gold similarity; anything but a number from 0 to 5 is an error naming the place."""
+    score = as_float(task, path, loc, value, name)
+    if not 0.0 <= score <= 5.0:
+        raise bad_line(task, path, loc, f"score {score} is outside the label range 0-5")
+    return score
+
+
 def load(path: Path) -> list[Example]:
     out = []
     columns = ("genre", "filename", "year", "id", "score", "sentence1", "sentence2")
     for loc, row in read_tsv(NAME, path, columns):
-        score = as_float(NAME, path, loc, row["score"], "score")
-        if not 0.0 <= score <= 5.0:
-            raise bad_line(NAME, path, loc, f"score {score} is outside the label range 0-5")
+        score = sts_score(NAME, path, loc, row["score"], "score")
         fields = {"sentence1": row["sentence1"], "sentence2": row["sentence2"]}
-        out.append(Example(id=f"{row['genre']}/{row['filename']}/{row['year']}/{row['id']}", fields=fields, score=score))
+        ident = f"{row['genre']}/{row['filename']}/{row['year']}/{row['id']}"
+        out.append(Example(id=ident, fields=fields, score=score))
     return out
 
 
