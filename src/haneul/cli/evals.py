@@ -201,3 +201,105 @@ def publish_cmd(
         return
     state = "published" if info.get("created") else "already published"
     typer.echo(f"{state}: run {info['id']} ({info['model']}: {', '.join(info['tasks'])}) on {url}/evals")
+
+
+def _named_paths(items: list[str], option: str, example: str) -> dict[str, list[str]]:
+    from haneul.errors import InvalidInput
+
+    out: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise InvalidInput(f"{option} {item!r} must be NAME=VALUE, e.g. {option} {example}")
+        if name.strip() in out:
+            raise InvalidInput(f"{option} names {name.strip()!r} twice; give each a distinct name")
+        out[name.strip()] = [v.strip() for v in value.split("+" if option == "--mix" else ",") if v.strip()]
+    return out
+
+
+@app.command("corpus-study")
+def corpus_study(
+    corpus: list[str] = typer.Option(..., "--corpus", "-c", help="NAME=PATH[,PATH...]: a pre-training corpus "
+                                     "(text or JSONL files, optionally .gz). Repeat for each source."),
+    task: str = typer.Option(..., "--task", "--tasks", "-t", help="Task suite as for `haneul eval run`: "
+                             "NAME=PATH[,NAME=PATH...] or a YAML spec."),
+    sizes: str = typer.Option("1M,4M,16M", "--sizes", help="Training tokens per model, comma-separated "
+                              "(k, M, G suffixes); each model makes one pass over the first SIZE tokens."),
+    mix: list[str] = typer.Option([], "--mix", help="NAME=A+B[+C]: also train on these corpora's documents "
+                                  "interleaved one by one. Repeatable."),
+    preset: str = typer.Option("ko-nano", "--preset", "-p", help="Model preset trained on every corpus."),
+    shots: str = typer.Option("0,4", "--shots", help="Comma-separated numbers of demonstrations."),
+    seeds: int = typer.Option(1, "--seeds", help="Demonstration draws per shot count."),
+    limit: int | None = typer.Option(200, "--limit", help="Items scored per task (0 for all)."),
+    fewshot: list[str] = typer.Option([], "--fewshot", help="NAME=PATH: demonstrations for task NAME from "
+                                      "this file. Repeatable."),
+    vocab_size: int | None = typer.Option(None, "--vocab-size", help="Shared tokenizer size (default: the "
+                                          "preset's recipe)."),
+    tokenizer_docs: int = typer.Option(50_000, "--tokenizer-docs", help="Documents (equal share per corpus) "
+                                       "the shared tokenizer learns from."),
+    batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Sequences per step (default: recipe)."),
+    seq_len: int | None = typer.Option(None, "--seq-len", help="Tokens per training sequence (default: the preset's whole context window, which few-shot prompts fill)."),
+    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate (default: recipe)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of initialisation, batch order and validation split."),
+    workers: int = typer.Option(1, "--workers", "-j", help="Processes that tokenize the corpora."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, ..."),
+    sessions: bool = typer.Option(False, "--sessions", help="Run each cell as a platform session on the "
+                                  "configured server (HANEUL_SERVER) and wait for all of them."),
+    out: Path = typer.Option(..., "--out", "-o", help="Study folder; rerunning with the same folder resumes."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Train the same small model on each corpus, mixture and size, score each on the task suite, and
+    write the table and plots: accuracy per source and size, mixtures vs their parts, and validation
+    perplexity vs in-context accuracy (Pearson / Spearman).
+
+    Example: haneul eval corpus-study -c reviews=reviews.jsonl.gz -c news=news.txt --mix both=reviews+news
+    --sizes 250k,1M -t nsmc=ratings_test.txt --shots 0,4 -o study
+    """
+    from haneul.errors import InvalidInput
+    from haneul.evals.corpus_study import StudyConfig, parse_sizes, run_study
+    from haneul.settings import get_settings
+
+    if sessions and not get_settings().server:
+        raise InvalidInput("--sessions needs a platform server; set HANEUL_SERVER (or run `haneul server`) "
+                           "or leave --sessions out to train here")
+    fewshot_paths = {k: v[0] for k, v in _named_paths(fewshot, "--fewshot", "nsmc=ratings_train.txt").items()}
+    cfg = StudyConfig(
+        corpora=_named_paths(corpus, "--corpus", "reviews=reviews.jsonl.gz"), tasks=task,
+        sizes=parse_sizes(sizes), mixtures=_named_paths(mix, "--mix", "both=reviews+news"), preset=preset,
+        shots=_ints(shots, "--shots"), seeds=seeds, limit=limit or None, fewshot=fewshot_paths,
+        vocab_size=vocab_size, tokenizer_docs=tokenizer_docs, batch_size=batch_size, seq_len=seq_len, lr=lr,
+        seed=seed, workers=workers, device=device,
+    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        handle = bar.add_task("preparing", total=None)
+
+        def log(message: str) -> None:
+            bar.console.print(message, highlight=False)
+
+        def on_step(cell_id: str, step: int, steps: int, metrics: dict[str, float]) -> None:
+            bar.update(handle, completed=step, total=steps, description=f"{cell_id} loss {metrics['loss']:.3f}")
+
+        summary = run_study(cfg, out, sessions=sessions, log=log, on_step=on_step)
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+        return
+    from haneul.evals.corpus_study import markdown_study
+
+    typer.echo(markdown_study(summary))
+    console.print(f"report: {out / 'results.md'} (plots beside it)")
+
+
+@app.command("corpus-study-cell")
+def corpus_study_cell(
+    study: Path = typer.Argument(..., help="A study folder prepared by `haneul eval corpus-study`."),
+    cell: str = typer.Argument(..., help="The cell to run, e.g. reviews@1M (see cells/ or results.md)."),
+) -> None:
+    """Train and score one cell of a corpus study (what each platform session of `--sessions` runs)."""
+    from haneul.evals.corpus_study import run_cell
+
+    record = run_cell(study, cell, log=lambda m: console.print(m, highlight=False))
+    typer.echo(json.dumps({k: record[k] for k in ("cell", "steps", "mean_val_perplexity", "tasks")},
+                          ensure_ascii=False))

@@ -216,6 +216,21 @@ class TokenData:
             else:
                 self.splits[split] = np.zeros(0, dtype=dtype)
 
+    def limit_train(self, tokens: int) -> None:
+        """Train on the first ``tokens`` training tokens only (a corpus-size experiment); the meta's
+        train figures are scaled to match."""
+        if tokens < 1:
+            raise InvalidInput(f"train_tokens {tokens} must be at least 1")
+        have = len(self.splits["train"])
+        if tokens >= have:
+            return
+        self.splits["train"] = self.splits["train"][:tokens]
+        m = dict(self.meta["train"])
+        share = tokens / max(have, 1)
+        m.update(tokens=tokens, characters=int(m["characters"] * share), bytes=int(m["bytes"] * share),
+                 documents=int(m["documents"] * share))
+        self.meta = {**self.meta, "train": m}
+
     def chars_per_token(self, split: str = "val") -> float:
         m = self.meta[split]
         return m["characters"] / max(m["tokens"], 1)

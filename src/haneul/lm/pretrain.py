@@ -61,6 +61,7 @@ class TrainConfig:
     # (the schedule then depends on measured speed, so such a run is not bit-reproducible)
     fit_to_budget: bool = False
     stop_after: int | None = None  # stop (and save) after this step, as an interruption would
+    train_tokens: int | None = None  # sample training windows from the first N tokens only (corpus size)
     log_every: int = 10
 
     @classmethod
@@ -116,6 +117,29 @@ def gpu_peak_flops(device: Any) -> float | None:
     return next((v for k, v in GPU_PEAK_FLOPS.items() if k in name), None)
 
 
+def evaluate_split(model: Any, data: Any, batch_size: int, seq_len: int, max_batches: int) -> tuple[float, float]:
+    """Mean validation loss (nats per token) and bits per character of ``data``'s validation split,
+    over its fixed evenly spread windows; ``(nan, nan)`` when the split is shorter than one window.
+    Leaves ``model`` in eval mode; wrap the call in autocast for mixed precision."""
+    import torch
+
+    from haneul.lm.data import bits_per_char
+
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for x, y in data.val_batches(batch_size, seq_len, max_batches):
+            _, loss = model(x.to(device), y.to(device))
+            total += float(loss) * x.numel()
+            count += x.numel()
+    if count == 0:
+        return float("nan"), float("nan")
+    mean = total / count
+    val = data.meta["val"]
+    return mean, bits_per_char(mean, val["tokens"], val["characters"])
+
+
 def load_checkpoint_config(out_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     state = Path(out_dir) / CKPT / "trainer.json"
     return json.loads(state.read_text()) if state.is_file() else None
@@ -137,12 +161,14 @@ def pretrain(
 
     import haneul
     from haneul.lm.config import GPTConfig
-    from haneul.lm.data import TokenData, bits_per_char
+    from haneul.lm.data import TokenData
     from haneul.lm.model import GPT
 
     cfg = replace(cfg)  # fit_to_budget may change steps: leave the caller's object alone
     out = Path(cfg.out)
     data = TokenData(cfg.data)
+    if cfg.train_tokens is not None:
+        data.limit_train(cfg.train_tokens)
     model_cfg = GPTConfig.from_name(cfg.preset, vocab_size=data.meta["vocab_size"], **cfg.model)
     seq_len = cfg.seq_len or model_cfg.max_seq_len
     if seq_len > model_cfg.max_seq_len:
@@ -221,20 +247,10 @@ def pretrain(
         return torch.autocast(device.type, dtype=amp)
 
     def evaluate() -> tuple[float, float]:
-        model.eval()
-        total, count = 0.0, 0
-        with torch.no_grad():
-            for x, y in data.val_batches(cfg.batch_size, seq_len, cfg.eval_batches):
-                with autocast():
-                    _, loss = model(x.to(device), y.to(device))
-                total += float(loss) * x.numel()
-                count += x.numel()
+        with autocast():
+            result = evaluate_split(model, data, cfg.batch_size, seq_len, cfg.eval_batches)
         model.train()
-        if count == 0:
-            return float("nan"), float("nan")
-        mean = total / count
-        val = data.meta["val"]
-        return mean, bits_per_char(mean, val["tokens"], val["characters"])
+        return result
 
     def save(step: int) -> None:
         if not master:
