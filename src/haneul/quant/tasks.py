@@ -31,6 +31,7 @@ __all__ = [
     "perplexity",
     "read_nsmc",
     "read_texts",
+    "sample_blocks",
 ]
 
 TASKS = ("nsmc", "text")
@@ -233,3 +234,50 @@ def perplexity(
         total_nll += float(nll)
         total_tokens += int((target != -100).sum())
     return math.exp(total_nll / max(total_tokens, 1))
+
+
+@torch.no_grad()
+def sample_blocks(
+    model: Any,
+    tokenizer: Any,
+    count: int,
+    length: int = 128,
+    batch_size: int = 8,
+    temperature: float = 1.0,
+    top_k: int = 50,
+    seed: int = 0,
+) -> list[tuple[list[int], list[int]]]:
+    """``count`` training blocks of ``length`` tokens written by ``model`` itself (data-free calibration).
+
+    Each sequence starts from the beginning-of-text token, or an end-of-text token where the tokenizer
+    has none, and a first token drawn uniformly from the vocabulary, then continues by top-k sampling —
+    the recipe of data-free quantisation-aware training (LLM-QAT): a full-precision model's own text
+    carries its output distribution, so scales tuned on it recover what quantisation lost, with no
+    dataset at hand. Returns (ids, labels) pairs as :func:`lm_blocks` does.
+    """
+    if count < 1 or length < 2:
+        raise InvalidInput(f"sample_blocks needs count >= 1 and length >= 2 (got {count}, {length})")
+    start = getattr(tokenizer, "bos_token_id", None)
+    if start is None:
+        start = getattr(tokenizer, "eos_token_id", None)
+    if start is None:
+        raise InvalidInput("the tokenizer has neither a beginning- nor an end-of-text token to start samples from")
+    vocab = int(model.get_input_embeddings().weight.shape[0])
+    gen = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    out: list[tuple[list[int], list[int]]] = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        while len(out) < count:
+            n = min(batch_size, count - len(out))
+            first = torch.randint(0, vocab, (n, 1), generator=gen)
+            ids = torch.cat([torch.full((n, 1), int(start)), first], dim=1)
+            ids = model.generate(
+                input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=temperature,
+                top_k=top_k, top_p=1.0, max_new_tokens=length - 2, min_new_tokens=length - 2,
+                pad_token_id=int(start),
+            )
+            out.extend((row[:length], list(row[:length])) for row in ids.tolist())
+    model.train(was_training)
+    return out
