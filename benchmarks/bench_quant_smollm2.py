@@ -10,7 +10,11 @@ Timings are wall-clock on a CPU that may be shared with other work; quantisation
 figure with a target (≤ 2 minutes for q=3, 15 rounds), so the CPU seconds the process used are
 recorded beside the wall time: on a busy machine they are the steadier figure.
 
-    .venv/bin/python benchmarks/bench_quant_smollm2.py [--quick] [--threads 2]
+With ``--recover STEPS`` each 3-bit variant is also AlphaTuned without data: every scale is trained
+for STEPS steps on text the fp32 model samples itself (``haneul.quant.tasks.sample_blocks``, the
+LLM-QAT recipe), and the perplexity on the same held-out text is reported again.
+
+    .venv/bin/python benchmarks/bench_quant_smollm2.py [--quick] [--threads 2] [--recover 100]
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ import torch
 
 from haneul.io import atomic_write_text
 from haneul.lm.models.smollm2 import load_smollm2
-from haneul.quant.model import model_weight_bytes, quantize_model
-from haneul.quant.tasks import lm_blocks, perplexity
+from haneul.quant.alphatuning import prepare_alphatuning, train_parameters
+from haneul.quant.model import bcq_layers, model_weight_bytes, quantize_model
+from haneul.quant.tasks import batches, lm_blocks, perplexity, sample_blocks
 
 OUT = Path(__file__).resolve().parent / "results" / "quant_smollm2.json"
 
@@ -87,6 +92,10 @@ def main() -> None:
         help="q=4 and q=3, group 32 with offset, 2 rounds, short text and answers",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--recover", type=int, default=0, metavar="STEPS",
+                        help="also AlphaTune every 3-bit variant for STEPS steps on the fp32 model's own samples")
+    parser.add_argument("--samples", type=int, default=64, help="self-generated blocks for --recover")
+    parser.add_argument("--only", default=None, help="comma-separated variant labels to run, e.g. 3/32o,3/row")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -117,8 +126,16 @@ def main() -> None:
     settings = (
         [(4, 32, 2, True), (3, 32, 2, True)]
         if args.quick
-        else [(4, 32, 15, True), (3, 32, 15, True), (4, 64, 15, False), (3, 64, 15, False)]
+        else [(4, 32, 15, True), (3, 32, 15, True), (4, 64, 15, False), (3, 64, 15, False), (3, None, 15, False)]
     )
+    if args.only:
+        wanted = {w.strip() for w in args.only.split(",")}
+        settings = [st for st in settings if f"{st[0]}/{st[1] or 'row'}{'o' if st[3] else ''}" in wanted]
+    calibration = None
+    if args.recover:
+        t0 = time.perf_counter()
+        calibration = sample_blocks(base, tokenizer, count=args.samples, length=128, batch_size=16, seed=0)
+        print(f"sampled {args.samples} calibration blocks from the fp32 model in {time.perf_counter() - t0:.0f}s")
     for bits, group, rounds, offset in settings:
         model = copy.deepcopy(base)
         cpu0 = time.process_time()
@@ -145,6 +162,23 @@ def main() -> None:
         row["perplexity"] = perplexity(model, blocks, pad_id=tokenizer.pad_token_id or 0)
         row["perplexity_ratio_vs_fp32"] = row["perplexity"] / rows[0]["perplexity"]
         row["answers"] = [generate(model, tokenizer, p, gen_tokens) for p in PROMPTS]
+        if calibration is not None and bits == 3:
+            prepare_alphatuning(model, "all")
+            params = [layer.alpha for layer in bcq_layers(model).values()]
+            losses, seconds = train_parameters(
+                model, params, batches(calibration, 4, args.recover, seed=0), steps=args.recover, lr=1e-3,
+                warmup_steps=max(args.recover // 10, 1), grad_clip=1.0,
+            )
+            row["recovered"] = {
+                "steps": args.recover, "calibration_blocks": len(calibration), "block_tokens": 128,
+                "trainable_params": sum(p.numel() for p in params), "train_seconds": seconds,
+                "first_loss": losses[0], "final_loss": losses[-1],
+                "perplexity": perplexity(model, blocks, pad_id=tokenizer.pad_token_id or 0),
+                "answers": [generate(model, tokenizer, p, gen_tokens) for p in PROMPTS],
+            }
+            row["recovered"]["perplexity_ratio_vs_fp32"] = row["recovered"]["perplexity"] / rows[0]["perplexity"]
+            print(f"  recovered: ppl {row['recovered']['perplexity']:.2f} after {args.recover} steps "
+                  f"({seconds:.0f}s)  {row['recovered']['answers']}")
         rows.append(row)
         write(args, load_s, blocks, fp32_linear, rows)  # after every variant, so a long run keeps its results
         print(
@@ -167,6 +201,8 @@ def write(args: argparse.Namespace, load_s: float, blocks: list, fp32_linear: in
         "rows": rows,
     }
     out = OUT if not args.quick else OUT.with_name("quant_smollm2_quick.json")
+    if args.only:
+        out = out.with_name(out.stem + "_" + "".join(c if c.isalnum() else "-" for c in args.only) + ".json")
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
 
 

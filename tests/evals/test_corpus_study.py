@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from haneul.cli.main import main
+from haneul.cli.main import run
 from haneul.errors import Conflict, InvalidInput
 from haneul.evals.corpus_study import StudyConfig, human_size, parse_size, parse_sizes, run_study
 from haneul.lm.testing import tiny_corpus
@@ -47,11 +47,7 @@ def study_inputs(tmp_path: Path) -> dict[str, Path]:
 
 def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """Exit code, stdout and stderr of ``haneul ARGV``."""
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
+    code = run(argv)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

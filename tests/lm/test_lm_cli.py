@@ -7,17 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from haneul.cli.main import main
+from haneul.cli.main import run
 
 
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of ``haneul ARGV``."""
+    code = run(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 def test_help_is_complete_and_torch_free() -> None:

@@ -75,5 +75,14 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(130) from None
 
 
+def run(argv: list[str]) -> int:
+    """Run ``haneul ARGV`` in this process and return its exit status instead of exiting."""
+    try:
+        main(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
 if __name__ == "__main__":
     main()
