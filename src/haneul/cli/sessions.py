@@ -19,7 +19,6 @@ from haneul.platform.format import age
 console = Console()
 ACTIVE = ("queued", "running")
 # Carried from the caller's shell so that `python` in a session is the python the user sees.
-INHERITED_ENV = ("PATH", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES")
 
 
 def register(app: typer.Typer) -> None:
@@ -72,9 +71,11 @@ def run(
     the server. PATH, VIRTUAL_ENV, CONDA_PREFIX and PYTHONPATH come from this shell, so the
     session uses the same Python. Example: haneul run --name bert -- python train.py --lr 3e-4
     """
+    from haneul.platform.client import inherited_env
+
     session = _client().create_session(
         command=command, name=name, owner=getpass.getuser(), cpus=cpus, gpus=gpus, memory=memory,
-        priority=priority, env={**{k: os.environ[k] for k in INHERITED_ENV if k in os.environ}, **_parse_env(env)},
+        priority=priority, env={**inherited_env(), **_parse_env(env)},
         cwd=os.getcwd(), snapshot=not in_place,
     )
     if as_json:

@@ -23,6 +23,7 @@ the scheduler has room and report their training curves to the web UI.
 
 from __future__ import annotations
 
+import getpass
 import gzip
 import json
 import math
@@ -371,16 +372,15 @@ def run_cell(
 
 def _run_cells_in_sessions(root: Path, todo: Sequence[Cell], log: Callable[[str], None], poll_s: float) -> None:
     """Submit each unfinished cell as a platform session, then wait for all of them."""
-    from haneul.cli.sessions import INHERITED_ENV
-    from haneul.platform.client import Client
+    from haneul.platform.client import Client, inherited_env
 
     client = Client.from_env()
-    env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
+    env = inherited_env()
     started: dict[str, int] = {}
     for cell in todo:
         session = client.create_session(
             command=[sys.executable, "-m", "haneul", "eval", "corpus-study-cell", str(root.resolve()), cell.id],
-            name=f"corpus-study {root.name} {cell.id}", owner=os.environ.get("USER", "haneul"), cpus=1.0,
+            name=f"corpus-study {root.name} {cell.id}", owner=getpass.getuser(), cpus=1.0,
             env=env, cwd=os.getcwd(), snapshot=False,
         )
         started[cell.id] = session["id"]

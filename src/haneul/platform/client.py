@@ -17,6 +17,14 @@ import orjson
 from haneul.errors import HaneulError, IntegrityError, ServerUnavailable
 from haneul.io import atomic_open, iter_file, sha256_file
 
+# environment a session started from a shell keeps, so it runs the same Python and sees the same GPUs
+INHERITED_ENV = ("PATH", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES")
+
+
+def inherited_env() -> dict[str, str]:
+    """The variables of :data:`INHERITED_ENV` that this process has."""
+    return {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
+
 
 class Client:
     def __init__(self, url: str | None = None, *, token: str | None = None, timeout: float = 60.0) -> None:
