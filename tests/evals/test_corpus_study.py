@@ -115,7 +115,12 @@ def test_bad_arguments_are_one_line_errors(study_inputs: dict[str, Path], capsys
     assert code == 1 and "corpus 'r'" in err and "does not exist" in err
     code, _, err = _cli([*base, "-c", f"reviews={p['reviews']}", "--sessions"], capsys)
     assert code == 1 and "--sessions needs a platform server" in err
-    assert not (p["out"] / "corpora").exists()  # nothing half-written for a corpus that is not there
+    code, _, err = _cli([*base[:2], "-t", f"nsmc={p['out'] / 'nsmc-missing.tsv'}", "-o", str(p["out"]),
+                         "-c", f"reviews={p['reviews']}"], capsys)
+    assert code == 1 and "task 'nsmc'" in err and "does not exist" in err
+    code, _, err = _cli([*base, "-c", f"reviews={p['reviews']}", "--fewshot", f"kornli={p['nsmc']}"], capsys)
+    assert code == 1 and "--fewshot names kornli" in err
+    assert not p["out"].exists()  # a bad input claims no folder: the corrected command starts afresh
 
 
 def test_config_round_trips_through_the_plan_file(tmp_path: Path) -> None:

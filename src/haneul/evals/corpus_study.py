@@ -221,18 +221,28 @@ def _write_corpus(path: Path, docs: Iterator[str], max_chars: int) -> dict[str, 
 
 def prepare_study(cfg: StudyConfig, out: Path, log: Callable[[str], None] = lambda _: None) -> None:
     """Plan file, per-source corpora, the shared tokenizer and every source's token shards."""
+    from haneul.evals import parse_task_arg
     from haneul.io import sha256_file
     from haneul.lm.corpus import check_corpus, iter_corpus
     from haneul.lm.data import prepare_data
     from haneul.lm.tokenizer import train_tokenizer
 
-    out.mkdir(parents=True, exist_ok=True)
-    _check_plan(out, cfg)
+    # every input is checked before the plan is written: a wrong path must not claim the folder
     for name, files in cfg.corpora.items():
         try:
             check_corpus(files)
         except (InvalidInput, NotFound) as exc:
             raise type(exc)(f"corpus {name!r}: {exc.message}") from exc
+    for run in parse_task_arg(cfg.tasks):
+        extra = cfg.fewshot.get(run.task.name)
+        for path in [run.data, *([Path(extra)] if extra else [])]:
+            if not path.is_file():
+                raise NotFound(f"task {run.task.name!r}: {path} does not exist; pass an existing data file")
+    unknown = sorted(set(cfg.fewshot) - {r.task.name for r in parse_task_arg(cfg.tasks)})
+    if unknown:
+        raise InvalidInput(f"--fewshot names {', '.join(unknown)}, which are not among the tasks; fix the name")
+    out.mkdir(parents=True, exist_ok=True)
+    _check_plan(out, cfg)
     settings = cfg.train_settings()
     budget = int(max(cfg.sizes) * CHARS_PER_TOKEN_BUDGET)
     corpora = out / "corpora"
