@@ -96,6 +96,8 @@ def main() -> None:
                         help="also AlphaTune every 3-bit variant for STEPS steps on the fp32 model's own samples")
     parser.add_argument("--samples", type=int, default=64, help="self-generated blocks for --recover")
     parser.add_argument("--only", default=None, help="comma-separated variant labels to run, e.g. 3/32o,3/row")
+    parser.add_argument("--init", choices=("best", "greedy"), default="best",
+                        help="BCQ start: best of greedy and uniform-grid starts (default), or greedy only (half the time)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -139,7 +141,7 @@ def main() -> None:
     for bits, group, rounds, offset in settings:
         model = copy.deepcopy(base)
         cpu0 = time.process_time()
-        report = quantize_model(model, bits=bits, group_size=group, rounds=rounds, offset=offset)
+        report = quantize_model(model, bits=bits, group_size=group, rounds=rounds, offset=offset, init=args.init)
         cpu_s = time.process_time() - cpu0
         sizes = model_weight_bytes(model, scale_bytes=2, full_bytes=2)
         row = {
@@ -148,6 +150,7 @@ def main() -> None:
             "bits": bits,
             "group_size": group or "row",
             "rounds": rounds,
+            "init": args.init,
             "quantise_seconds": report.seconds,
             # CPU seconds of this process (all threads): unlike wall time, not inflated by other work
             "quantise_cpu_seconds": cpu_s,
@@ -202,7 +205,8 @@ def write(args: argparse.Namespace, load_s: float, blocks: list, fp32_linear: in
     }
     out = OUT if not args.quick else OUT.with_name("quant_smollm2_quick.json")
     if args.only:
-        out = out.with_name(out.stem + "_" + "".join(c if c.isalnum() else "-" for c in args.only) + ".json")
+        tag = "".join(c if c.isalnum() else "-" for c in args.only) + ("_greedy" if args.init == "greedy" else "")
+        out = out.with_name(f"{out.stem}_{tag}.json")
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
 
 
