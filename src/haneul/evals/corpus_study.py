@@ -233,12 +233,13 @@ def prepare_study(cfg: StudyConfig, out: Path, log: Callable[[str], None] = lamb
             check_corpus(files)
         except (InvalidInput, NotFound) as exc:
             raise type(exc)(f"corpus {name!r}: {exc.message}") from exc
-    for run in parse_task_arg(cfg.tasks):
+    runs = parse_task_arg(cfg.tasks)
+    for run in runs:
         extra = cfg.fewshot.get(run.task.name)
         for path in [run.data, *([Path(extra)] if extra else [])]:
             if not path.is_file():
                 raise NotFound(f"task {run.task.name!r}: {path} does not exist; pass an existing data file")
-    unknown = sorted(set(cfg.fewshot) - {r.task.name for r in parse_task_arg(cfg.tasks)})
+    unknown = sorted(set(cfg.fewshot) - {r.task.name for r in runs})
     if unknown:
         raise InvalidInput(f"--fewshot names {', '.join(unknown)}, which are not among the tasks; fix the name")
     out.mkdir(parents=True, exist_ok=True)
