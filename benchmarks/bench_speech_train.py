@@ -43,6 +43,12 @@ def main() -> None:
         "--data", default=None, help="synthetic corpus cache (default: HANEUL_HOME/cache/speech-bench)"
     )
     ap.add_argument("--tag", default="", help="suffix of the results file name")
+    ap.add_argument("--synth-workers", type=int, default=2, help="processes rendering the synthetic corpus")
+    ap.add_argument(
+        "--models",
+        default="ds2,las",
+        help="which models to train, in order (run them in two processes to overlap)",
+    )
     args = ap.parse_args()
     if args.quick:
         args.hours, args.test_hours, args.minutes, args.las_minutes = 0.03, 0.01, 0.25, 0.15
@@ -66,7 +72,7 @@ def main() -> None:
         folder = data / split
         if not (folder / "manifest.json").is_file():
             t = time.perf_counter()
-            synthesize(folder, hours, seed, split=split, noise=0.2, workers=args.threads)
+            synthesize(folder, hours, seed, split=split, noise=0.2, workers=args.synth_workers)
             synth_s[split] = time.perf_counter() - t
     full = read_manifest(data / "train" / "manifest.json")
     parts = split_by_speaker(full.items, dev=0.04, test=0.0, seed=0)
@@ -83,9 +89,15 @@ def main() -> None:
     results = {"mode": "quick" if args.quick else "full", "args": vars(args), "train_utterances": len(tr),
                "train_hours": round(_hours(tr), 3), "test_hours": round(_hours(test), 3),
                "synth_seconds": synth_s, "models": {}}  # fmt: skip
-    runs = [("ds2", args.preset, args.minutes)]
-    if args.las_minutes > 0:
-        runs.append(("las", "tiny" if args.quick else "small", args.las_minutes))
+    wanted = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not wanted or set(wanted) - {"ds2", "las"}:
+        raise SystemExit(f"--models {args.models!r}: give ds2, las or ds2,las")
+    runs = []
+    for kind in wanted:
+        if kind == "ds2":
+            runs.append(("ds2", args.preset, args.minutes))
+        elif args.las_minutes > 0:
+            runs.append(("las", "tiny" if args.quick else "small", args.las_minutes))
     for kind, preset, minutes in runs:
         steps_per_min = 6 if args.quick else 40
         cfg = TrainConfig(

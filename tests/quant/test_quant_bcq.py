@@ -50,7 +50,7 @@ def naive_bcq_row(
     return B, alpha, mu
 
 
-@pytest.mark.parametrize("bits", [1, 2, 3, 4])
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 5])  # 5: binary search over the levels, not counting
 @pytest.mark.parametrize("offset", [False, True])
 @pytest.mark.parametrize("rounds", [0, 3])
 def test_vectorised_matches_naive_loop(bits: int, offset: bool, rounds: int) -> None:

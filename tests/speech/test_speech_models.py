@@ -90,3 +90,66 @@ def test_location_aware_attention_respects_mask_and_uses_previous_alignment():
     _, w3 = att(torch.zeros(2, 8), att.key(enc), enc, prev, mask)
     _, w4 = att(torch.zeros(2, 8), att.key(enc), enc, prev2, mask)
     assert not torch.allclose(w3, w4)  # same query, different previous alignment -> different weights
+
+
+def _las_and_input(vocab_size, seed=0):
+    torch.manual_seed(seed)
+    model = LAS(LASConfig.from_name("tiny", vocab_size=vocab_size)).eval()
+    x, lengths = _batch([48, 40])
+    return model, x, lengths
+
+
+def _speller_score(model, x, lengths, ids):
+    """Exact log-probability of ``ids`` then the end marker, with the decoder's output masking."""
+    enc, enc_len = model.listener(x, lengths)
+    mask, prev, state, context, keys = model._init(enc, enc_len)
+    token, total = torch.tensor([SOS]), 0.0
+    for k in [*ids, EOS]:
+        logits, state, context, prev = model._step(token, state, context, enc, keys, prev, mask)
+        logits[:, [0, SOS]] = float("-inf")
+        total += float(logits.detach().log_softmax(-1)[0, k])
+        token = torch.tensor([k])
+    return total
+
+
+def test_las_beam_of_one_is_greedy():
+    model, x, lengths = _las_and_input(10)
+    greedy = model.decode(x, lengths, max_len=7)
+    beams = model.beam_search(x, lengths, beam=1, max_len=7)
+    assert [b[0][0] for b in beams] == greedy
+
+
+@pytest.mark.parametrize("length_norm", [False, True])
+def test_las_wide_beam_is_exact_against_brute_force(length_norm):
+    import itertools
+
+    model, x, lengths = _las_and_input(6, seed=3)  # outputs: <unk>=1, 4, 5 and the end marker
+    x, lengths = x[:1], lengths[:1]
+    limit = 3
+    scored = []
+    for n in range(limit):
+        for ids in itertools.product([1, 4, 5], repeat=n):
+            s = _speller_score(model, x, lengths, list(ids))
+            scored.append((s / (n + 1) if length_norm else s, list(ids), s))
+    scored.sort(key=lambda t: -t[0])
+    hyps = model.beam_search(x, lengths, beam=40, max_len=limit, length_norm=length_norm)[0]
+    assert hyps[0][0] == scored[0][1]
+    exact = {tuple(ids): s for _, ids, s in scored}
+    for ids, score in hyps:  # every hypothesis returned carries its exact score
+        assert score == pytest.approx(exact[tuple(ids)], abs=1e-4)
+    if length_norm:  # no early stop: the whole ranking is exact
+        assert [h[0] for h in hyps[:5]] == [ids for _, ids, _ in scored[:5]]
+
+
+def test_las_beam_search_fuses_a_character_lm():
+    from haneul.speech.decode import CharNgramLM
+
+    model, x, lengths = _las_and_input(10)
+    plain = model.beam_search(x, lengths, beam=4, max_len=6)
+    assert all(5 not in h[0][0] for h in plain)  # the model alone never says 5
+    lm = CharNgramLM(3, 10).fit([[5, 5, 5, 5]] * 20)
+    fused = model.beam_search(x, lengths, beam=4, max_len=6, lm=lm, alpha=5.0, beta=0.5)
+    for hyps in fused:
+        assert hyps[0][0] and set(hyps[0][0]) == {5}
+    with pytest.raises(InvalidInput, match="beam width"):
+        model.beam_search(x, lengths, beam=0)

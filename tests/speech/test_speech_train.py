@@ -106,6 +106,12 @@ def test_las_overfits_five_utterances(tmp_path):
     )
     assert res.best_cer <= 0.1
 
+    from haneul.speech.recognizer import Recognizer
+
+    rec = Recognizer.from_checkpoint(res.best_checkpoint, beam=4)  # beam search through the Recognizer
+    result, _ = rec.evaluate(m)
+    assert result.cer <= 0.1
+
 
 def test_stereo_and_other_rates_are_converted_not_skipped(tone_corpus, tmp_path):
     import numpy as np
@@ -121,3 +127,17 @@ def test_stereo_and_other_rates_are_converted_not_skipped(tone_corpus, tmp_path)
         warnings.simplefilter("error", SpeechDataWarning)  # nothing may be skipped
         res = train(_cfg(tmp_path, max_steps=1), m, m)
     assert res.skipped == []
+
+
+def test_learning_rate_decays_with_whichever_budget_runs_out_first():
+    from haneul.speech.train import lr_at
+
+    cfg = TrainConfig(lr=1.0, warmup_steps=10, max_minutes=60)
+    assert lr_at(cfg, 0, 1000) == pytest.approx(0.1)  # warm-up
+    assert lr_at(cfg, 10, 1000, minutes=0) == pytest.approx(1.0)
+    # halfway through the time budget but only 1 % through the steps: half-way down the cosine
+    assert lr_at(cfg, 20, 1000, minutes=30) == pytest.approx(0.05 + 0.95 * 0.5)
+    assert lr_at(cfg, 20, 1000, minutes=60) == pytest.approx(0.05)
+    assert lr_at(cfg, 1000, 1000, minutes=1) == pytest.approx(0.05)  # steps ran out first
+    no_clock = TrainConfig(lr=1.0, warmup_steps=10)
+    assert lr_at(no_clock, 20, 1000, minutes=500) == pytest.approx(lr_at(no_clock, 20, 1000))

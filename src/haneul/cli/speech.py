@@ -233,7 +233,7 @@ def _recognizer(
 
 
 _CKPT = typer.Option(..., "--checkpoint", "-c", help="A best.pt / last.pt written by `haneul speech train`.")
-_BEAM = typer.Option(1, "--beam", help="CTC beam width (1 = greedy best path).")
+_BEAM = typer.Option(1, "--beam", help="Beam width: CTC prefix beam search for ds2, beam search for las (1 = greedy).")
 _LM = typer.Option(
     None,
     "--lm-text",

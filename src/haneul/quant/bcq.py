@@ -94,46 +94,92 @@ def level_patterns(
 
 
 def _solve_scales(
-    vectors: torch.Tensor, signs: torch.Tensor, offset: bool
+    vectors: torch.Tensor, codes: tuple[torch.Tensor, torch.Tensor], bits: int, offset: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Least-squares ``α`` (and ``μ``) for fixed codes. vectors (R, g), signs (R, q, g) of ±1."""
+    """Least-squares ``α`` (and ``μ``) for fixed codes.
+
+    ``vectors`` (R, g); ``codes = (rank, order)`` as from :func:`_nearest_levels`: every weight's
+    level is ``order[rank]``, where level ``k`` has ``+1`` in plane ``i`` when bit ``i`` of ``k`` is
+    set. With ``p_k`` the sign pattern of level ``k`` (extended by 1 for the offset), the normal
+    equations of a row are ``Σ_k n_k p_k p_kᵀ · x = Σ_k s_k p_k`` where ``n_k`` counts the row's
+    weights at level ``k`` and ``s_k`` sums them: two histograms replace the (q × g) · (g × q)
+    products per row, and they are taken over ranks and only then permuted to levels, (R, 2^q).
+    """
     import torch
 
-    design = signs
+    n_rows, g = vectors.shape
+    n_levels = 1 << bits
+    patterns = level_patterns(bits, vectors.device, torch.float64)  # (L, q)
     if offset:
-        design = torch.cat([signs, torch.ones_like(signs[:, :1])], dim=1)  # (R, q+1, g)
-    # Gram entries are integer counts (exact in fp32); only the small solve needs float64.
-    gram = (design @ design.transpose(1, 2)).double()  # (R, k, k)
-    rhs = (design @ vectors.unsqueeze(-1)).squeeze(-1).double()  # (R, k)
+        patterns = torch.cat([patterns, patterns.new_ones(n_levels, 1)], dim=1)  # (L, k)
+    k = patterns.shape[1]
+    rank, order = codes
+    counts = vectors.new_zeros(n_rows, n_levels).scatter_add_(1, rank, torch.ones_like(vectors))
+    sums = vectors.new_zeros(n_rows, n_levels).scatter_add_(1, rank, vectors)
+    counts = torch.empty_like(counts).scatter_(1, order, counts).double()
+    sums = torch.empty_like(sums).scatter_(1, order, sums).double()
+    outer = (patterns[:, :, None] * patterns[:, None, :]).view(n_levels, k * k)
+    gram = (counts @ outer).view(n_rows, k, k)  # integer counts: exact
+    rhs = sums @ patterns  # (R, k)
     # Two bit-planes can coincide (tiny groups, constant vectors); a ridge far below any real
     # scale keeps the system solvable and splits the scale between them.
-    g = vectors.shape[-1]
-    eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+    eye = torch.eye(k, dtype=gram.dtype, device=gram.device)
     solution = torch.linalg.solve(gram + (1e-9 * g) * eye, rhs).to(vectors.dtype)
     if offset:
         return solution[:, :-1].contiguous(), solution[:, -1].contiguous()
     return solution, None
 
 
-def _best_codes(
+def _nearest_levels(
     vectors: torch.Tensor, alpha: torch.Tensor, mu: torch.Tensor | None, bits: int
-) -> torch.Tensor:
-    """Nearest of the 2^q levels for every weight; returns signs (R, q, g)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest of the 2^q levels for every weight, as ``(rank (R, g), order (R, 2^q))``.
+
+    ``rank`` is the position of the weight's level among its row's levels in ascending order and
+    ``order`` maps positions to levels; the level index itself (``order[rank]``, a gather over all
+    weights) is needed only once, at the end (:func:`_level_index`).
+    """
     import torch
 
+    n_levels = 1 << bits
     patterns = level_patterns(bits, vectors.device, vectors.dtype)  # (L, q)
     levels = alpha @ patterns.T  # (R, L)
     if mu is not None:
         levels = levels + mu[:, None]
     sorted_levels, order = torch.sort(levels, dim=-1)
-    mids = ((sorted_levels[:, 1:] + sorted_levels[:, :-1]) * 0.5).contiguous()
-    pos = torch.searchsorted(mids, vectors.contiguous())  # (R, g) index into the sorted levels
-    # (R, g); bit i of the level's pattern index is the sign of plane i. uint8 shifts are far
-    # cheaper than int64 ones, and 2^q <= 256 levels always fit.
-    pattern_index = torch.gather(order, 1, pos).to(torch.uint8)
-    signs = torch.empty(vectors.shape[0], bits, vectors.shape[1], dtype=vectors.dtype, device=vectors.device)
+    mids = (sorted_levels[:, 1:] + sorted_levels[:, :-1]) * 0.5
+    if bits <= 4:
+        # with at most 15 boundaries, counting the ones below each weight beats a binary search
+        pos = torch.zeros(vectors.shape, dtype=torch.uint8, device=vectors.device)
+        for j in range(n_levels - 1):
+            pos += vectors > mids[:, j : j + 1]
+        pos = pos.long()
+    else:
+        pos = torch.searchsorted(mids.contiguous(), vectors.contiguous())
+    return pos, order
+
+
+def _codes_of_signs(signs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Signs (R, q, g) of ±1 → codes ``(level index, identity order)`` for :func:`_solve_scales`."""
+    import torch
+
+    n_rows, bits, g = signs.shape
+    index = torch.zeros(n_rows, g, dtype=torch.int64, device=signs.device)
     for i in range(bits):
-        signs[:, i] = (pattern_index >> i) & 1
+        index += (signs[:, i] > 0).long() << i
+    return index, torch.arange(1 << bits, device=signs.device).expand(n_rows, -1)
+
+
+def _signs(codes: tuple[torch.Tensor, torch.Tensor], bits: int, dtype: torch.dtype) -> torch.Tensor:
+    """Codes → signs (R, q, g) of ±1: bit ``i`` of a weight's level is its sign in plane ``i``."""
+    import torch
+
+    rank, order = codes
+    # uint8 shifts are far cheaper than int64 ones, and 2^q <= 256 levels always fit
+    level = torch.gather(order.to(torch.uint8), 1, rank)
+    signs = torch.empty(rank.shape[0], bits, rank.shape[1], dtype=dtype, device=rank.device)
+    for i in range(bits):
+        signs[:, i] = (level >> i) & 1
     return signs.mul_(2).sub_(1)
 
 
@@ -160,14 +206,14 @@ def bcq_vectors(
         centred = vectors - mu_g[:, None] if mu_g is not None else vectors
         step = centred.abs().amax(dim=-1) / ((1 << bits) - 1)
         a_u = step[:, None] * (2.0 ** torch.arange(bits, dtype=vectors.dtype, device=vectors.device))
-        s_u = _best_codes(vectors, a_u.flip(-1).contiguous(), mu_g, bits)
-        signs = torch.cat([s_g, s_u])
-        mu = torch.cat([mu_g, mu_g]) if mu_g is not None else None
-        alpha = torch.cat([a_g, a_u.flip(-1)])
+        c_g = _codes_of_signs(s_g)
+        c_u = _nearest_levels(vectors, a_u.flip(-1).contiguous(), mu_g, bits)
+        codes = (torch.cat([c_g[0], c_u[0]]), torch.cat([c_g[1], c_u[1]]))
         for _ in range(rounds):
-            alpha, mu = _solve_scales(both, signs, offset)
-            signs = _best_codes(both, alpha, mu, bits)
-        alpha, mu = _solve_scales(both, signs, offset)
+            alpha, mu = _solve_scales(both, codes, bits, offset)
+            codes = _nearest_levels(both, alpha, mu, bits)
+        alpha, mu = _solve_scales(both, codes, bits, offset)
+        signs = _signs(codes, bits, vectors.dtype)
         approx = (signs * alpha[:, :, None]).sum(1) + (mu[:, None] if mu is not None else 0)
         err = (approx - both).pow(2).sum(-1).view(2, n)
         pick = (err[1] < err[0]).long()  # 1: the uniform start won
@@ -187,11 +233,12 @@ def bcq_vectors(
         residual -= a[:, None] * b
     if rounds == 0:
         return signs, alpha, mu
+    codes = _codes_of_signs(signs)
     for _ in range(rounds):
-        alpha, mu = _solve_scales(vectors, signs, offset)
-        signs = _best_codes(vectors, alpha, mu, bits)
-    alpha, mu = _solve_scales(vectors, signs, offset)
-    return signs, alpha, mu
+        alpha, mu = _solve_scales(vectors, codes, bits, offset)
+        codes = _nearest_levels(vectors, alpha, mu, bits)
+    alpha, mu = _solve_scales(vectors, codes, bits, offset)
+    return _signs(codes, bits, vectors.dtype), alpha, mu
 
 
 @dataclass

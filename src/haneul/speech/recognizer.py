@@ -101,7 +101,15 @@ class Recognizer:
         if self.is_ctc:
             return self.decode_posteriors(self.posteriors(audio))
         x = extract(audio, self.features).unsqueeze(0)
-        return self.vocab.decode(self.model.decode(x, torch.tensor([x.shape[1]]))[0])
+        lengths = torch.tensor([x.shape[1]])
+        if self.beam <= 1 and self.lm is None:
+            return self.vocab.decode(self.model.decode(x, lengths)[0])
+        # LAS scores are length-normalised; the insertion bonus only balances the LM's per-character cost
+        beta = self.beta if self.lm is not None else 0.0
+        hyps = self.model.beam_search(
+            x, lengths, beam=max(1, self.beam), lm=self.lm, alpha=self.alpha, beta=beta
+        )
+        return self.vocab.decode(hyps[0][0][0])
 
     def evaluate(self, manifest: Manifest, limit: int | None = None) -> tuple[EvalResult, list[dict]]:
         """CER (no spaces), WER and real-time factor over a manifest; bad audio is skipped and listed."""

@@ -68,6 +68,21 @@ class TrainConfig:
             raise InvalidInput("--batch-size and --epochs must be at least 1")
 
 
+def lr_at(cfg: TrainConfig, step: int, total_steps: int, minutes: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to 5 % of the peak.
+
+    The decay follows whichever budget runs out first: the steps, or ``max_minutes`` of wall time,
+    so that a run bounded by time still ends at the low learning rate rather than at the peak.
+    """
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    frac = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
+    if cfg.max_minutes:
+        frac = max(frac, minutes / cfg.max_minutes)
+    frac = min(1.0, frac)
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
 @dataclass
 class Example:
     feats: torch.Tensor  # (T, F) float16 to halve memory
@@ -282,12 +297,6 @@ def train(
     steps_per_epoch = math.ceil(len(train_ex) / cfg.batch_size)
     total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
 
-    def lr_at(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return cfg.lr * (step + 1) / cfg.warmup_steps
-        frac = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
-        return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
-
     step, epoch, best_cer, history = 0, 0, float("inf"), []
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
@@ -336,7 +345,7 @@ def train(
             x, lengths, y, tl = collate([train_ex[i] for i in batch], augment, gen)
             x, lengths, y, tl = x.to(device), lengths.to(device), y.to(device), tl.to(device)
             for g in opt.param_groups:
-                g["lr"] = lr_at(step)
+                g["lr"] = lr_at(cfg, step, total_steps, (time.perf_counter() - t0) / 60 + elapsed0)
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
                 if cfg.model == "ds2":
                     _, _, loss = model(x, lengths, y, tl)

@@ -5,13 +5,14 @@ downsamples time by 4, then bidirectional LSTM layers. Decoder ("speller", secti
 over the previous character and the previous context vector, with location-aware attention
 (Chorowski et al., 2015, section 2.2): the energies use the decoder state, the encoder states and
 features of the previous attention weights obtained by a 1-D convolution, which keeps the alignment
-moving forward. Trained with teacher forcing and cross-entropy; decoded greedily.
-``forward(feats, lengths, targets=None, target_lengths=None) -> (logits, loss)``.
+moving forward. Trained with teacher forcing and cross-entropy; decoded greedily or with a beam (optionally fused
+with a character n-gram LM). ``forward(feats, lengths, targets=None, target_lengths=None) -> (logits, loss)``.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,9 @@ from torch import nn
 
 from haneul.errors import InvalidInput
 from haneul.speech.models.ctc import ConvFrontEnd, DS2Config
+
+if TYPE_CHECKING:
+    from haneul.speech.decode import CharNgramLM
 
 SOS, EOS = 2, 3  # ids fixed by haneul.speech.vocab
 
@@ -206,3 +210,86 @@ class LAS(nn.Module):
             if bool(done.all()):
                 break
         return outs
+
+    @torch.no_grad()
+    def beam_search(
+        self,
+        feats: torch.Tensor,
+        lengths: torch.Tensor,
+        beam: int = 8,
+        max_len: int | None = None,
+        lm: CharNgramLM | None = None,
+        alpha: float = 0.5,
+        beta: float = 0.0,
+        length_norm: bool = True,
+    ) -> list[list[tuple[list[int], float]]]:
+        """Beam search per utterance: up to ``beam`` ``(ids, score)`` pairs each, best first.
+
+        ``score`` is the sum of the speller's log-probabilities (the end marker included) plus, per
+        emitted character, ``alpha * log P_lm`` (shallow fusion with ``lm``) and ``beta``. Finished
+        hypotheses are ranked by ``score / (len + 1)`` when ``length_norm`` (otherwise the shortest
+        tend to win), by ``score`` alone if not. The beams of one utterance run as one batch;
+        ``beam=1`` gives the greedy result.
+        """
+        if beam < 1:
+            raise InvalidInput(f"beam width {beam} must be at least 1")
+        enc_all, enc_len_all = self.listener(feats, lengths)
+        out = []
+        for i in range(feats.shape[0]):
+            n = int(enc_len_all[i])
+            limit = min(max_len or self.cfg.max_decode_len, n)
+            out.append(self._beam_one(enc_all[i : i + 1, :n], limit, beam, lm, alpha, beta, length_norm))
+        return out
+
+    def _beam_one(self, enc, limit, beam, lm, alpha, beta, length_norm) -> list[tuple[list[int], float]]:
+        mask, prev, state, context, keys = self._init(enc, enc.new_tensor([enc.shape[1]], dtype=torch.long))
+        prefixes: list[tuple[int, ...]] = [()]
+        scores = [0.0]
+        token = torch.tensor([SOS], device=enc.device)
+        finished: list[tuple[tuple[int, ...], float]] = []
+
+        def rank(ids: tuple[int, ...], score: float) -> float:
+            return score / (len(ids) + 1) if length_norm else score
+
+        for _ in range(limit):
+            k = len(prefixes)
+            logits, state, context, prev = self._step(
+                token, state, context, enc.expand(k, -1, -1), keys.expand(k, -1, -1), prev, mask.expand(k, -1)
+            )
+            logits[:, [0, SOS]] = float("-inf")
+            logp = logits.float().log_softmax(-1)
+            # only the most likely characters per hypothesis (as in CTC prefix beam search: at least
+            # 16) can make the beam; the LM is queried for those alone
+            top_lp, top_ids = logp.topk(min(max(beam + 1, 16), logp.shape[-1]), dim=-1)
+            candidates = []
+            for j, (lps, ids) in enumerate(zip(top_lp.tolist(), top_ids.tolist(), strict=True)):
+                for lp, c in zip(lps, ids, strict=True):
+                    if lp == float("-inf"):  # the blank and the start marker
+                        continue
+                    total = scores[j] + lp
+                    if c != EOS:
+                        total += beta + (alpha * lm.logprob(prefixes[j], c) if lm is not None else 0.0)
+                    candidates.append((total, j, c))
+            candidates.sort(key=lambda t: -t[0])
+            keep: list[tuple[float, int, int]] = []
+            for total, j, c in candidates[:beam]:
+                if c == EOS:
+                    finished.append((prefixes[j], total))
+                else:
+                    keep.append((total, j, c))
+            best_done = max((rank(p, s) for p, s in finished), default=float("-inf"))
+            # speller log-probabilities only fall as a hypothesis grows, so once the best finished
+            # hypothesis beats every live one (with no bonus that could lift them) the search is over
+            if not keep or len(finished) >= beam or (beta <= 0 and lm is None and not length_norm and
+                                                     best_done >= max(t for t, _, _ in keep)):  # fmt: skip
+                break
+            parents = torch.tensor([j for _, j, _ in keep], device=enc.device)
+            state = (state[0][parents], state[1][parents])
+            context, prev = context[parents], prev[parents]
+            prefixes = [prefixes[j] + (c,) for _, j, c in keep]
+            scores = [t for t, _, _ in keep]
+            token = torch.tensor([c for _, _, c in keep], device=enc.device)
+        if not finished:  # nothing reached the end marker within the limit: return the live ones
+            finished = list(zip(prefixes, scores, strict=True))
+        finished.sort(key=lambda ps: -rank(*ps))
+        return [(list(p), s) for p, s in finished[:beam]]
