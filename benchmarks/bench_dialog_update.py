@@ -9,7 +9,8 @@
    file (default: the hand-made test fixture) for the classifier, the lexical baseline, append-only
    and latest-only. The classifier is trained on KorNLI (when --nli is found) and then on pairs
    derived from the other half of the episodes (2-fold leave-episodes-out) plus a small hand-labelled
-   pairs file (--pairs; disjoint content), so no transition is scored by a model that saw it.
+   pairs file (--pairs; disjoint content) and --synthetic generated pairs (haneul.dialog.synth,
+   written independently of the fixture), so no transition is scored by a model that saw it.
 
     .venv/bin/python benchmarks/bench_dialog_update.py            # full (a few minutes)
     .venv/bin/python benchmarks/bench_dialog_update.py --quick    # under a minute
@@ -36,9 +37,9 @@ FIXTURE = ROOT / "tests" / "dialog" / "fixtures" / "carecall_memory_small.json"
 PAIRS = ROOT / "tests" / "dialog" / "fixtures" / "memory_pairs_small.jsonl"
 
 
-def default_nli() -> Path:
+def default_nli() -> list[Path]:
     base = Path(os.environ.get("HANEUL_TEST_DATA", ROOT.parent / "shared" / "data"))
-    return base / "kornlu" / "xnli.dev.ko.tsv.gz"
+    return [base / "kornlu" / f"xnli.{split}.ko.tsv.gz" for split in ("dev", "test")]
 
 
 def sentence_pool(data: Path) -> list[str]:
@@ -133,9 +134,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer NLI rows and epochs, fewer repeats")
     parser.add_argument("--data", type=Path, default=FIXTURE, help="CareCall-memory-format JSON file")
-    parser.add_argument("--nli", type=Path, default=default_nli(), help="KorNLI TSV for phase 1 (skipped if missing)")
+    parser.add_argument("--nli", type=Path, nargs="*", default=default_nli(),
+                        help="KorNLI TSV files for phase 1 (missing ones are skipped)")
     parser.add_argument("--pairs", type=Path, default=PAIRS,
                         help="extra hand-labelled pairs JSONL added to every fold's training ('' for none)")
+    parser.add_argument("--synthetic", type=int, default=3000,
+                        help="generated memory-operation pairs added to every fold's training (0 for none)")
+    parser.add_argument("--unfreeze", action="store_true", help="phase 2 trains the encoder too")
+    parser.add_argument("--nli-epochs", type=int, default=None, help="phase-1 epochs (default 3, 1 with --quick)")
     parser.add_argument("--preset", default="small", help="classifier preset: tiny, small or base")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 suits a 500-pair batch)")
@@ -154,16 +160,25 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     repeats = args.repeats or (10 if args.quick else 30)
-    cfg = TrainConfig(preset=args.preset, nli_epochs=1 if args.quick else 3, op_epochs=15 if args.quick else 30,
-                      nli_limit=600 if args.quick else None, seed=0, threads=args.threads)
-    nli_rows = load_kornli(args.nli) if args.nli.exists() else []
+    nli_epochs = args.nli_epochs if args.nli_epochs is not None else (1 if args.quick else 3)
+    cfg = TrainConfig(preset=args.preset, nli_epochs=nli_epochs, op_epochs=15 if args.quick else 30,
+                      nli_limit=600 if args.quick else None, seed=0, threads=args.threads,
+                      freeze_encoder=not args.unfreeze)
+    nli_files = [f for f in args.nli if f.exists()]
+    nli_rows = [row for f in nli_files for row in load_kornli(f)]
 
     t0 = time.perf_counter()
     from haneul.dialog.data import load_pairs
 
     extra = load_pairs(args.pairs) if str(args.pairs) and args.pairs.is_file() else []
-    qual = quality(args.data, nli_rows, cfg, extra)
-    qual["extra_pairs"] = {"file": str(args.pairs) if extra else None, "rows": len(extra)}
+    synthetic = []
+    if args.synthetic > 0:
+        from haneul.dialog.synth import generate_pairs
+
+        synthetic = generate_pairs(args.synthetic, seed=0)
+    qual = quality(args.data, nli_rows, cfg, extra + synthetic)
+    qual["extra_pairs"] = {"file": str(args.pairs) if extra else None, "rows": len(extra),
+                           "synthetic": len(synthetic)}
     # speed does not depend on the weights, only on the preset's shapes
     spd = speed(PairClassifier(PairClassifierConfig.from_name(args.preset)), repeats)
     result = {
@@ -171,7 +186,8 @@ def main() -> None:
         "quick": args.quick,
         "preset": args.preset,
         "threads": args.threads,
-        "nli_file": str(args.nli) if nli_rows else None,
+        "nli_files": [str(f) for f in nli_files],
+        "freeze_encoder": cfg.freeze_encoder,
         "nli_rows": len(nli_rows[: cfg.nli_limit] if cfg.nli_limit else nli_rows),
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),

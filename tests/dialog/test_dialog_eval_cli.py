@@ -98,6 +98,9 @@ def test_cli_derive_pairs_then_train_operator_then_auto_uses_it(capsys, tmp_path
     assert "nli_loss" in metrics and "op_acc" in metrics
     res = json.loads(run(capsys, "memory", "update", "lee", "노인정에 다니심", "--json"))
     assert res["operator"] == "classifier"
+    out = json.loads(run(capsys, "train-operator", "--pairs", str(pairs), "--synthetic", "100", "--unfreeze",
+                         "--preset", "tiny", "--op-epochs", "1", "--threads", "1", "--out", str(tmp_path / "m"), "--json"))
+    assert out["op_pairs"] == 162 and out["nli_pairs"] == 0
 
 
 def test_cli_summarize_and_respond(capsys, tmp_path, carecall_file):

@@ -247,11 +247,31 @@ def derive_pairs_cmd(
     typer.echo(f"wrote {n} pairs to {out} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})")
 
 
+@app.command("synth-pairs")
+def synth_pairs_cmd(
+    n: int = typer.Option(2000, "-n", "--count", help="How many labelled pairs to generate."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed writes the same pairs."),
+    out: Path = typer.Option(..., "-o", "--out", help="Write the pairs here as JSONL {memory, summary, op}."),
+) -> None:
+    """Generate template-made PASS / APPEND / REPLACE / DELETE pairs for training the memory operator (not for evaluation)."""
+    from collections import Counter
+
+    from haneul.dialog.data import write_pairs
+    from haneul.dialog.synth import generate_pairs
+
+    pairs = generate_pairs(n, seed=seed)
+    written = write_pairs(out, ({"memory": m, "summary": s, "op": op.value} for m, s, op in pairs))
+    counts = Counter(op.value for _, _, op in pairs)
+    typer.echo(f"wrote {written} pairs to {out} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})")
+
+
 @app.command("train-operator")
 def train_operator_cmd(
     nli: list[Path] = typer.Option([], "--nli", help="KorNLI TSV file(s) (sentence1, sentence2, gold_label) for phase 1; repeatable."),
     pairs: list[Path] = typer.Option([], "--pairs", help="Labelled pairs JSONL file(s) {memory, summary, op}; repeatable."),
     data: list[Path] = typer.Option([], "--data", help="CareCall-memory-format file(s) to derive labelled pairs from; repeatable."),
+    synthetic: int = typer.Option(0, "--synthetic", help="Add this many generated pairs (haneul dialog synth-pairs) to the labelled ones."),
+    unfreeze: bool = typer.Option(False, "--unfreeze", help="Phase 2 trains the sentence encoder too (worth it with thousands of pairs)."),
     name: str = typer.Option("default", "--name", help="Save as HANEUL_HOME/dialog/operators/NAME (default: used by --operator auto)."),
     out: Path | None = typer.Option(None, "--out", help="Save to this folder instead of the named one."),
     preset: str = typer.Option("small", "--preset", help="Model size: tiny, small or base."),
@@ -277,8 +297,12 @@ def train_operator_cmd(
     op_rows = [r for p in pairs for r in load_pairs(p)]
     for d in data:
         op_rows += [(r["memory"], r["summary"], Op(r["op"])) for r in derive_pairs(load_carecall(d))]
+    if synthetic > 0:
+        from haneul.dialog.synth import generate_pairs
+
+        op_rows += generate_pairs(synthetic, seed=seed)
     cfg = TrainConfig(preset=preset, nli_epochs=nli_epochs, op_epochs=op_epochs, batch_size=batch_size, lr=lr,
-                      seed=seed, threads=threads, nli_limit=nli_limit)
+                      seed=seed, threads=threads, nli_limit=nli_limit, freeze_encoder=not unfreeze)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                   disable=as_json) as bar:
         tasks: dict[str, int] = {}
