@@ -393,6 +393,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}"
     )
+    p.add_argument(
+        "--alpha-layers",
+        nargs="*",
+        default=None,
+        help="globs of the layers whose scales AlphaTuning trains, e.g. '*.mlp.*' (default: every layer)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for sampling, batching and initialisation")
     p.add_argument(
         "--threads",
@@ -621,6 +627,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             model = copy.deepcopy(quantised)
             config = AlphaTuneConfig(
                 train_alpha=k,
+                layers=tuple(args.alpha_layers) if args.alpha_layers else None,
                 steps=args.steps,
                 lr=args.lr["alpha"],
                 warmup_steps=warmup_steps(args.steps),
@@ -635,7 +642,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 result["trainable_params"],
                 trained,
                 report.seconds,
-                {**ptq_extra, "lr": args.lr["alpha"], "train_alpha": k},
+                {**ptq_extra, "lr": args.lr["alpha"], "train_alpha": k, "alpha_layers": args.alpha_layers},
             )
             del model
         del quantised

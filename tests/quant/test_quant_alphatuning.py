@@ -48,6 +48,24 @@ def test_prepare_freezes_all_but_chosen_scales() -> None:
         prepare_alphatuning(model, 4)
 
 
+def test_layer_patterns_choose_whose_scales_train(tokenizer: Any) -> None:
+    model = quantised(bits=3, group=16)
+    everything = prepare_alphatuning(model, 1)
+    mlp = prepare_alphatuning(model, 1, ["*.mlp.*"])
+    names = [n for n, m in bcq_layers(model).items() if m.alpha.requires_grad]
+    assert names and all(".mlp." in n for n in names) and len(names) == 3 * 2  # gate/up/down x 2 blocks
+    assert 0 < mlp < everything
+    assert prepare_alphatuning(model, 1, ["*.mlp.*", "*o_proj"]) > mlp
+    before = alphas(model)
+    config = AlphaTuneConfig(train_alpha=1, layers=("*down_proj",), steps=3, lr=0.05, warmup_steps=1)
+    result = alphatune(model, batches(lm_blocks(tokenizer, ["나는 학교에 간다. " * 8] * 4, 16), 2, 3), config)
+    assert result["trainable_params"] < mlp
+    for name, value in alphas(model).items():  # only the chosen layers' scales move
+        assert torch.equal(value, before[name]) != name.endswith("down_proj")
+    with pytest.raises(InvalidInput, match="matches no quantised layer"):
+        prepare_alphatuning(model, 1, ["*.nothing"])
+
+
 def test_parse_train_alpha() -> None:
     assert parse_train_alpha("all") == "all" and parse_train_alpha("1") == 1
     for bad in ("0", "x"):

@@ -97,6 +97,9 @@ def test_alphatune_writes_base_once_and_task_file(
     second = run(capsys, *args[:-1], "--name", "nsmc-again", "--train-alpha", "all", "--json")
     assert (out / "base" / "bcq.safetensors").stat().st_mtime_ns == stamp  # the base is shared, not rewritten
     assert second["trainable_params"] == 2 * first["trainable_params"]
+    mlp = run(capsys, *args[:-1], "--name", "nsmc-mlp", "--alpha-layers", "*.mlp.*", "--json")
+    assert 0 < mlp["trainable_params"] < first["trainable_params"]
+    assert "matches no quantised layer" in fail(capsys, *args[:-1], "--alpha-layers", "*.nothing")
     tuned = run(
         capsys,
         "eval",

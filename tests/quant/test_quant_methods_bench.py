@@ -125,6 +125,19 @@ def test_bad_method_and_bits_are_one_line_errors(tmp_path: Path) -> None:
         bench.main(
             ["--quick", "--group-size", "48", "--methods", "ptq_bcq", "--out", str(tmp_path / "x.json")]
         )
+    with pytest.raises(InvalidInput, match="matches no quantised layer"):
+        bench.main(
+            ["--quick", "--methods", "alpha_1", "--alpha-layers", "*.nope", "--out", str(tmp_path / "x.json")]
+        )
+
+
+def test_alpha_layers_trains_only_the_chosen_layers_scales(tmp_path: Path) -> None:
+    bench = _bench()
+    every = bench.main(["--quick", "--methods", "alpha_1", "--steps", "2", "--out", str(tmp_path / "a.json")])
+    mlp = bench.main(["--quick", "--methods", "alpha_1", "--steps", "2", "--alpha-layers", "*.mlp.*",
+                      "--out", str(tmp_path / "m.json")])  # fmt: skip
+    (a,), (m,) = every["rows"], mlp["rows"]
+    assert 0 < m["trainable_params"] < a["trainable_params"] and m["alpha_layers"] == ["*.mlp.*"]
 
 
 @pytest.mark.slow

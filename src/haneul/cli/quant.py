@@ -272,6 +272,13 @@ def alphatune_cmd(
     train_alpha: Annotated[
         str, typer.Option("--train-alpha", help="How many scales per group to train: 1 (cheapest) or 'all'.")
     ] = "1",
+    alpha_layers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--alpha-layers",
+            help="Glob of the layers whose scales train, e.g. '*.mlp.*' (repeatable; default: every layer).",
+        ),
+    ] = None,
     steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 200,
     lr: Annotated[
         float, typer.Option(help="Peak learning rate for the scales (linear warm-up and decay).")
@@ -340,7 +347,13 @@ def alphatune_cmd(
         else data_bundle["examples"]
     )
     before = _evaluate(net, tokenizer, eval_bundle)
-    config = AlphaTuneConfig(train_alpha=k, steps=steps, lr=lr, warmup_steps=min(10, steps // 10))
+    config = AlphaTuneConfig(
+        train_alpha=k,
+        layers=tuple(alpha_layers) if alpha_layers else None,
+        steps=steps,
+        lr=lr,
+        warmup_steps=min(10, steps // 10),
+    )
     with _progress() as bar:
         job = bar.add_task("alphatuning", total=steps)
         result = alphatune(

@@ -36,6 +36,7 @@ __all__ = [
     "parse_train_alpha",
     "prepare_alphatuning",
     "save_task_alphas",
+    "select_layers",
     "train_parameters",
 ]
 
@@ -56,6 +57,7 @@ def parse_train_alpha(value: str | int) -> int | str:
 @dataclass
 class AlphaTuneConfig:
     train_alpha: int | str = 1
+    layers: tuple[str, ...] | None = None  # glob patterns of the layers whose scales train (None: all)
     steps: int = 200
     lr: float = 1e-3
     warmup_steps: int = 10
@@ -63,17 +65,25 @@ class AlphaTuneConfig:
     log_every: int = 10
 
 
-def prepare_alphatuning(model: nn.Module, train_alpha: int | str = 1) -> int:
-    """Freeze everything except the chosen scales; returns the number of trainable values."""
-    layers = bcq_layers(model)
-    if not layers:
+def prepare_alphatuning(
+    model: nn.Module, train_alpha: int | str = 1, layers: Sequence[str] | None = None
+) -> int:
+    """Freeze everything except the chosen scales; returns the number of trainable values.
+
+    ``layers``: glob patterns (``"*.mlp.*"``, ``"*down_proj"``) naming the BCQ layers whose scales
+    train, like PEFT's target modules; the other layers keep their post-training scales. ``None``
+    trains every layer's.
+    """
+    found = bcq_layers(model)
+    if not found:
         raise InvalidInput(
             "the model has no BCQ layers; quantise it first (quantize_model or `haneul quant quantize`)"
         )
+    chosen = select_layers(found, layers)
     for p in model.parameters():
         p.requires_grad_(False)
     total = 0
-    for name, layer in layers.items():
+    for name, layer in chosen.items():
         k = train_alpha if train_alpha == "all" else min(int(train_alpha), layer.bits)
         if train_alpha != "all" and int(train_alpha) > layer.bits:
             raise InvalidInput(
@@ -82,6 +92,22 @@ def prepare_alphatuning(model: nn.Module, train_alpha: int | str = 1) -> int:
         layer.set_train_alpha(k)
         total += layer.trainable_alpha_count()
     return total
+
+
+def select_layers(found: dict[str, Any], patterns: Sequence[str] | None) -> dict[str, Any]:
+    """The layers of ``found`` whose names match any glob of ``patterns`` (all for ``None``)."""
+    import fnmatch
+
+    if patterns is None:
+        return found
+    chosen = {n: m for n, m in found.items() if any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+    if not chosen:
+        example = next(iter(found))
+        raise InvalidInput(
+            f"--alpha-layers {', '.join(patterns) or '(none)'} matches no quantised layer; "
+            f"names look like {example!r} (try '*.mlp.*')"
+        )
+    return chosen
 
 
 def train_parameters(
@@ -141,8 +167,8 @@ def alphatune(
     """Train the chosen scales with AdamW (no weight decay) and linear warm-up/decay."""
     import haneul
 
-    trainable = prepare_alphatuning(model, config.train_alpha)
-    params = [layer.alpha for layer in bcq_layers(model).values()]
+    trainable = prepare_alphatuning(model, config.train_alpha, config.layers)
+    params = [layer.alpha for layer in bcq_layers(model).values() if layer.alpha.requires_grad]
     steps = max(config.steps, 1)
 
     def step_done(step: int, loss: float, lr: float) -> None:
