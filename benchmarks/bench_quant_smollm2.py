@@ -206,6 +206,7 @@ def write(args: argparse.Namespace, load_s: float, blocks: list, fp32_linear: in
     out = OUT if not args.quick else OUT.with_name("quant_smollm2_quick.json")
     if args.only:
         tag = "".join(c if c.isalnum() else "-" for c in args.only) + ("_greedy" if args.init == "greedy" else "")
+        tag += f"_recover{args.recover}" if args.recover else ""
         out = out.with_name(f"{out.stem}_{tag}.json")
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
 

@@ -9,7 +9,8 @@ lists (particles chosen by :func:`josa`). The four operations come from the topi
 ``REPLACE`` with an update that supersedes it (recovery, stopping, a changed value or place, the
 opposite state, "…았으나 …"); ``DELETE`` with an ending of a time-bound memory (a cancelled or
 postponed plan, a temporary state that is over); ``APPEND`` mostly pairs it with any sentence of an
-unrelated topic (different group, no shared person, body part, clinic or medicine) and sometimes
+unrelated topic (different group, often of the same domain; no shared person, body part, clinic or
+medicine) and sometimes
 with a compatible addition on the same topic (a second medicine, another hobby, another relative).
 :func:`generate_pairs` draws a seeded, duplicate-free, topic-balanced mix of them.
 """
