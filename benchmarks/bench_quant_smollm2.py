@@ -12,7 +12,8 @@ recorded beside the wall time: on a busy machine they are the steadier figure.
 
 With ``--recover STEPS`` each 3-bit variant is also AlphaTuned without data: every scale is trained
 for STEPS steps on text the fp32 model samples itself (``haneul.quant.tasks.sample_blocks``, the
-LLM-QAT recipe), and the perplexity on the same held-out text is reported again.
+LLM-QAT recipe) to match the fp32 model's next-token distributions (``--recover-loss kd``, default;
+``ce`` fits the sampled tokens instead), and the perplexity on the same held-out text is reported again.
 
     .venv/bin/python benchmarks/bench_quant_smollm2.py [--quick] [--threads 2] [--recover 100]
 """
@@ -29,7 +30,7 @@ import torch
 
 from haneul.io import atomic_write_text
 from haneul.lm.models.smollm2 import load_smollm2
-from haneul.quant.alphatuning import prepare_alphatuning, train_parameters
+from haneul.quant.alphatuning import distillation_loss, prepare_alphatuning, train_parameters
 from haneul.quant.model import bcq_layers, model_weight_bytes, quantize_model
 from haneul.quant.tasks import batches, lm_blocks, perplexity, sample_blocks
 
@@ -95,6 +96,9 @@ def main() -> None:
     parser.add_argument("--recover", type=int, default=0, metavar="STEPS",
                         help="also AlphaTune every 3-bit variant for STEPS steps on the fp32 model's own samples")
     parser.add_argument("--samples", type=int, default=64, help="self-generated blocks for --recover")
+    parser.add_argument("--recover-loss", choices=("kd", "ce"), default="kd",
+                        help="--recover objective: distil the fp32 model's distributions (kd) or its sampled tokens (ce)")
+    parser.add_argument("--recover-lr", type=float, default=1e-3, help="peak learning rate for --recover")
     parser.add_argument("--only", default=None, help="comma-separated variant labels to run, e.g. 3/32o,3/row")
     parser.add_argument("--init", choices=("best", "greedy"), default="best",
                         help="BCQ start: best of greedy and uniform-grid starts (default), or greedy only (half the time)")
@@ -169,11 +173,13 @@ def main() -> None:
             prepare_alphatuning(model, "all")
             params = [layer.alpha for layer in bcq_layers(model).values()]
             losses, seconds = train_parameters(
-                model, params, batches(calibration, 4, args.recover, seed=0), steps=args.recover, lr=1e-3,
+                model, params, batches(calibration, 4, args.recover, seed=0), steps=args.recover, lr=args.recover_lr,
                 warmup_steps=max(args.recover // 10, 1), grad_clip=1.0,
+                loss_fn=distillation_loss(base) if args.recover_loss == "kd" else None,
             )
             row["recovered"] = {
                 "steps": args.recover, "calibration_blocks": len(calibration), "block_tokens": 128,
+                "loss": args.recover_loss, "lr": args.recover_lr,
                 "trainable_params": sum(p.numel() for p in params), "train_seconds": seconds,
                 "first_loss": losses[0], "final_loss": losses[-1],
                 "perplexity": perplexity(model, blocks, pad_id=tokenizer.pad_token_id or 0),
@@ -206,7 +212,7 @@ def write(args: argparse.Namespace, load_s: float, blocks: list, fp32_linear: in
     out = OUT if not args.quick else OUT.with_name("quant_smollm2_quick.json")
     if args.only:
         tag = "".join(c if c.isalnum() else "-" for c in args.only) + ("_greedy" if args.init == "greedy" else "")
-        tag += f"_recover{args.recover}" if args.recover else ""
+        tag += f"_recover{args.recover}{'' if args.recover_loss == 'kd' else '_ce'}" if args.recover else ""
         out = out.with_name(f"{out.stem}_{tag}.json")
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
 

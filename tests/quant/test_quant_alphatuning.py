@@ -66,6 +66,26 @@ def test_layer_patterns_choose_whose_scales_train(tokenizer: Any) -> None:
         prepare_alphatuning(model, 1, ["*.nothing"])
 
 
+def test_distillation_pulls_a_quantised_student_towards_its_teacher(tokenizer: Any) -> None:
+    import copy
+
+    from haneul.quant.alphatuning import distillation_loss, train_parameters
+
+    teacher = tiny_llama(seed=0).eval()
+    blocks = lm_blocks(tokenizer, ["나는 학교에 간다. 오늘은 비가 온다. " * 6] * 4, 24)
+    batch = next(batches(blocks, 2, 1))
+    loss = distillation_loss(teacher)
+    assert float(loss(copy.deepcopy(teacher), batch)) == pytest.approx(0.0, abs=1e-6)  # identical: KL 0
+    student = copy.deepcopy(teacher)
+    quantize_model(student, bits=2, group_size=16, rounds=1)
+    prepare_alphatuning(student, "all")
+    params = [m.alpha for m in bcq_layers(student).values()]
+    start = float(loss(student, batch))
+    losses, _ = train_parameters(student, params, batches(blocks, 2, 30), steps=30, lr=0.002, warmup_steps=2,
+                                 grad_clip=1.0, loss_fn=loss)  # fmt: skip
+    assert start > 0 and float(loss(student.eval(), batch)) < 0.6 * start
+
+
 def test_parse_train_alpha() -> None:
     assert parse_train_alpha("all") == "all" and parse_train_alpha("1") == 1
     for bad in ("0", "x"):

@@ -32,6 +32,7 @@ TASK_FORMAT = "haneul-alphatuning/1"
 __all__ = [
     "AlphaTuneConfig",
     "alphatune",
+    "distillation_loss",
     "load_task_alphas",
     "parse_train_alpha",
     "prepare_alphatuning",
@@ -120,12 +121,15 @@ def train_parameters(
     warmup_steps: int,
     grad_clip: float,
     on_step: Callable[[int, float, float], None] | None = None,
+    loss_fn: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor] | None = None,
 ) -> tuple[list[float], float]:
     """Train ``params`` for at most ``steps`` batches with AdamW (no weight decay), linear warm-up/decay.
 
     The gradient norm is clipped to ``grad_clip`` (0 turns clipping off). ``on_step(step, loss, lr)``
-    runs after every step with the learning rate the next step will use. The model is in train mode
-    while it runs and in eval mode after. Returns the loss of every step and the loop's wall seconds.
+    runs after every step with the learning rate the next step will use. ``loss_fn(model, batch)``
+    replaces the model's own next-token loss (e.g. :func:`distillation_loss`). The model is in train
+    mode while it runs and in eval mode after. Returns the loss of every step and the loop's wall
+    seconds.
     """
     # weight_decay=0 matters: with a zero gradient Adam then leaves untrained values bit-identical.
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -142,7 +146,7 @@ def train_parameters(
     for step, batch in enumerate(batches):
         if step >= steps:
             break
-        loss = model(**batch).loss
+        loss = model(**batch).loss if loss_fn is None else loss_fn(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip > 0:
@@ -156,6 +160,29 @@ def train_parameters(
     seconds = time.perf_counter() - start
     model.eval()
     return losses, seconds
+
+
+def distillation_loss(
+    teacher: nn.Module, temperature: float = 1.0
+) -> Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]:
+    """A ``loss_fn`` for :func:`train_parameters`: KL(teacher ‖ student) per labelled token.
+
+    The full-precision teacher's next-token distribution carries far more than the sampled token
+    (LLM-QAT's data-free recipe distils on the teacher's own samples for this reason): with a few
+    thousand tokens of calibration text, matching the hard tokens lets millions of scales memorise
+    them, while matching the distribution keeps the student close to the model it approximates.
+    """
+
+    def loss(student: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        with torch.no_grad():
+            target = (teacher(**inputs).logits.float() / temperature).log_softmax(-1)
+        pred = (student(**inputs).logits.float() / temperature).log_softmax(-1)
+        keep = batch["labels"] != -100
+        kl = torch.nn.functional.kl_div(pred[keep], target[keep], log_target=True, reduction="batchmean")
+        return kl * temperature**2
+
+    return loss
 
 
 def alphatune(
