@@ -24,7 +24,10 @@ BCQ as packed 1-bit codes + α (and offsets) at fp16, RTN as packed q-bit codes 
 fp16 scales; ``rest`` is everything else (embeddings, norms, biases, an untied LM head) at 4 bytes for
 the dense rows and at 2 bytes (fp16) for the quantised rows. The quantised rows are evaluated with
 fp32 scales; their byte counts assume fp16 storage, as the paper does. *Metric*: accuracy on the
-held-out rows (classification as generation) or perplexity of the held-out text (LM adaptation).
+held-out rows (classification as generation), perplexity of the held-out text (LM adaptation), or
+BLEU of greedy generations for data-to-text (``--task d2t``; chrF, slot error rate and reference
+perplexity are recorded beside it — the paper's E2E / WebNLG / DART task, here on the Korean E2E-style
+set :mod:`haneul.quant.d2t_data` writes, or an E2E CSV given with ``--data``).
 *Training seconds*: wall time of the optimiser loop alone; on a shared CPU read the ratio to full
 fine-tuning measured in the same run, not the absolute time.
 
@@ -80,6 +83,8 @@ DEFAULTS: dict[str, Any] = {"steps": 200, "block": 128, "rounds": 15, "group_siz
 # 128 bytes, so a shorter limit would cut off the very word the label depends on
 QUICK_DEFAULTS: dict[str, Any] = {"steps": 40, "block": 64, "rounds": 2, "group_size": "32"}
 QUICK_NSMC_BLOCK = 160
+# higher-is-better metrics and how close (in their own units) AlphaTuning must come to full fine-tuning
+HIGHER_IS_BETTER = {"accuracy": 0.01, "bleu": 1.0}
 LORA_RANK = 8
 LORA_ALPHA = 16
 
@@ -90,14 +95,15 @@ class TaskData:
     """Tokenised training examples and the held-out split with its metric."""
 
     name: str
-    metric: str  # "accuracy" or "perplexity"
+    metric: str  # "accuracy", "perplexity" or "bleu"
     train: list[tuple[list[int], list[int]]]
-    evaluate: Callable[[nn.Module], float]
+    # the metric, or a dict holding it and further scores (recorded in the row's "metrics")
+    evaluate: Callable[[nn.Module], float | dict[str, float]]
     source: dict[str, Any] = field(default_factory=dict)
 
     @property
     def higher_is_better(self) -> bool:
-        return self.metric == "accuracy"
+        return self.metric in HIGHER_IS_BETTER
 
 
 def pad_id(tokenizer: Any) -> int:
@@ -147,6 +153,20 @@ def quick_task(task: str, tokenizer: Any, block: int) -> TaskData:
         "train": len(train_text),
         "eval": len(held_text),
     }
+    if task == "d2t":
+        from haneul.quant.d2t_data import generate
+        from haneul.quant.tasks import DataToTextTask
+
+        d2t = DataToTextTask(max_prompt=block, max_target=block)
+        train_rows = [(r["mr"], r["text"]) for r in generate(120, seed=0, split="train")]
+        held_rows = [(r["mr"], r["text"]) for r in generate(16, seed=1, split="test")]
+        return TaskData(
+            "d2t",
+            "bleu",
+            d2t.train_examples(tokenizer, train_rows),
+            lambda m: d2t.evaluate(m, tokenizer, held_rows),
+            {"kind": "generated (haneul.quant.d2t_data)", "train": len(train_rows), "eval": len(held_rows)},
+        )
     if task == "nsmc":
         # tiny_corpus alternates positive (even index) and negative sentences
         label = [(t, 1 - i % 2) for i, t in enumerate(train_text)]
@@ -173,6 +193,29 @@ def real_task(args: argparse.Namespace, tokenizer: Any) -> TaskData:
     from haneul.quant.tasks import SentimentTask, lm_blocks, perplexity, read_nsmc, read_texts
 
     data = shared_data()
+    if args.task == "d2t":
+        from haneul.quant.d2t_data import generate
+        from haneul.quant.tasks import DataToTextTask, read_d2t
+
+        d2t = DataToTextTask(max_prompt=args.block, max_target=args.block)
+        if args.data is not None:
+            rows = read_d2t(args.data, limit=args.rows, seed=args.seed)
+            held = read_d2t(args.eval_data, limit=args.eval_rows, seed=args.seed + 1) if args.eval_data else None
+            if held is None:
+                raise SystemExit("--task d2t with --data needs --eval-data (an E2E CSV or JSONL held-out file)")
+            source: dict[str, Any] = {"train": str(args.data), "eval": str(args.eval_data)}
+        else:  # the generated Korean set: test rows name restaurants and landmarks never seen in training
+            rows = [(r["mr"], r["text"]) for r in generate(args.rows, seed=args.seed, split="train")]
+            held = [(r["mr"], r["text"]) for r in generate(args.eval_rows, seed=args.seed + 1, split="test")]
+            source = {"kind": "generated (haneul.quant.d2t_data)", "seed": args.seed}
+        source.update(train_rows=len(rows), eval_rows=len(held))
+        return TaskData(
+            "d2t",
+            "bleu",
+            d2t.train_examples(tokenizer, rows),
+            lambda m: d2t.evaluate(m, tokenizer, held),
+            source,
+        )
     if args.task == "nsmc":
         train_path = args.data or data / "nsmc" / "ratings_train.txt.gz"
         eval_path = args.eval_data or data / "nsmc" / "ratings_test.txt.gz"
@@ -330,13 +373,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--task",
         default="nsmc",
         choices=TASKS,
-        help="nsmc: sentiment as generation (accuracy); text: LM adaptation (perplexity)",
+        help="nsmc: sentiment as generation (accuracy); text: LM adaptation (perplexity); "
+        "d2t: E2E-style data-to-text (BLEU, chrF, slot error rate)",
     )
     p.add_argument(
         "--data",
         type=Path,
         default=None,
-        help="training data (default: the shared NSMC train set / Korean review corpus)",
+        help="training data (default: the shared NSMC train set / Korean review corpus / "
+        "the generated Korean data-to-text set)",
     )
     p.add_argument(
         "--eval-data",
@@ -419,7 +464,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     args = p.parse_args(argv)
     defaults = QUICK_DEFAULTS if args.quick else DEFAULTS
-    if args.quick and args.task == "nsmc":
+    if args.quick and args.task in ("nsmc", "d2t"):
         defaults = {**defaults, "block": QUICK_NSMC_BLOCK}
     for key, value in defaults.items():
         if getattr(args, key) is None:
@@ -489,7 +534,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         extra: dict[str, Any] | None = None,
     ) -> None:
         t = time.perf_counter()
-        metric = task.evaluate(model)
+        scores = task.evaluate(model)
+        metric = scores[task.metric] if isinstance(scores, dict) else scores
+        if isinstance(scores, dict):
+            extra = {**(extra or {}), "metrics": scores}
         row = {
             "method": method,
             "label": LABELS[method],
@@ -661,16 +709,17 @@ def targets(rows: list[dict[str, Any]], metric: str) -> dict[str, Any]:
         alphas = [by[(m, bits)] for m in ("alpha_1", "alpha_all") if (m, bits) in by]
         if not alphas:
             continue
-        best = max(alphas) if metric == "accuracy" else min(alphas)
+        higher = metric in HIGHER_IS_BETTER
+        best = max(alphas) if higher else min(alphas)
         entry: dict[str, Any] = {"best_alphatuning": best}
         if full is not None:
-            if metric == "accuracy":  # within 1 accuracy point
-                entry["within_target_of_full_ft"] = best >= full - 0.01
+            if higher:  # within 1 accuracy point / 1 BLEU point
+                entry["within_target_of_full_ft"] = best >= full - HIGHER_IS_BETTER[metric]
             else:  # within 5 % perplexity
                 entry["within_target_of_full_ft"] = best <= full * 1.05
         lora_bcq = by.get(("lora_bcq", bits))
         if lora_bcq is not None:
-            entry["better_than_lora_bcq"] = best > lora_bcq if metric == "accuracy" else best < lora_bcq
+            entry["better_than_lora_bcq"] = best > lora_bcq if higher else best < lora_bcq
         out[f"q{bits}"] = entry
     return out
 

@@ -49,7 +49,8 @@ TaskOpt = Annotated[
     typer.Option(
         "--task",
         "-t",
-        help="'nsmc' (NSMC-format sentiment as generation, metric accuracy) or 'text' (LM, perplexity).",
+        help="'nsmc' (NSMC-format sentiment as generation, metric accuracy), 'text' (LM, perplexity) or "
+        "'d2t' (E2E-style data-to-text: BLEU, chrF, slot error rate).",
     ),
 ]
 DataOpt = Annotated[
@@ -57,7 +58,8 @@ DataOpt = Annotated[
     typer.Option(
         "--data",
         "-d",
-        help="Task data: an NSMC TSV (id, document, label; .gz ok) for 'nsmc'; a .txt or .jsonl(.gz) with 'text' for 'text'.",
+        help="Task data: an NSMC TSV (id, document, label; .gz ok) for 'nsmc'; a .txt or .jsonl(.gz) with 'text' "
+        "for 'text'; an E2E CSV (mr, ref) or a .jsonl with 'mr' and 'text' for 'd2t' (`haneul quant make-d2t`).",
     ),
 ]
 
@@ -187,7 +189,7 @@ def _task_data(
     task: str, data: Path, tokenizer: Any, rows: int | None, block: int, seed: int = 0
 ) -> dict[str, Any]:
     from haneul.errors import InvalidInput
-    from haneul.quant.tasks import SentimentTask, lm_blocks, read_nsmc, read_texts
+    from haneul.quant.tasks import DataToTextTask, SentimentTask, lm_blocks, read_d2t, read_nsmc, read_texts
 
     if tokenizer is None:
         raise InvalidInput(
@@ -197,14 +199,20 @@ def _task_data(
         return {"task": SentimentTask(max_length=block), "rows": read_nsmc(data, limit=rows, seed=seed)}
     if task == "text":
         return {"examples": lm_blocks(tokenizer, read_texts(data, limit=rows), block=block)}
-    raise InvalidInput(f"--task {task!r} is not one of nsmc, text")
+    if task == "d2t":
+        spec = DataToTextTask(max_prompt=block, max_target=block)
+        return {"task": spec, "rows": read_d2t(data, limit=rows, seed=seed)}
+    raise InvalidInput(f"--task {task!r} is not one of nsmc, text, d2t")
 
 
 def _evaluate(model: Any, tokenizer: Any, bundle: dict[str, Any]) -> dict[str, float]:
     from haneul.quant.tasks import _pad_id, perplexity
 
     if "task" in bundle:
-        return {"accuracy": bundle["task"].accuracy(model, tokenizer, bundle["rows"])}
+        spec = bundle["task"]
+        if hasattr(spec, "evaluate"):  # data-to-text: BLEU, chrF, slot errors, perplexity
+            return dict(spec.evaluate(model, tokenizer, bundle["rows"]))
+        return {"accuracy": spec.accuracy(model, tokenizer, bundle["rows"])}
     return {"perplexity": perplexity(model, bundle["examples"], pad_id=_pad_id(tokenizer))}
 
 
@@ -221,7 +229,8 @@ def eval_cmd(
     block: BlockOpt = 128,
     as_json: JsonOpt = False,
 ) -> None:
-    """Perplexity (text) or accuracy (nsmc) of a model, a quantised base, or base + task scales."""
+    """Perplexity (text), accuracy (nsmc) or BLEU / chrF / slot errors (d2t) of a model, a quantised base,
+    or base + task scales."""
     import torch
 
     from haneul.quant.model import load_source
@@ -391,6 +400,30 @@ def alphatune_cmd(
             value = ", ".join(f"{m}={v:.4f}" for m, v in value.items())
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     _console().print(table)
+
+
+@app.command("make-d2t")
+def make_d2t_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for train.jsonl and test.jsonl.")] = Path("d2t"),
+    rows: Annotated[int, typer.Option(help="Training examples.")] = 2000,
+    test_rows: Annotated[int, typer.Option(help="Test examples (restaurants and landmarks unseen in training).")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed; the same seed writes the same files.")] = 0,
+) -> None:
+    """Write a Korean E2E-style data-to-text set (restaurant slots -> sentences) for `--task d2t`."""
+    from haneul.errors import InvalidInput
+    from haneul.io import atomic_write_text
+    from haneul.quant.d2t_data import generate, mr_string
+
+    if rows < 1 or test_rows < 1:
+        raise InvalidInput(f"--rows {rows} / --test-rows {test_rows}: give at least 1 of each")
+    out.mkdir(parents=True, exist_ok=True)
+    for split, n, split_seed in (("train", rows, seed), ("test", test_rows, seed + 1)):
+        lines = [
+            json.dumps({"mr": mr_string(r["mr"]), "text": r["text"]}, ensure_ascii=False)
+            for r in generate(n, seed=split_seed, split=split)
+        ]
+        atomic_write_text(out / f"{split}.jsonl", "\n".join(lines) + "\n")
+    _console().print(f"wrote {rows} training and {test_rows} test examples to {out}/train.jsonl, test.jsonl")
 
 
 @app.command("build-kernel")

@@ -1,10 +1,13 @@
-"""Task data and metrics for adapting a quantised LM: NSMC-style sentiment as generation, and LM text.
+"""Task data and metrics for adapting a quantised LM: sentiment as generation, LM text, data-to-text.
 
 AlphaTuning (section 4) adapts GPT-2 / OPT to data-to-text generation; here the same machinery adapts
 a causal LM to (a) NSMC-format sentiment classification cast as generation — the model reads
 ``Review: … / Sentiment:`` and must continue with the label word, scored by comparing the two label
-words' log-probabilities — and (b) plain causal-LM adaptation to a text domain, scored by perplexity.
-Loaders take a path; nothing here needs the shared data folder.
+words' log-probabilities — (b) plain causal-LM adaptation to a text domain, scored by perplexity, and
+(c) data-to-text in the E2E format (``name[…], food[…]`` → a sentence), scored by BLEU and chrF of
+greedy generations and by the slot error rate (:mod:`haneul.quant.d2t_data` writes a Korean set of
+that kind; real E2E CSV files load unchanged). Loaders take a path; nothing here needs the shared data
+folder.
 """
 
 from __future__ import annotations
@@ -24,17 +27,19 @@ import torch
 from haneul.errors import InvalidInput, NotFound
 
 __all__ = [
+    "DataToTextTask",
     "SentimentTask",
     "TASKS",
     "batches",
     "lm_blocks",
     "perplexity",
+    "read_d2t",
     "read_nsmc",
     "read_texts",
     "sample_blocks",
 ]
 
-TASKS = ("nsmc", "text")
+TASKS = ("nsmc", "text", "d2t")
 
 
 def _open_text(path: str | os.PathLike[str]) -> Any:
@@ -153,6 +158,150 @@ class SentimentTask:
             pred = scores.view(len(chunk), len(words)).argmax(-1)
             correct += int((pred == torch.tensor([label for _, label in chunk])).sum())
         return correct / max(len(rows), 1)
+
+
+def read_d2t(
+    path: str | os.PathLike[str], limit: int | None = None, seed: int = 0
+) -> list[tuple[dict[str, str], str]]:
+    """Rows ``(meaning representation, reference text)`` of a data-to-text file.
+
+    Reads the E2E challenge CSV (columns ``mr,ref``; one row per reference, so an MR may repeat) or
+    JSONL with ``mr`` (an E2E string or a ``{slot: value}`` object) and ``text`` (or ``ref``). With
+    ``limit`` a seeded sample of that many rows is drawn.
+    """
+    import csv
+
+    from haneul.quant.d2t_data import parse_mr
+
+    rows: list[tuple[dict[str, str], str]] = []
+    name = Path(path).name
+    with _open_text(path) as fh:
+        if ".jsonl" in name:
+            for number, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InvalidInput(
+                        f"{path} line {number} is not JSON ({exc.msg}); write one object per line"
+                    ) from None
+                mr, text = record.get("mr"), record.get("text", record.get("ref"))
+                if not mr or not isinstance(text, str) or not text.strip():
+                    raise InvalidInput(f"{path} line {number} needs a non-empty 'mr' and 'text'")
+                mr = parse_mr(mr) if isinstance(mr, str) else {str(k): str(v) for k, v in mr.items()}
+                rows.append((mr, text.strip()))
+        else:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames or not {"mr", "ref"} <= set(reader.fieldnames):
+                raise InvalidInput(
+                    f"{path} is not an E2E CSV: the header must name 'mr' and 'ref' (got {reader.fieldnames}); "
+                    "or give a .jsonl file with 'mr' and 'text'"
+                )
+            for record in reader:
+                if record["mr"] and record["ref"] and record["ref"].strip():
+                    rows.append((parse_mr(record["mr"]), record["ref"].strip()))
+    if not rows:
+        raise InvalidInput(f"{path} holds no data-to-text rows")
+    if limit is not None and limit < len(rows):
+        rows = random.Random(seed).sample(rows, limit)
+    return rows
+
+
+@dataclass
+class DataToTextTask:
+    """E2E-style data-to-text as generation: ``Data: name[…], food[…] / Text:`` continued by the text.
+
+    Training learns only the text tokens and the end-of-text token after them. :meth:`evaluate` decodes
+    greedily and scores corpus BLEU (mecab-ko tokens; every reference of an MR counts), chrF (characters,
+    no tokenizer needed) and the slot error rate, plus the perplexity of the reference texts.
+    """
+
+    template: str = "Data: {mr}\nText:"
+    max_prompt: int = 96
+    max_target: int = 96
+    bleu_tokenize: str = "ko-mecab"
+
+    def _prompt_ids(self, tokenizer: Any, mr: dict[str, str]) -> list[int]:
+        from haneul.quant.d2t_data import mr_string
+
+        before, after = self.template.split("{mr}")
+        tail = tokenizer.encode(after, add_special_tokens=False)
+        head = tokenizer.encode(before + mr_string(mr), add_special_tokens=False)
+        return head[: max(self.max_prompt - len(tail), 1)] + tail
+
+    def train_examples(
+        self, tokenizer: Any, rows: Sequence[tuple[dict[str, str], str]]
+    ) -> list[tuple[list[int], list[int]]]:
+        """(input ids, labels) pairs; the prompt is masked with -100, the text and EOS are learned."""
+        eos = getattr(tokenizer, "eos_token_id", None)
+        out = []
+        for mr, text in rows:
+            prompt = self._prompt_ids(tokenizer, mr)
+            target = tokenizer.encode(" " + text, add_special_tokens=False)[: self.max_target]
+            if eos is not None:
+                target = [*target, int(eos)]
+            out.append((prompt + target, [-100] * len(prompt) + target))
+        return out
+
+    @torch.no_grad()
+    def generate(
+        self, model: Any, tokenizer: Any, mrs: Sequence[dict[str, str]], batch_size: int = 8
+    ) -> list[str]:
+        """Greedy texts for ``mrs``, cut at the first newline."""
+        pad = _pad_id(tokenizer)
+        eos = getattr(tokenizer, "eos_token_id", None)
+        was_training = model.training
+        model.eval()
+        texts: list[str] = []
+        for start in range(0, len(mrs), batch_size):
+            prompts = [self._prompt_ids(tokenizer, mr) for mr in mrs[start : start + batch_size]]
+            width = max(len(p) for p in prompts)
+            # left padding: every prompt ends at the same position, where generation starts
+            ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for i, p in enumerate(prompts):
+                ids[i, width - len(p) :] = torch.tensor(p)
+                mask[i, width - len(p) :] = 1
+            out = model.generate(
+                input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=self.max_target,
+                pad_token_id=pad, eos_token_id=eos,
+            )  # fmt: skip
+            for row in out[:, width:].tolist():
+                if eos is not None and eos in row:
+                    row = row[: row.index(eos)]
+                texts.append(tokenizer.decode(row, skip_special_tokens=True).split("\n")[0].strip())
+        model.train(was_training)
+        return texts
+
+    def evaluate(
+        self, model: Any, tokenizer: Any, rows: Sequence[tuple[dict[str, str], str]], batch_size: int = 8
+    ) -> dict[str, float]:
+        """BLEU, chrF (0-100), slot error rate (0-1) of greedy texts, and reference perplexity."""
+        import sacrebleu
+
+        from haneul.quant.d2t_data import mr_string, slot_error_rate
+
+        refs: dict[str, list[str]] = {}
+        mrs: dict[str, dict[str, str]] = {}
+        for mr, text in rows:
+            key = mr_string(mr)
+            refs.setdefault(key, []).append(text)
+            mrs.setdefault(key, mr)
+        keys = list(refs)
+        hyps = self.generate(model, tokenizer, [mrs[k] for k in keys], batch_size=batch_size)
+        # sacrebleu wants equally many reference streams; repeating a reference changes neither the
+        # clipped n-gram counts nor the closest reference length, so BLEU is unchanged
+        most = max(len(r) for r in refs.values())
+        streams = [[refs[k][min(j, len(refs[k]) - 1)] for k in keys] for j in range(most)]
+        return {
+            "bleu": float(sacrebleu.corpus_bleu(hyps, streams, tokenize=self.bleu_tokenize).score),
+            "chrf": float(sacrebleu.corpus_chrf(hyps, streams).score),
+            "slot_error_rate": slot_error_rate([mrs[k] for k in keys], hyps),
+            "perplexity": perplexity(
+                model, self.train_examples(tokenizer, rows), batch_size=batch_size, pad_id=_pad_id(tokenizer)
+            ),
+        }
 
 
 def _pad_id(tokenizer: Any) -> int:
