@@ -154,19 +154,8 @@ def quick_task(task: str, tokenizer: Any, block: int) -> TaskData:
         "eval": len(held_text),
     }
     if task == "d2t":
-        from haneul.quant.d2t_data import generate
-        from haneul.quant.tasks import DataToTextTask
-
-        d2t = DataToTextTask(max_prompt=block, max_target=block)
-        train_rows = [(r["mr"], r["text"]) for r in generate(120, seed=0, split="train")]
-        held_rows = [(r["mr"], r["text"]) for r in generate(16, seed=1, split="test")]
-        return TaskData(
-            "d2t",
-            "bleu",
-            d2t.train_examples(tokenizer, train_rows),
-            lambda m: d2t.evaluate(m, tokenizer, held_rows),
-            {"kind": "generated (haneul.quant.d2t_data)", "train": len(train_rows), "eval": len(held_rows)},
-        )
+        train_rows, held_rows = generated_d2t(120, 16, seed=0)
+        return d2t_task(tokenizer, block, train_rows, held_rows, {"kind": "generated (haneul.quant.d2t_data)"})
     if task == "nsmc":
         # tiny_corpus alternates positive (even index) and negative sentences
         label = [(t, 1 - i % 2) for i, t in enumerate(train_text)]
@@ -189,33 +178,45 @@ def quick_task(task: str, tokenizer: Any, block: int) -> TaskData:
     )
 
 
+def generated_d2t(n_train: int, n_eval: int, seed: int) -> tuple[list[Any], list[Any]]:
+    """(mr, text) rows of the generated set: the train split, and the test split with seed + 1."""
+    from haneul.quant.d2t_data import generate
+
+    def rows(n: int, split_seed: int, split: str) -> list[Any]:
+        return [(r["mr"], r["text"]) for r in generate(n, seed=split_seed, split=split)]
+
+    return rows(n_train, seed, "train"), rows(n_eval, seed + 1, "test")
+
+
+def d2t_task(tokenizer: Any, block: int, rows: list[Any], held: list[Any], source: dict[str, Any]) -> TaskData:
+    """Data-to-text scored by BLEU (chrF, slot errors and perplexity recorded beside it)."""
+    from haneul.quant.tasks import DataToTextTask
+
+    spec = DataToTextTask(max_prompt=block, max_target=block)
+    return TaskData(
+        "d2t",
+        "bleu",
+        spec.train_examples(tokenizer, rows),
+        lambda m: spec.evaluate(m, tokenizer, held),
+        {**source, "train_rows": len(rows), "eval_rows": len(held)},
+    )
+
+
 def real_task(args: argparse.Namespace, tokenizer: Any) -> TaskData:
     from haneul.quant.tasks import SentimentTask, lm_blocks, perplexity, read_nsmc, read_texts
 
     data = shared_data()
     if args.task == "d2t":
-        from haneul.quant.d2t_data import generate
-        from haneul.quant.tasks import DataToTextTask, read_d2t
+        from haneul.quant.tasks import read_d2t
 
-        d2t = DataToTextTask(max_prompt=args.block, max_target=args.block)
-        if args.data is not None:
-            rows = read_d2t(args.data, limit=args.rows, seed=args.seed)
-            held = read_d2t(args.eval_data, limit=args.eval_rows, seed=args.seed + 1) if args.eval_data else None
-            if held is None:
-                raise SystemExit("--task d2t with --data needs --eval-data (an E2E CSV or JSONL held-out file)")
-            source: dict[str, Any] = {"train": str(args.data), "eval": str(args.eval_data)}
-        else:  # the generated Korean set: test rows name restaurants and landmarks never seen in training
-            rows = [(r["mr"], r["text"]) for r in generate(args.rows, seed=args.seed, split="train")]
-            held = [(r["mr"], r["text"]) for r in generate(args.eval_rows, seed=args.seed + 1, split="test")]
-            source = {"kind": "generated (haneul.quant.d2t_data)", "seed": args.seed}
-        source.update(train_rows=len(rows), eval_rows=len(held))
-        return TaskData(
-            "d2t",
-            "bleu",
-            d2t.train_examples(tokenizer, rows),
-            lambda m: d2t.evaluate(m, tokenizer, held),
-            source,
-        )
+        if args.data is None:  # the generated Korean set: test MRs name places never seen in training
+            rows, held = generated_d2t(args.rows, args.eval_rows, seed=args.seed)
+            return d2t_task(tokenizer, args.block, rows, held, {"kind": "generated (haneul.quant.d2t_data)"})
+        if args.eval_data is None:
+            raise SystemExit("--task d2t with --data needs --eval-data (an E2E CSV or JSONL held-out file)")
+        rows = read_d2t(args.data, limit=args.rows, seed=args.seed)
+        held = read_d2t(args.eval_data, limit=args.eval_rows, seed=args.seed + 1)
+        return d2t_task(tokenizer, args.block, rows, held, {"train": str(args.data), "eval": str(args.eval_data)})
     if args.task == "nsmc":
         train_path = args.data or data / "nsmc" / "ratings_train.txt.gz"
         eval_path = args.eval_data or data / "nsmc" / "ratings_test.txt.gz"
