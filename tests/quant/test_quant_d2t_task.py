@@ -56,6 +56,7 @@ def test_read_d2t_takes_e2e_csv_and_jsonl(tmp_path: Path) -> None:
         ("a.jsonl", '{"mr": "name[x]", "text": "ok"}\n{oops\n', "line 2 is not JSON"),
         ("a.jsonl", '{"mr": "name[x]", "text": ""}\n', "line 1 needs a non-empty 'mr' and 'text'"),
         ("a.csv", "mr,ref\n", "holds no data-to-text rows"),
+        ("a.jsonl", '["name[x]", "ok"]\n', "line 1 needs a non-empty 'mr' and 'text'"),
     ],
 )
 def test_read_d2t_bad_files_name_the_problem(tmp_path: Path, name: str, content: str, message: str) -> None:

@@ -186,6 +186,8 @@ def read_d2t(
                     raise InvalidInput(
                         f"{path} line {number} is not JSON ({exc.msg}); write one object per line"
                     ) from None
+                if not isinstance(record, dict):
+                    record = {}  # a JSON list or scalar holds neither field
                 mr, text = record.get("mr"), record.get("text", record.get("ref"))
                 if not mr or not isinstance(text, str) or not text.strip():
                     raise InvalidInput(f"{path} line {number} needs a non-empty 'mr' and 'text'")
