@@ -142,7 +142,7 @@ def shared_data() -> Path:
     return Path(os.environ.get("HANEUL_TEST_DATA", ROOT.parent / "shared" / "data"))
 
 
-def quick_task(task: str, tokenizer: Any, block: int) -> TaskData:
+def quick_task(task: str, tokenizer: Any, block: int, lang: str = "ko") -> TaskData:
     """A synthetic Korean review task: label = the sentence's polarity, or the text itself for LM."""
     from haneul.lm.testing import tiny_corpus
     from haneul.quant.tasks import SentimentTask, lm_blocks, perplexity
@@ -154,8 +154,9 @@ def quick_task(task: str, tokenizer: Any, block: int) -> TaskData:
         "eval": len(held_text),
     }
     if task == "d2t":
-        train_rows, held_rows = generated_d2t(120, 16, seed=0)
-        return d2t_task(tokenizer, block, train_rows, held_rows, {"kind": "generated (haneul.quant.d2t_data)"})
+        train_rows, held_rows = generated_d2t(120, 16, seed=0, lang=lang)
+        source = {"kind": "generated (haneul.quant.d2t_data)", "lang": lang}
+        return d2t_task(tokenizer, block, train_rows, held_rows, source)
     if task == "nsmc":
         # tiny_corpus alternates positive (even index) and negative sentences
         label = [(t, 1 - i % 2) for i, t in enumerate(train_text)]
@@ -178,12 +179,12 @@ def quick_task(task: str, tokenizer: Any, block: int) -> TaskData:
     )
 
 
-def generated_d2t(n_train: int, n_eval: int, seed: int) -> tuple[list[Any], list[Any]]:
+def generated_d2t(n_train: int, n_eval: int, seed: int, lang: str = "ko") -> tuple[list[Any], list[Any]]:
     """(mr, text) rows of the generated set: the train split, and the test split with seed + 1."""
     from haneul.quant.d2t_data import generate
 
     def rows(n: int, split_seed: int, split: str) -> list[Any]:
-        return [(r["mr"], r["text"]) for r in generate(n, seed=split_seed, split=split)]
+        return [(r["mr"], r["text"]) for r in generate(n, seed=split_seed, split=split, lang=lang)]
 
     return rows(n_train, seed, "train"), rows(n_eval, seed + 1, "test")
 
@@ -209,9 +210,10 @@ def real_task(args: argparse.Namespace, tokenizer: Any) -> TaskData:
     if args.task == "d2t":
         from haneul.quant.tasks import read_d2t
 
-        if args.data is None:  # the generated Korean set: test MRs name places never seen in training
-            rows, held = generated_d2t(args.rows, args.eval_rows, seed=args.seed)
-            return d2t_task(tokenizer, args.block, rows, held, {"kind": "generated (haneul.quant.d2t_data)"})
+        if args.data is None:  # the generated set: test MRs name places never seen in training
+            rows, held = generated_d2t(args.rows, args.eval_rows, seed=args.seed, lang=args.lang)
+            source = {"kind": "generated (haneul.quant.d2t_data)", "lang": args.lang}
+            return d2t_task(tokenizer, args.block, rows, held, source)
         if args.eval_data is None:
             raise SystemExit("--task d2t with --data needs --eval-data (an E2E CSV or JSONL held-out file)")
         rows = read_d2t(args.data, limit=args.rows, seed=args.seed)
@@ -390,6 +392,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="held-out data (default: NSMC test set / the lines after the training lines)",
     )
+    p.add_argument(
+        "--lang",
+        default="ko",
+        choices=("ko", "en"),
+        help="language of the generated data-to-text set (d2t without --data): Korean, or English over "
+        "E2E's values for an English model such as SmolLM2",
+    )
     p.add_argument("--rows", type=int, default=2000, help="training rows (nsmc) or lines (text)")
     p.add_argument("--eval-rows", type=int, default=300, help="held-out rows or lines")
     p.add_argument(
@@ -507,7 +516,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.quick:
         base, tokenizer = tiny_llama(seed=args.seed), byte_tokenizer()
         model_name = "tiny-llama (random, --quick)"
-        task = quick_task(args.task, tokenizer, args.block)
+        task = quick_task(args.task, tokenizer, args.block, args.lang)
     else:
         base, tokenizer, model_name = load_model(args.model)
         task = real_task(args, tokenizer)

@@ -177,6 +177,8 @@ def test_bench_quick_d2t_reports_bleu_and_the_other_scores(tmp_path: Path) -> No
             "--quick",
             "--task",
             "d2t",
+            "--lang",
+            "en",
             "--methods",
             "fp32,ptq_bcq,alpha_1",
             "--steps",
@@ -186,9 +188,47 @@ def test_bench_quick_d2t_reports_bleu_and_the_other_scores(tmp_path: Path) -> No
         ]
     )
     assert result["metric"] == "bleu" and result["higher_is_better"]
+    assert result["data"]["lang"] == "en"
     rows = {r["method"]: r for r in result["rows"]}
     assert list(rows) == ["fp32", "ptq_bcq", "alpha_1"]
     for row in rows.values():
         assert set(row["metrics"]) == {"bleu", "chrf", "slot_error_rate", "perplexity"}
         assert row["bleu"] == row["metrics"]["bleu"]
     assert rows["alpha_1"]["trainable_params"] > 0 and "q3" in result["targets"]
+
+
+def test_auto_bleu_tokenizer_follows_the_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sacrebleu
+
+    seen: list[str] = []
+    real = sacrebleu.corpus_bleu
+
+    def spy(hyps: list[str], refs: list[list[str]], tokenize: str = "13a") -> Any:
+        seen.append(tokenize)
+        return real(hyps, refs, tokenize=tokenize)
+
+    monkeypatch.setattr(sacrebleu, "corpus_bleu", spy)
+    tok, model = byte_tokenizer(), tiny_llama()
+    for lang in ("en", "ko"):
+        examples = generate(3, seed=1, lang=lang)
+        task = DataToTextTask(max_target=4)
+        texts = {mr_string(e["mr"]): e["text"] for e in examples}
+        monkeypatch.setattr(
+            task, "generate", lambda m, t, mrs, batch_size=8, by_mr=texts: [by_mr[mr_string(x)] for x in mrs]
+        )
+        scores = task.evaluate(model, tok, [(e["mr"], e["text"]) for e in examples])
+        assert scores["bleu"] == pytest.approx(100.0)
+    assert seen == ["13a", "ko-mecab"]
+
+
+def test_cli_make_d2t_in_english(tmp_path: Path) -> None:
+    data = tmp_path / "d2t-en"
+    with pytest.raises(SystemExit) as exc:
+        main(["quant", "make-d2t", "-o", str(data), "--rows", "10", "--test-rows", "3", "--lang", "en"])
+    assert exc.value.code in (0, None)
+    rows = read_d2t(data / "train.jsonl")
+    assert len(rows) == 10 and all(text.isascii() or "£" in text or "é" in text for _, text in rows)
+    assert rows == [(e["mr"], e["text"]) for e in generate(10, seed=0, lang="en")]
+    with pytest.raises(SystemExit) as exc:
+        main(["quant", "make-d2t", "-o", str(tmp_path / "x"), "--rows", "2", "--lang", "fr"])
+    assert exc.value.code not in (0, None) and not (tmp_path / "x" / "train.jsonl").exists()

@@ -408,19 +408,25 @@ def make_d2t_cmd(
     rows: Annotated[int, typer.Option(help="Training examples.")] = 2000,
     test_rows: Annotated[int, typer.Option(help="Test examples (restaurants and landmarks unseen in training).")] = 200,
     seed: Annotated[int, typer.Option(help="Seed; the same seed writes the same files.")] = 0,
+    lang: Annotated[
+        str,
+        typer.Option(help="'ko': Korean values and sentences; 'en': English, over the E2E challenge's own values."),
+    ] = "ko",
 ) -> None:
-    """Write a Korean E2E-style data-to-text set (restaurant slots -> sentences) for `--task d2t`."""
+    """Write an E2E-style data-to-text set (restaurant slots -> sentences) for `--task d2t`."""
     from haneul.errors import InvalidInput
     from haneul.io import atomic_write_text
-    from haneul.quant.d2t_data import generate, mr_string
+    from haneul.quant.d2t_data import LANGS, generate, mr_string
 
+    if lang not in LANGS:
+        raise InvalidInput(f"--lang {lang!r} is not one of {', '.join(LANGS)}")
     if rows < 1 or test_rows < 1:
         raise InvalidInput(f"--rows {rows} / --test-rows {test_rows}: give at least 1 of each")
     out.mkdir(parents=True, exist_ok=True)
     for split, n, split_seed in (("train", rows, seed), ("test", test_rows, seed + 1)):
         lines = [
             json.dumps({"mr": mr_string(r["mr"]), "text": r["text"]}, ensure_ascii=False)
-            for r in generate(n, seed=split_seed, split=split)
+            for r in generate(n, seed=split_seed, split=split, lang=lang)
         ]
         atomic_write_text(out / f"{split}.jsonl", "\n".join(lines) + "\n")
     _console().print(f"wrote {rows} training and {test_rows} test examples to {out}/train.jsonl, test.jsonl")

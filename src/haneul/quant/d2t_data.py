@@ -20,8 +20,9 @@ from typing import Any
 
 from haneul.dialog.synth import josa
 from haneul.errors import InvalidInput
+from haneul.quant import d2t_en
 
-__all__ = ["SLOTS", "generate", "mr_string", "parse_mr", "slot_error_rate", "slot_errors"]
+__all__ = ["LANGS", "SLOTS", "generate", "mr_string", "parse_mr", "slot_error_rate", "slot_errors"]
 
 SLOTS: tuple[str, ...] = (
     "name",
@@ -33,6 +34,8 @@ SLOTS: tuple[str, ...] = (
     "familyFriendly",
     "near",
 )
+
+LANGS = ("ko", "en")
 
 # ------------------------------------------------------------------------------------------------
 # word lists: the last quarter of the names and of the landmarks is kept for the test split
@@ -183,16 +186,23 @@ _PLACEHOLDER = re.compile(r"\{([NAF])(?::([^}]+))?\}")
 # generation
 
 
-def generate(n: int, seed: int = 0, split: str = "train") -> list[dict[str, Any]]:
-    """``n`` examples ``{"mr": {slot: value}, "text": "…"}``, the same for the same ``(n, seed, split)``.
+def generate(n: int, seed: int = 0, split: str = "train", lang: str = "ko") -> list[dict[str, Any]]:
+    """``n`` examples ``{"mr": {slot: value}, "text": "…"}``, the same for the same ``(n, seed, split, lang)``.
 
     Every MR has a name and 2–7 of the other seven slots. The ``test`` split draws names and
-    landmarks from lists the ``train`` split never uses.
+    landmarks from lists the ``train`` split never uses. ``lang="en"`` writes English texts over the
+    E2E challenge's own values (:mod:`haneul.quant.d2t_en`) for English pre-trained models.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InvalidInput(f"n must be a positive number of examples (got {n!r}); ask for at least 1")
     if split not in ("train", "test"):
         raise InvalidInput(f"unknown split {split!r}; use 'train' or 'test'")
+    if lang not in LANGS:
+        raise InvalidInput(f"unknown language {lang!r}; use one of {', '.join(LANGS)}")
+    if lang == "en":
+        rng = random.Random(f"haneul-d2t-en:{split}:{seed}")
+        mrs = [d2t_en.draw_mr(rng, SLOTS, split) for _ in range(n)]
+        return [{"mr": mr, "text": d2t_en.realise(mr, rng)} for mr in mrs]
     names, landmarks = (_TRAIN_NAMES, _TRAIN_NEAR) if split == "train" else (_TEST_NAMES, _TEST_NEAR)
     rng = random.Random(f"haneul-d2t:{split}:{seed}")
     out = []
@@ -431,7 +441,8 @@ def slot_errors(mr: dict[str, str], text: str) -> int:
     A value of this module's lexicon is realised by any of its accepted surface forms ("2만~3만 원"
     by "이삼만 원대" too; familyFriendly "예" only when no negative form occurs); any other value by
     its own string, verbatim. Other slots are matched with the MR's name and landmark blanked out,
-    so "달빛식당" does not realise eatType 식당.
+    so "달빛식당" does not realise eatType 식당. English E2E values (``priceRange[£20-25]``) match
+    their phrases ignoring case ("between £20 and £25").
     """
     masked = text
     for slot in ("name", "near"):
@@ -448,10 +459,22 @@ def slot_errors(mr: dict[str, str], text: str) -> int:
             realised = negative if value == "아니오" else positive and not negative
         elif (slot, value) in _FORMS:
             realised = any(form in where for form in _FORMS[slot, value])
+        elif slot == "familyFriendly" and value in ("yes", "no"):
+            low = where.lower()
+            negative = any(_has_words(low, form) for form in d2t_en.negative_family_forms())
+            positive = any(_has_words(low, form) for form in d2t_en.forms(slot, "yes") or ())
+            realised = negative if value == "no" else positive and not negative
+        elif (english := d2t_en.forms(slot, value)) is not None:
+            realised = any(_has_words(where.lower(), form) for form in english)
         else:
             realised = value in where
         errors += not realised
     return errors
+
+
+def _has_words(text: str, phrase: str) -> bool:
+    """``phrase`` occurs in ``text`` as whole words ("expensive" is not in "inexpensive")."""
+    return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text) is not None
 
 
 def slot_error_rate(mrs: Sequence[dict[str, str]], texts: Sequence[str]) -> float:

@@ -215,14 +215,16 @@ class DataToTextTask:
     """E2E-style data-to-text as generation: ``Data: name[…], food[…] / Text:`` continued by the text.
 
     Training learns only the text tokens and the end-of-text token after them. :meth:`evaluate` decodes
-    greedily and scores corpus BLEU (mecab-ko tokens; every reference of an MR counts), chrF (characters,
+    greedily and scores corpus BLEU (mecab-ko tokens for Korean, sacrebleu's 13a otherwise; every
+    reference of an MR counts), chrF (characters,
     no tokenizer needed) and the slot error rate, plus the perplexity of the reference texts.
     """
 
     template: str = "Data: {mr}\nText:"
     max_prompt: int = 96
     max_target: int = 96
-    bleu_tokenize: str = "ko-mecab"
+    # sacrebleu tokenizer: "auto" takes mecab-ko tokens when a reference holds Hangul, else "13a"
+    bleu_tokenize: str = "auto"
 
     def _prompt_ids(self, tokenizer: Any, mr: dict[str, str]) -> list[int]:
         from haneul.quant.d2t_data import mr_string
@@ -296,8 +298,12 @@ class DataToTextTask:
         # clipped n-gram counts nor the closest reference length, so BLEU is unchanged
         most = max(len(r) for r in refs.values())
         streams = [[refs[k][min(j, len(refs[k]) - 1)] for k in keys] for j in range(most)]
+        tokenize = self.bleu_tokenize
+        if tokenize == "auto":
+            hangul = any("\uac00" <= ch <= "\ud7a3" for refs_of in refs.values() for ref in refs_of for ch in ref)
+            tokenize = "ko-mecab" if hangul else "13a"
         return {
-            "bleu": float(sacrebleu.corpus_bleu(hyps, streams, tokenize=self.bleu_tokenize).score),
+            "bleu": float(sacrebleu.corpus_bleu(hyps, streams, tokenize=tokenize).score),
             "chrf": float(sacrebleu.corpus_chrf(hyps, streams).score),
             "slot_error_rate": slot_error_rate([mrs[k] for k in keys], hyps),
             "perplexity": perplexity(
