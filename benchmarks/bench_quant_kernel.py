@@ -1,18 +1,20 @@
-"""Packed BCQ layer forward vs dense ``torch.matmul`` on SmolLM2-135M's layer shapes (same run).
+"""Packed BCQ layer vs dense ``nn.Linear`` / ``torch.matmul`` on SmolLM2-135M's layer shapes (same run).
 
 Two measurements, both against the dense baseline in the same run:
 
 * **decode step** (what one generated token costs): all 30 × 7 projection shapes of SmolLM2 as
   separate layers (random weights; packed 3- and 4-bit codes, group 64), one batch-1 pass of an
-  input through every layer in order, packed vs dense fp32 (and dense bf16 for reference), with
+  input through every layer in order, packed ``BCQLinear`` vs dense fp32 ``nn.Linear`` (and dense bf16
+  for reference), each called as a module the way a model calls it, with
   torch's default threads and again with one thread, wall-clock time, best and median of several
   passes. Like a real
   decoding step, each weight is read once per pass, so the dense fp32 weights (≈ 425 MB) come
   from memory rather than from cache. The portable scalar kernel is timed too.
 * **per shape, cache hot**: each shape (out, in), batch 1 (GEMV) and batch 8 (GEMM), fp32 and bf16,
-  timed again and again on one layer, so the dense weight (≤ 3.5 MB) stays in the CPU cache. Times
-  are the CPU time of the benchmark thread (``--threads``, default 1). Each packed result is checked
-  against dequantise-then-matmul.
+  timed again and again on one layer, so the dense weight (≤ 3.5 MB) stays in the CPU cache: the
+  layers as modules (``nn.Linear`` vs ``BCQLinear``), and the bare operations beneath them
+  (``torch.matmul`` vs the AVX-512 kernel call). Times are the CPU time of the benchmark thread
+  (``--threads``, default 1). Each packed result is checked against dequantise-then-matmul.
 
 Random weights are enough here: speed and exactness do not depend on the values. The ratio
 (dense time / packed time, > 1 means packed is faster) is what to compare on a shared CPU. The
@@ -105,17 +107,17 @@ def decode_step(bits_list: tuple[int, ...], reps: int, threads: int) -> dict:
     gen = torch.Generator().manual_seed(1)
     shapes = BLOCK * N_BLOCKS
     inputs = {d: torch.randn(1, d, generator=gen) for d in (576, 1536)}
-    dense = [torch.randn(o, i, generator=gen) * 0.02 for o, i in shapes]
-    dense_bf16 = [w.bfloat16() for w in dense]
+    dense = [dense_linear(torch.randn(o, i, generator=gen) * 0.02) for o, i in shapes]
+    dense_bf16 = [copy.deepcopy(lin).bfloat16() for lin in dense]
     inputs_bf16 = {d: x.bfloat16() for d, x in inputs.items()}
 
     def run_dense() -> None:
-        for w in dense:
-            torch.matmul(inputs[w.shape[1]], w.T)
+        for lin in dense:
+            lin(inputs[lin.in_features])
 
     def run_bf16() -> None:
-        for w in dense_bf16:
-            torch.matmul(inputs_bf16[w.shape[1]], w.T)
+        for lin in dense_bf16:
+            lin(inputs_bf16[lin.in_features])
 
     with torch.no_grad():
         t_dense = time_pass(run_dense, reps)
@@ -125,7 +127,8 @@ def decode_step(bits_list: tuple[int, ...], reps: int, threads: int) -> dict:
         "threads": threads,
         "reps": reps,
         "clock": "wall (time.perf_counter), one batch-1 pass through every layer in order",
-        "dense_fp32_weight_mb": sum(w.numel() * 4 for w in dense) / 1e6,
+        "baseline": "torch.nn.Linear (no bias) per projection; packed: BCQLinear, both called as modules",
+        "dense_fp32_weight_mb": sum(lin.weight.numel() * 4 for lin in dense) / 1e6,
         "dense_fp32_ms": {"best": t_dense[0] * 1e3, "median": t_dense[1] * 1e3},
         "dense_bf16_ms": {"best": t_bf16[0] * 1e3, "median": t_bf16[1] * 1e3},
         "packed": [],
@@ -140,7 +143,7 @@ def decode_step(bits_list: tuple[int, ...], reps: int, threads: int) -> dict:
 
         def run_packed(layers: list[BCQLinear] = layers) -> None:
             for layer in layers:
-                layer.forward_infer(inputs[layer.in_features])
+                layer(inputs[layer.in_features])
 
         with torch.no_grad():
             t_packed = time_pass(run_packed, reps)  # the warm-up pass also repacks each layer once
@@ -178,6 +181,25 @@ def decode_step(bits_list: tuple[int, ...], reps: int, threads: int) -> dict:
     return result
 
 
+def kernel_op_time(layer: BCQLinear, x: torch.Tensor, reps: int) -> float | None:
+    """CPU seconds of the bare AVX-512 kernel call (no module around it), or None without it."""
+    from haneul.quant import kernels
+
+    module = kernels.get()
+    if module is None or not kernels.simd():
+        return None
+    words, alpha = layer._kernel_operands()
+    out_f, group = layer.out_features, layer.group_size
+    return timeit(lambda: module.bcq_gemm_avx512(x, words, alpha, out_f, group), reps)
+
+
+def dense_linear(weight: torch.Tensor) -> torch.nn.Linear:
+    """The dense baseline layer: ``nn.Linear`` without bias holding ``weight`` (out, in)."""
+    lin = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False, dtype=weight.dtype)
+    lin.weight.data = weight
+    return lin.requires_grad_(False)
+
+
 def kernels_simd() -> bool:
     from haneul.quant import kernels
 
@@ -213,15 +235,19 @@ def main() -> None:
             for dtype in (torch.float32, torch.bfloat16):
                 layer_d = copy.deepcopy(layer).to(dtype)  # Module.to works in place
                 dense = layer.dequantize().to(dtype)  # the same numbers as the packed layer
+                lin = dense_linear(dense)
                 for batch in (1, 8):
                     x = torch.randn(batch, in_f).to(dtype)
                     with torch.no_grad():
                         ref = x.float() @ layer.dequantize().T
-                        got = layer_d.forward_infer(x).float()
+                        got = layer_d(x).float()
                         pure = layer_d.forward_infer(x, method="lut" if batch == 1 else "tiled")  # pure torch
                         err = float((got - ref).norm() / ref.norm())
-                        t_dense = timeit(lambda: torch.matmul(x, dense.T), reps)  # noqa: B023
-                        t_packed = timeit(lambda: layer_d.forward_infer(x), reps)  # noqa: B023
+                        # the layers as a model calls them, and the bare operations beneath them
+                        t_dense = timeit(lambda: lin(x), reps)  # noqa: B023
+                        t_packed = timeit(lambda: layer_d(x), reps)  # noqa: B023
+                        t_matmul = timeit(lambda: torch.matmul(x, dense.T), reps)  # noqa: B023
+                        t_kernel = kernel_op_time(layer_d, x, reps)
                         pure_method = "lut" if batch == 1 else "tiled"
                         t_pure = timeit(lambda: layer_d.forward_infer(x, method=pure_method), reps)  # noqa: B023
                     rows.append(
@@ -234,6 +260,9 @@ def main() -> None:
                             "dense_us": t_dense * 1e6,
                             "packed_us": t_packed * 1e6,
                             "speed_ratio": t_dense / t_packed,
+                            "matmul_us": t_matmul * 1e6,
+                            "kernel_us": t_kernel * 1e6 if t_kernel else None,
+                            "kernel_speed_ratio": t_matmul / t_kernel if t_kernel else None,
                             "pure_torch_us": t_pure * 1e6,
                             "pure_torch_speed_ratio": t_dense / t_pure,
                             "pure_torch_rel_error": float((pure.float() - ref).norm() / ref.norm()),
@@ -245,7 +274,9 @@ def main() -> None:
                     r = rows[-1]
                     print(
                         f"q={bits} {name:18s} {r['dtype']:8s} batch {batch}: dense {r['dense_us']:8.0f} us  "
-                        f"packed {r['packed_us']:8.0f} us  ratio {r['speed_ratio']:.3f}  err {err:.1e}"
+                        f"packed {r['packed_us']:8.0f} us  ratio {r['speed_ratio']:.3f}  "
+                        + (f"bare kernel {r['kernel_speed_ratio']:.3f}  " if r["kernel_speed_ratio"] else "")
+                        + f"err {err:.1e}"
                     )
     result = {
         "benchmark": "quant_kernel",
@@ -258,7 +289,9 @@ def main() -> None:
         "note": "speed_ratio = dense time / packed time (>1: packed faster); shared CPU",
         "decode_step": decode,
         "decode_step_1_thread": decode_1,
-        "per_shape_note": "cache-hot: one layer timed repeatedly; thread CPU time with `threads` threads",
+        "per_shape_note": "cache-hot: one layer timed repeatedly; thread CPU time with `threads` threads; "
+        "dense_us / packed_us: nn.Linear vs BCQLinear called as modules; matmul_us / kernel_us: the bare "
+        "torch.matmul vs the bare AVX-512 kernel call",
         "max_rel_error": max(r["rel_error_vs_dequant"] for r in rows if r["dtype"] == "float32"),
         "rows": rows,
     }

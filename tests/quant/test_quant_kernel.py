@@ -106,6 +106,32 @@ def test_simd_cache_follows_alpha_and_codes(simd: ModuleType) -> None:
     assert "_kernel_cache" not in layer.state_dict()  # the saved format is unchanged
 
 
+def test_module_call_plan_follows_scales_codes_dtype_and_copies(simd: ModuleType) -> None:
+    import copy
+    import pickle
+
+    layer = quantised(33, 64, 3, 32)
+    layer.bias = None
+    x = torch.randn(2, 3, 64)
+    with torch.no_grad():
+        first = layer(x)
+        assert "_plan" in layer.__dict__  # the next call goes straight to the kernel
+        assert first.shape == (2, 3, 33) and rel(first, x @ layer.dequantize().T) < 1e-5
+        layer.alpha.mul_(2.0)  # in place: the plan's repacked scales are stale now
+        assert rel(layer(x), 2 * first) < 1e-6
+        layer.codes.bitwise_not_()
+        assert rel(layer(x), -2 * first) < 1e-5
+        layer.alpha.data = layer.alpha.data / 2  # replaced storage, same version counter
+        assert rel(layer(x), -first) < 1e-5
+        clone = copy.deepcopy(layer)
+        assert "_plan" not in clone.__dict__ and rel(clone(x), -first) < 1e-6
+        half = clone.to(torch.bfloat16)(x.bfloat16())
+        assert half.dtype == torch.bfloat16 and rel(half, -first) < 2e-2
+        big = torch.randn(40, 64)  # more rows than the kernel takes: the plan steps aside
+        assert rel(layer(big), big @ layer.dequantize().T) < 1e-5
+    assert "_plan" not in pickle.loads(pickle.dumps(layer)).__dict__
+
+
 def test_simd_offset_bias_bf16_and_auto_choice(simd: ModuleType) -> None:
     layer = quantised(40, 64, 4, 16, offset=True)
     layer.bias = torch.nn.Parameter(torch.randn(40), requires_grad=False)

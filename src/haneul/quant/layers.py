@@ -14,7 +14,9 @@ Two forward paths:
   case). Otherwise it dequantises ``tile_rows`` output rows at a time and multiplies tile by tile.
   On a CPU with AVX-512 the kernel uses 4-input tables held in registers and codes repacked once
   per layer into blocks of 16 output rows (a cache on the layer, rebuilt when the codes or scales
-  change; the saved format is unchanged).
+  change; the saved format is unchanged). After its first kernel call a layer without offsets or
+  bias keeps a plan, so later calls of the module go straight to the kernel: in a decoding step the
+  Python around a call costs as much as the kernel does.
 * **training** (gradient wanted): rebuilds the weight differentiably from the frozen codes and the
   current ``alpha``, so gradients reach the chosen scales only. ``train_alpha = k`` lets gradients
   reach only the first ``k`` scales of every group (``k = 1`` is the paper's cheapest setting).
@@ -34,6 +36,11 @@ from haneul.quant.bcq import BCQResult, bcq_quantize, check_bits, pack_bits, res
 __all__ = ["BCQLinear", "byte_sign_table"]
 
 _SIGN_TABLES: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def _operand_key(alpha: torch.Tensor, codes: torch.Tensor) -> tuple[int, int, int, int, torch.dtype]:
+    """Changes whenever the scales or codes are replaced, converted or updated in place."""
+    return alpha.data_ptr(), alpha._version, codes.data_ptr(), codes._version, alpha.dtype
 
 
 def byte_sign_table(dtype: torch.dtype = torch.float32, device: torch.device | None = None) -> torch.Tensor:
@@ -186,9 +193,25 @@ class BCQLinear(nn.Module):
 
     # -- forward --------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() and (self.alpha.requires_grad or x.requires_grad):
+        # A decoding step calls this once per layer and token, where a few microseconds of Python
+        # cost as much as the AVX-512 kernel itself: a layer that ran the kernel once keeps a plan
+        # (kernel entry point, repacked operands) and takes it while codes and scales are unchanged.
+        alpha, codes = self._parameters["alpha"], self._buffers["codes"]
+        assert alpha is not None and codes is not None
+        if torch.is_grad_enabled() and (alpha.requires_grad or x.requires_grad):
             return self._forward_train(x)
+        plan = self.__dict__.get("_plan")
+        if plan is not None and plan[0] == _operand_key(alpha, codes) and x.numel() <= plan[2]:
+            out = plan[1](x.reshape(-1, self.in_features), *plan[3:])  # returns x's dtype
+            return out.reshape(*x.shape[:-1], self.out_features)
         return self.forward_infer(x)
+
+    def __getstate__(self) -> dict[str, object]:
+        # the kernel plan and repacked operands are derived, and hold the extension's function
+        state = self.__dict__.copy()
+        state.pop("_plan", None)
+        state.pop("_kernel_cache", None)
+        return state
 
     def _forward_train(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.dequantize(alpha=self._effective_alpha().to(x.dtype))
@@ -221,6 +244,7 @@ class BCQLinear(nn.Module):
                 method = "lut" if lut_ok and flat.shape[0] <= self.lut_max_rows else "tiled"
         if method == "kernel":
             out = self._kernel_matmul(flat, module)
+            self._make_plan(module)
         elif method == "lut":
             out = self._lut_matmul(flat)
         elif method == "tiled":
@@ -231,6 +255,24 @@ class BCQLinear(nn.Module):
         if bias is not None:
             out = out + bias.to(out.dtype)
         return out.reshape(*lead, self.out_features)
+
+    def _make_plan(self, module: object) -> None:
+        """Keep what :meth:`forward` needs to call the AVX-512 kernel directly next time; only for
+        layers with neither offsets nor a bias (the plain projections of Llama-family models)."""
+        from haneul.quant import kernels
+
+        alpha, codes = self._parameters["alpha"], self._buffers["codes"]
+        assert alpha is not None and codes is not None
+        if not kernels.simd() or not self._simd_fits():
+            return
+        if self._buffers.get("mu") is not None or self._parameters.get("bias", self.__dict__.get("bias")) is not None:
+            return
+        words, alpha_k = self._kernel_operands()
+        self.__dict__["_plan"] = (
+            _operand_key(alpha, codes),
+            module.bcq_gemm_avx512,  # type: ignore[attr-defined]
+            self.kernel_max_rows * self.in_features, words, alpha_k, self.out_features, self.group_size,
+        )  # fmt: skip
 
     def _simd_fits(self) -> bool:
         # the AVX-512 path scales at group ends measured in runs of 4 inputs

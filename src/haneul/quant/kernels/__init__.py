@@ -5,7 +5,8 @@ The kernel is compiled with ``torch.utils.cpp_extension`` into ``$HANEUL_HOME/ke
 compiling again and :class:`~haneul.quant.layers.BCQLinear` uses it for inference. On a CPU with
 AVX-512 the kernel's register-table path runs (chosen at run time); elsewhere its portable scalar
 path does. Nothing compiles behind the caller's back: without a built kernel the pure-torch paths
-are used. Set ``HANEUL_QUANT_KERNEL=0`` to ignore a built kernel.
+are used. Set ``HANEUL_QUANT_KERNEL=0`` to ignore a built kernel (before a layer first runs: a layer
+that ran the kernel keeps calling it).
 """
 
 from __future__ import annotations

@@ -270,17 +270,24 @@ torch::Tensor bcq_gemm_avx512(torch::Tensor x, torch::Tensor words, torch::Tenso
               "bcq_gemm_avx512: alpha does not fit the words");
   TORCH_CHECK(groups * group_size == in && (groups == 1 || group_size % 4 == 0),
               "bcq_gemm_avx512: group size must divide the input and be a multiple of 4");
-  auto tables = torch::empty({n, runs, 16}, xf.options());
-  build_all_tables(xf.data_ptr<float>(), n, in, runs, tables.data_ptr<float>());
+  // The tables are small (64 bytes per 4 inputs and row); a per-thread buffer saves an allocation
+  // per call, which matters for the small layers of a decoding step.
+  thread_local std::vector<float> tables;
+  tables.resize(static_cast<size_t>(n * runs * 16));
+  build_all_tables(xf.data_ptr<float>(), n, in, runs, tables.data());
   auto y = torch::empty({n, out}, xf.options());
-  Avx512Args args{tables.data_ptr<float>(), words.data_ptr<uint8_t>(), alpha.data_ptr<float>(),
+  Avx512Args args{tables.data(), words.data_ptr<uint8_t>(), alpha.data_ptr<float>(),
                   y.data_ptr<float>(), n, out, runs, words_per_row, planes, groups,
                   groups == 1 ? runs : group_size / 4};
   // Threads only pay off with enough work per thread: ~16 k permutes per chunk of blocks.
   const int64_t per_block = std::max<int64_t>(1, runs * planes * n);
   const int64_t grain = std::max<int64_t>(1, 16384 / per_block);
-  at::parallel_for(0, blocks, grain, [&](int64_t first, int64_t last) { run_blocks(args, first, last); });
-  return y.to(x.scalar_type());
+  if (blocks <= grain || at::get_num_threads() == 1) {
+    run_blocks(args, 0, blocks);
+  } else {
+    at::parallel_for(0, blocks, grain, [&](int64_t first, int64_t last) { run_blocks(args, first, last); });
+  }
+  return x.scalar_type() == torch::kFloat32 ? y : y.to(x.scalar_type());
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
