@@ -34,14 +34,20 @@ def test_generate_is_deterministic_per_seed_and_split() -> None:
     assert len({e["text"] for e in TRAIN}) > 250  # varied, not a handful of sentences
 
 
-def test_mrs_have_a_name_and_two_to_seven_canonical_slots() -> None:
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_mrs_have_a_name_and_two_to_seven_canonical_slots(lang: str) -> None:
+    from haneul.quant import d2t_en
+
+    examples = TRAIN + TEST if lang == "ko" else generate(300, lang="en") + generate(300, split="test", lang="en")
+    vocabulary = VALUES if lang == "ko" else d2t_en.VALUES  # English: E2E's own values
     counts = set()
-    for example in TRAIN + TEST:
+    for example in examples:
         mr = example["mr"]
         assert list(mr) == [s for s in SLOTS if s in mr] and "name" in mr
         counts.add(len(mr) - 1)
         for slot, value in mr.items():
-            assert slot in ("name", "near") or value in VALUES[slot]
+            assert slot in ("name", "near") or value in vocabulary[slot]
+        assert parse_mr(mr_string(mr)) == mr
     assert counts == set(range(2, 8))
 
 
@@ -69,10 +75,14 @@ def test_every_template_form_is_an_accepted_form() -> None:
                 assert slot_errors({slot: value}, text) == 0, (slot, value, text)
 
 
-def test_texts_state_no_value_outside_their_mr() -> None:
-    for example in TRAIN[:150]:
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_texts_state_no_value_outside_their_mr(lang: str) -> None:
+    from haneul.quant import d2t_en
+
+    examples, vocabulary = (TRAIN[:150], VALUES) if lang == "ko" else (generate(200, lang="en"), d2t_en.VALUES)
+    for example in examples:
         mr, text = example["mr"], example["text"]
-        for slot, values in VALUES.items():
+        for slot, values in vocabulary.items():
             # a value the MR has not, or another value of a slot it has, is not realised
             for value in values:
                 if mr.get(slot) != value:

@@ -5,8 +5,7 @@ import re
 import pytest
 
 from haneul.errors import InvalidInput
-from haneul.quant.d2t_data import SLOTS, generate, mr_string, parse_mr, slot_error_rate, slot_errors
-from haneul.quant.d2t_en import VALUES
+from haneul.quant.d2t_data import generate, slot_error_rate, slot_errors
 
 TRAIN = generate(400, seed=0, lang="en")
 TEST = generate(300, seed=0, split="test", lang="en")
@@ -20,18 +19,6 @@ def test_english_generation_is_deterministic_and_differs_from_korean() -> None:
     assert not any("\uac00" <= ch <= "\ud7a3" for e in TRAIN for ch in e["text"])
 
 
-def test_english_mrs_use_the_e2e_vocabulary_and_round_trip() -> None:
-    counts = set()
-    for example in TRAIN + TEST:
-        mr = example["mr"]
-        assert list(mr) == [s for s in SLOTS if s in mr] and "name" in mr
-        counts.add(len(mr) - 1)
-        for slot, value in mr.items():
-            assert slot in ("name", "near") or value in VALUES[slot]
-        assert parse_mr(mr_string(mr)) == mr
-    assert counts == set(range(2, 8))
-
-
 def test_every_english_text_realises_its_mr_in_at_most_three_sentences() -> None:
     for example in TRAIN + TEST:
         text = example["text"]
@@ -39,15 +26,6 @@ def test_every_english_text_realises_its_mr_in_at_most_three_sentences() -> None
         assert re.fullmatch(r"[A-Z][^.]*\.( [A-Z][^.]*\.){0,2}", text), text
         # articles agree with the next word
         assert not re.search(r"\ba [aeiouAEIOU]", text) and not re.search(r"\ban [^aeiouAEIOU]", text), text
-
-
-def test_english_texts_state_no_value_outside_their_mr() -> None:
-    for example in TRAIN[:200]:
-        mr, text = example["mr"], example["text"]
-        for slot, values in VALUES.items():
-            for value in values:
-                if mr.get(slot) != value:
-                    assert slot_errors({**mr, slot: value}, text) == 1, (slot, value, text)
 
 
 def test_english_test_split_names_and_landmarks_are_unseen() -> None:
