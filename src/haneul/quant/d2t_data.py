@@ -461,7 +461,7 @@ def slot_errors(mr: dict[str, str], text: str) -> int:
             realised = any(form in where for form in _FORMS[slot, value])
         elif slot == "familyFriendly" and value in ("yes", "no"):
             low = where.lower()
-            negative = any(_has_words(low, form) for form in d2t_en.negative_family_forms())
+            negative = any(_has_words(low, form) for form in d2t_en.FAMILY_NO)
             positive = any(_has_words(low, form) for form in d2t_en.forms(slot, "yes") or ())
             realised = negative if value == "no" else positive and not negative
         elif (english := d2t_en.forms(slot, value)) is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-__all__ = ["VALUES", "forms", "draw_mr", "names", "negative_family_forms", "realise"]
+__all__ = ["FAMILY_NO", "VALUES", "draw_mr", "forms", "names", "realise"]
 
 VALUES: dict[str, tuple[str, ...]] = {
     "eatType": ("restaurant", "coffee shop", "pub"),
@@ -102,7 +102,7 @@ _FORMS: dict[tuple[str, str], tuple[str, ...]] = {
                                 "welcomes children", "children are welcome", "good place for families"),
 }  # fmt: skip
 # a negative form wins over a positive one it contains ("not family-friendly" says "no")
-_FAMILY_NO = (
+FAMILY_NO = (
     "not family-friendly", "not family friendly", "not kid-friendly", "not kid friendly",
     "not welcome children", "n't welcome children", "no children", "adults only", "not child-friendly",
     "isn't family-friendly", "not a good place for families", "not suitable for children",
@@ -122,10 +122,6 @@ def forms(slot: str, value: str) -> tuple[str, ...] | None:
     if slot == "food" and value in VALUES["food"]:
         return (value.lower(),)
     return None
-
-
-def negative_family_forms() -> tuple[str, ...]:
-    return _FAMILY_NO
 
 
 def draw_mr(rng: random.Random, slots: Sequence[str], split: str) -> dict[str, str]:
