@@ -364,6 +364,7 @@ def lora_targets(model: nn.Module, layers: dict[str, tuple[int, int]]) -> tuple[
 
 # -- the run ------------------------------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from haneul.quant.d2t_data import LANGS
     from haneul.quant.tasks import TASKS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -395,7 +396,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--lang",
         default="ko",
-        choices=("ko", "en"),
+        choices=LANGS,
         help="language of the generated data-to-text set (d2t without --data): Korean, or English over "
         "E2E's values for an English model such as SmolLM2",
     )
