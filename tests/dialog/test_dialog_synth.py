@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from haneul.cli.main import main
+from haneul.dialog import synth
 from haneul.dialog.data import load_pairs
 from haneul.dialog.operators import Op
-from haneul.dialog.synth import CITIES, TOPICS, generate_pairs, josa, max_pairs, topic_sentences
+from haneul.dialog.synth import CITIES, TOPICS, generate_pairs, josa, load_topics, max_pairs, topic_sentences
 from haneul.errors import InvalidInput
 
 KINDS = ("memory", "paraphrase", "update", "ending", "extra")
@@ -95,8 +97,78 @@ def test_josa_follows_the_last_sound():
     assert [josa(w, "이/가") for w in ("학교", "선생님", "3", "2")] == ["학교가", "선생님이", "3이", "2가"]
     assert [josa(w, "은/는") for w in ("혈압약", "보일러")] == ["혈압약은", "보일러는"]
     assert [josa(w, "과/와") for w in ("동생", "친구")] == ["동생과", "친구와"]
-    with pytest.raises(InvalidInput, match="unknown particle"):
+    with pytest.raises(ValueError, match="unknown particle '에게/께'"):
         josa("밥", "에게/께")
+
+
+DATA = Path(synth.__file__).with_name("synth_templates")
+
+
+def edited(tmp_path: Path, name: str, old: str, new: str) -> Path:
+    """A copy of the packaged data file ``name`` with its first ``old`` replaced by ``new``."""
+    text = (DATA / name).read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / name
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def test_packaged_data_files_are_the_topics_and_word_lists():
+    assert load_topics() == TOPICS
+    assert load_topics(DATA / "topics.yaml", DATA / "words.yaml") == TOPICS
+    assert CITIES[:2] == ("서울", "부산") and synth.BODY[0] == "허리"
+    home = next(t for t in TOPICS if t.name == "home_city")
+    assert home.slots["city"] == tuple(c for c in CITIES if c not in ("미국", "일본"))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [('"{part:이/가} 아프심"', '"{prt:이/가} 아프심"',
+      "topic 'pain': memory[0] '{prt:이/가} 아프심' uses slot 'prt', which is not under slots; "
+      "declare 'prt' or fix the name"),
+     ('"{ill.got}"', '"{ill.gone}"',
+      "topic 'illness': memory[0] '{ill.gone}' uses form 'gone' of slot 'ill', which not every word has; "
+      "add gone: to each of its words"),
+     ('"{part:이/가} 아프심"', '"{part:에게/께} 아프심"',
+      "topic 'pain': memory[0] '{part:에게/께} 아프심' gives slot 'part' the unknown particle '에게/께'; "
+      "use one of 이/가, 을/를"),
+     ('"{part:이/가} 아프심"', '"{part:이/가 아프심"',
+      "topic 'pain': memory[0] '{part:이/가 아프심' has an unmatched brace"),
+     ("slots: {part: body}", "slots: {part: bodies}",
+      "topic 'pain': slot 'part' names the word list 'bodies'"),
+     ("slots: {part: body}", "slots: {part2: body}", "topic 'pain': slot name 'part2' must be"),
+     ("key_slots: [part]", "key_slots: [parts]", "topic 'pain': key_slots names slot 'parts', which is not"),
+     ("keywords: [통증]", "keywords: [통증]\n    memroy: []", "topic 'pain': unknown field 'memroy'; use name,"),
+     ('memory:\n      - "{ill.got}"\n', "memory: []\n    extra:\n      - \"{ill.got}\"\n",
+      "topic 'illness': field 'memory' is empty; give it at least one sentence"),
+     ("  - name: symptom\n", "  - name: symptom\n    paraphrase: []\n", "key 'paraphrase' is given twice"),
+     ("  - name: symptom", "  - name: pain", "topic 'pain' occurs twice"),
+     ("{list: cities, except: [미국, 일본]}", "{list: cities, except: [미국, 중국]}",
+      "topic 'home_city': slot 'city' leaves out '중국', which is not in 'cities'"),
+     ("  - name: pain", "  - name: [pain", "not valid YAML")],
+)  # fmt: skip
+def test_a_broken_topic_is_one_line_naming_file_topic_and_slot(tmp_path, old, new, message):
+    path = edited(tmp_path, "topics.yaml", old, new)
+    with pytest.raises(InvalidInput) as exc:
+        load_topics(path)
+    text = str(exc.value)
+    assert "\n" not in text and text.startswith(f"{path}: ") and message in text, text
+
+
+def test_a_broken_word_list_names_file_and_list(tmp_path):
+    path = edited(tmp_path, "words.yaml", "got: 감기에 걸리심", "got:")
+    with pytest.raises(
+        InvalidInput, match=r"words.yaml: word list 'illnesses' has the item .*; write a word,"
+    ):
+        load_topics(words=path)
+    path = edited(tmp_path, "words.yaml", "[허리, 무릎,", "[허리, 허리,")
+    with pytest.raises(InvalidInput, match="word list 'body' has '허리' twice; keep one"):
+        load_topics(words=path)
+    path = edited(
+        tmp_path, "words.yaml", "{w: 수영, v: 하심, ing: 하시다가, neg: 안 하심}", "{w: 수영, v: 하심}"
+    )
+    with pytest.raises(InvalidInput, match="topic 'exercise': update.* uses form 'neg' of slot 'act'"):
+        load_topics(words=path)
 
 
 def test_topics_cover_the_domains_and_only_time_bound_ones_end():

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
-from haneul.dialog.synth import josa
 from haneul.errors import InvalidInput
 from haneul.quant.d2t_data import SLOTS, generate, mr_string, parse_mr, slot_error_rate, slot_errors
+from haneul.text.korean import has_final_consonant
 
 # the canonical values of the slots with a closed vocabulary
 VALUES = {
@@ -21,10 +21,6 @@ VALUES = {
 
 TRAIN = generate(300, seed=0)
 TEST = generate(300, seed=0, split="test")
-
-
-def has_final(word: str) -> bool:
-    return josa(word, "이/가").endswith("이")
 
 
 def test_generate_is_deterministic_per_seed_and_split() -> None:
@@ -133,7 +129,7 @@ def test_particles_agree_with_the_final_consonant() -> None:
     assert {"해오름", "달빛식당", "마루"} <= names
     for example in TRAIN + TEST:
         name, text = example["mr"]["name"], example["text"]
-        right, wrong = (name + "은", name + "는") if has_final(name) else (name + "는", name + "은")
+        right, wrong = (name + "은", name + "는") if has_final_consonant(name) else (name + "는", name + "은")
         assert right in text and wrong not in text, text
     text = next(e["text"] for e in TRAIN if e["mr"]["name"] == "해오름")
     assert "해오름은" in text

@@ -13,6 +13,8 @@ import unicodedata
 import warnings
 from collections.abc import Sequence
 
+from haneul.text.korean import normalize
+
 MATCH_THRESHOLD = 0.5
 MAX_SENTENCE_CHARS = 200
 
@@ -30,9 +32,6 @@ class DialogWarning(UserWarning):
     """A recoverable input problem (a sentence truncated, a blank line skipped)."""
 
 
-def normalize(text: str) -> str:
-    """NFC-normalise and collapse whitespace; keeps punctuation (it is part of the sentence)."""
-    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 def compact(text: str) -> str:

@@ -18,9 +18,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from haneul.dialog.synth import josa
 from haneul.errors import InvalidInput
 from haneul.quant import d2t_en
+from haneul.text.korean import josa
 
 __all__ = ["LANGS", "SLOTS", "generate", "mr_string", "parse_mr", "slot_error_rate", "slot_errors"]
 
@@ -245,7 +245,7 @@ def _copula(noun: str, kind: int, rng: random.Random) -> str:
         return noun + rng.choice(("이고", "이며"))
     if kind == 1:
         return noun + "입니다"
-    return noun + ("예요" if josa(noun, "이/가").endswith("가") else "이에요")
+    return josa(noun, "이에요/예요")
 
 
 def _clause(spec: str, kind: int, subject: bool, words: dict[str, str], rng: random.Random) -> str:

@@ -9,19 +9,16 @@ unknown symbol and counted, so a data problem shows up as a number instead of a 
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
 from haneul.errors import InvalidInput
+from haneul.text.korean import normalize as normalize_text
 
 BLANK, UNK, SOS, EOS = "<blank>", "<unk>", "<sos>", "<eos>"
 SPECIALS = [BLANK, UNK, SOS, EOS]
 
 
-def normalize_text(text: str) -> str:
-    """NFC (precomposed syllables) with runs of whitespace collapsed to one space."""
-    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 class Vocabulary:
