@@ -82,6 +82,13 @@ class ServerUnavailable(HaneulError):
     http_status = 503
 
 
+class PluginError(HaneulError):
+    """A server plugin could not be loaded (its import, its factory or what it returned failed)."""
+
+    code = "plugin_error"
+    http_status = 500
+
+
 def _subclasses(cls: type[HaneulError]) -> list[type[HaneulError]]:
     out = []
     for sub in cls.__subclasses__():
@@ -112,5 +119,6 @@ __all__ = [
     "StorageError",
     "IntegrityError",
     "ServerUnavailable",
+    "PluginError",
     "register",
 ]

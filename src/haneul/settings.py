@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     capacity_memory: str = "0"  # "0": do not schedule on memory
     # limits
     max_metric_batch: int = 100_000
+    # server plugins (entry-point names, comma-separated) to leave out at start-up
+    disable_plugins: str = ""
 
     @property
     def database_url(self) -> str:

@@ -12,32 +12,30 @@ from pathlib import Path
 import pytest
 
 
-def _app(home: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    from haneul.platform.server import app as app_module
+def _app(home: Path):  # type: ignore[no-untyped-def]
+    from haneul.platform.server import create_app
     from haneul.settings import Settings
 
-    # mounted like every other package router (a no-op once the server lists it itself)
-    monkeypatch.setitem(app_module.EXTRA_ROUTERS, "haneul.evals.api", "create_router")
-    return app_module.create_app(Settings(home=home, capacity_cpus=1), server_url="http://testserver")
+    return create_app(Settings(home=home, capacity_cpus=1), server_url="http://testserver")
 
 
 @pytest.fixture
-def evals_api(haneul_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:  # type: ignore[type-arg]
+def evals_api(haneul_home: Path) -> Iterator:  # type: ignore[type-arg]
     from fastapi.testclient import TestClient
 
-    with TestClient(_app(haneul_home, monkeypatch)) as client:
+    with TestClient(_app(haneul_home)) as client:
         yield client
 
 
 @pytest.fixture
-def evals_server(haneul_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def evals_server(haneul_home: Path) -> Iterator[str]:
     """A real server on a free loopback port (uvicorn in a thread); yields its URL."""
     import uvicorn
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(_app(haneul_home, monkeypatch), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(_app(haneul_home), host="127.0.0.1", port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

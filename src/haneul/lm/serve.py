@@ -2,8 +2,9 @@
 
 :func:`create_router` returns a FastAPI ``APIRouter`` with ``GET /v1/models``, ``POST /v1/completions``
 and ``POST /v1/chat/completions`` (Server-Sent Events when ``stream`` is true; chat prompts rendered
-with the model's chat template). The haneul server mounts it at start-up, so this module imports no
-torch: a model is loaded on its first request and kept. :func:`create_app` wraps the router in a
+with the model's chat template). :func:`plugin` mounts it on the haneul server (entry point ``lm`` in
+the ``haneul.plugins`` group) over the server's own ``<home>/models``; this module imports no torch: a
+model is loaded on its first request and kept. :func:`create_app` wraps the router in a
 standalone app for ``haneul lm serve``.
 
 Errors are answered in OpenAI's shape, ``{"error": {"message", "type", "code"}}``, with the status of
@@ -18,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -25,9 +27,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from haneul.errors import HaneulError, InvalidInput, NotFound, ServerUnavailable
-from haneul.lm.registry import SMOLLM2, ModelSource, list_models
+from haneul.lm.registry import SMOLLM2, ModelSource, list_models, models_dir
+from haneul.platform.plugins import Plugin, ServerContext
 
-__all__ = ["create_router", "create_app", "ModelPool"]
+__all__ = ["create_router", "create_app", "plugin", "ModelPool"]
 
 
 class _Request(BaseModel):
@@ -60,8 +63,9 @@ class ChatRequest(_Request):
 class _Local:
     """A :class:`~haneul.lm.generate.Generator`, loaded on first use; one request at a time."""
 
-    def __init__(self, source: ModelSource) -> None:
+    def __init__(self, source: ModelSource, root: Path | None) -> None:
         self.source = source
+        self.root = root
         self._gen: Any = None
         self.lock = threading.Lock()
 
@@ -69,7 +73,7 @@ class _Local:
     def gen(self) -> Any:
         if self._gen is None:
             if self.source.kind == "smollm2":
-                self._gen = _load_smollm2()
+                self._gen = _load_smollm2(self.root)
             else:
                 from haneul.lm.generate import Generator
 
@@ -77,27 +81,29 @@ class _Local:
         return self._gen
 
 
-def _load_smollm2() -> Any:
+def _load_smollm2(root: Path | None) -> Any:
     try:
         from haneul.lm.models.smollm2 import load_smollm2
     except ImportError as exc:
         raise NotFound(f"{SMOLLM2} is not available in this installation ({exc}); serve another model") from None
     from haneul.lm.generate import Generator
 
-    model, tokenizer = load_smollm2()
+    model, tokenizer = load_smollm2(models_root=root)
     return Generator.from_hf(model, tokenizer, name=SMOLLM2)
 
 
 class ModelPool:
-    """Back-ends by name, created lazily and kept for the life of the process."""
+    """Back-ends by name, created lazily and kept for the life of the process. ``root`` is the models
+    folder (default: ``HANEUL_HOME/models``)."""
 
-    def __init__(self, models: Mapping[str, str] | None = None) -> None:
+    def __init__(self, models: Mapping[str, str] | None = None, *, root: Path | None = None) -> None:
         self.explicit = dict(models or {})
+        self.root = root
         self._backends: dict[str, _Local] = {}
         self._lock = threading.Lock()
 
     def sources(self) -> list[ModelSource]:
-        return list_models(self.explicit)
+        return list_models(self.explicit, root=self.root)
 
     def source(self, name: str) -> ModelSource:
         for s in self.sources():
@@ -109,7 +115,7 @@ class ModelPool:
     def local(self, source: ModelSource) -> _Local:
         with self._lock:
             if source.name not in self._backends:
-                self._backends[source.name] = _Local(source)
+                self._backends[source.name] = _Local(source, self.root)
             return self._backends[source.name]
 
 
@@ -177,9 +183,14 @@ def _passthrough(source: ModelSource, path: str, body: dict[str, Any]) -> Any:
 # the router
 
 
+def plugin(ctx: ServerContext) -> Plugin:
+    return Plugin(router=create_router(pool=ModelPool(root=models_dir(ctx.home))))
+
+
 def create_router(models: Mapping[str, str] | None = None, *, pool: ModelPool | None = None) -> APIRouter:
     """The OpenAI-compatible routes. ``models`` maps extra names to folders or URLs; the registry,
-    ``HANEUL_HOME/models`` and the embedded model are always available."""
+    the models folder (``pool.root``, default ``HANEUL_HOME/models``) and the embedded model are always
+    available."""
     pool = pool or ModelPool(models)
     router = APIRouter(prefix="/v1", tags=["lm"])
 

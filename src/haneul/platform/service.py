@@ -16,7 +16,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,7 +25,15 @@ import orjson
 from sqlalchemy import Engine, delete, func, insert, select, update
 
 from haneul.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
-from haneul.platform.db import Checkpoint, MetricChunk, MetricKey, Session, make_engine, migrate
+from haneul.platform.db import (
+    Checkpoint,
+    MetricChunk,
+    MetricKey,
+    Session,
+    make_engine,
+    migrate,
+    version_table,
+)
 from haneul.platform.executors import Executor, Exit, Handle, LaunchSpec, get_executor
 from haneul.platform.scheduler import Resources, Scheduler, parse_memory
 from haneul.platform.store import CheckpointStore, validate_name
@@ -155,6 +163,17 @@ class Platform:
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
         self._home_lock = HomeLock(self.home)
+        self._migrations: dict[str, Path] = {}  # plugins' Alembic version folders by plugin name
+
+    def add_migrations(self, folders: Mapping[str, Path]) -> None:
+        """Apply plugins' migrations after the platform's own: now if started, else at :meth:`start`."""
+        self._migrations.update(folders)
+        if self._thread is not None:
+            self._migrate_plugins(folders)
+
+    def _migrate_plugins(self, folders: Mapping[str, Path]) -> None:
+        for name, folder in folders.items():
+            migrate(self.engine, folder, version_table=version_table(name))
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -163,6 +182,7 @@ class Platform:
         self._home_lock.acquire()
         try:
             migrate(self.engine)
+            self._migrate_plugins(self._migrations)
             self.recover()
         except BaseException:
             self._home_lock.release()

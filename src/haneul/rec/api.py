@@ -1,8 +1,8 @@
 """REST route for recommendations from saved ``haneul.rec`` models.
 
-``create_router()`` returns a FastAPI ``APIRouter`` serving
-``GET /api/v1/rec/{model_name}/recommend/{user}?k=10&friends=a,b`` from bundles under
-``HANEUL_HOME/rec/models`` (or ``root``). Serving is numpy only: neither this module nor a request
+:func:`plugin` gives the haneul server (entry point ``rec`` in the ``haneul.plugins`` group) a
+router serving ``GET /api/v1/rec/{model_name}/recommend/{user}?k=10&friends=a,b`` from the bundles
+under the server's ``<home>/rec/models``. Serving is numpy only: neither this module nor a request
 imports torch. Errors are :class:`~haneul.errors.HaneulError` subclasses (unknown model ->
 ``NotFound``), which the server's exception handler turns into JSON with the right status.
 """
@@ -12,22 +12,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fastapi import APIRouter, Query
 
-def create_router(root: str | Path | None = None):  # -> fastapi.APIRouter
-    """A router serving recommendations from the models in ``root`` (default: the models folder)."""
-    from fastapi import APIRouter, Query
+from haneul.errors import InvalidInput
+from haneul.platform.plugins import Plugin, ServerContext
 
-    from haneul.errors import InvalidInput
 
+def plugin(ctx: ServerContext) -> Plugin:
+    from haneul.rec.bundle import models_dir
+
+    return Plugin(router=create_router(models_dir(ctx.home)))
+
+
+def create_router(root: str | Path) -> APIRouter:
+    """A router serving recommendations from the model bundles in the folder ``root``."""
     router = APIRouter(tags=["rec"])
     cache: dict[Path, tuple[float, Any]] = {}
 
     def model_for(name: str):
-        from haneul.rec.bundle import RecModel, load_model, models_dir
+        from haneul.rec.bundle import RecModel, load_model
 
         if not name or "/" in name or name.startswith("."):
             raise InvalidInput(f"model name {name!r} is not valid; use the --name given to `haneul rec train`")
-        folder = Path(root) / name if root is not None else models_dir() / name
+        folder = Path(root) / name
         meta = folder / "meta.json"
         if not meta.exists():
             return load_model(folder)  # raises NotFound with the fix
@@ -52,4 +59,4 @@ def create_router(root: str | Path | None = None):  # -> fastapi.APIRouter
     return router
 
 
-__all__ = ["create_router"]
+__all__ = ["create_router", "plugin"]

@@ -168,18 +168,20 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 
-def models_dir() -> Path:
-    """Where named models live: ``HANEUL_HOME/rec/models/<name>``."""
-    from haneul.settings import get_settings
+def models_dir(home: Path | None = None) -> Path:
+    """Where named models live: ``<home>/rec/models/<name>`` (default home: ``HANEUL_HOME``)."""
+    if home is None:
+        from haneul.settings import get_settings
 
-    return get_settings().home / "rec" / "models"
+        home = get_settings().home
+    return Path(home) / "rec" / "models"
 
 
-def load_model(name_or_path: str | Path) -> RecModel:
-    """A bundle by folder path, or by name under :func:`models_dir`."""
+def load_model(name_or_path: str | Path, *, root: Path | None = None) -> RecModel:
+    """A bundle by folder path, or by name under ``root`` (default: :func:`models_dir`)."""
     path = Path(name_or_path)
     if not (path / "meta.json").exists():
-        named = models_dir() / str(name_or_path)
+        named = (root or models_dir()) / str(name_or_path)
         if "/" in str(name_or_path) or not (named / "meta.json").exists():
             raise NotFound(
                 f"no trained model {str(name_or_path)!r} (looked in {path} and {named}); train one with `haneul rec train --name NAME`"

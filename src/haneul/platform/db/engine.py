@@ -7,6 +7,7 @@ package and are applied on every start (a no-op when the schema is current).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -34,13 +35,28 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision."""
+def migrate(engine: Engine, folder: Path | None = None, *, version_table: str = "alembic_version") -> None:
+    """Bring the schema to the newest revision.
+
+    With no ``folder`` this is the platform's own schema. A package with tables of its own (a server
+    plugin) passes its folder of Alembic version scripts and a ``version_table`` of its own: its chain
+    of revisions is then independent of the platform's, so a package uninstalled or disabled later
+    leaves its tables and never blocks the platform's upgrades.
+    """
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    if folder is not None:
+        cfg.set_main_option("version_path_separator", "os")  # folder names may hold spaces
+        cfg.set_main_option("version_locations", str(folder))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        cfg.attributes["version_table"] = version_table
+        command.upgrade(cfg, "heads")
+
+
+def version_table(package: str) -> str:
+    """The Alembic version table of a package's own migrations."""
+    return "alembic_version_" + re.sub(r"[^a-z0-9_]", "_", package.lower())

@@ -1,39 +1,35 @@
 """The FastAPI application factory.
 
-``create_app()`` wires the platform service, the API routers, the web pages and the error
-handlers: every :class:`~haneul.errors.HaneulError` becomes ``{"error": {"code", "message"}}`` with
-the error's HTTP status, and request validation failures become a 400 of the same shape.
+``create_app()`` wires the platform service, the API routers, the web pages, the installed plugins
+(:mod:`haneul.platform.plugins`) and the error handlers: every :class:`~haneul.errors.HaneulError`
+becomes ``{"error": {"code", "message"}}`` with the error's HTTP status, and request validation
+failures become a 400 of the same shape.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm import sessionmaker
 
 from haneul import __version__
 from haneul.errors import HaneulError
+from haneul.platform.plugins import LoadedPlugin, ServerContext, load_plugins, parse_disabled
 from haneul.platform.service import Platform
 from haneul.settings import Settings, get_settings
-
-# Routers of other packages mounted when installed: module -> factory name. They must not import
-# torch at import time (the server starts without it).
-EXTRA_ROUTERS = {
-    "haneul.lm.serve": "create_router",
-    "haneul.rec.api": "create_router",
-    "haneul.dialog.api": "create_router",
-    "haneul.evals.api": "create_router",
-}
 
 
 def create_app(settings: Settings | None = None, *, platform: Platform | None = None,
                server_url: str | None = None) -> FastAPI:
     settings = settings or get_settings()
     platform = platform or Platform(settings, server_url=server_url)
+    plugins = _load(settings, platform)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,6 +37,9 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         try:
             yield
         finally:
+            for loaded in plugins:
+                if loaded.plugin.on_close is not None:
+                    loaded.plugin.on_close()
             platform.close()
 
     app = FastAPI(
@@ -76,17 +75,34 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         return {"status": "ok", "version": __version__, "home": str(settings.home)}
 
     from haneul.platform.server.routes import checkpoints, logs, metrics, sessions
+    from haneul.platform.server.web import make_templates
     from haneul.platform.server.web import router as web_router
 
     for routes in (sessions, metrics, checkpoints, logs):
         app.include_router(routes.router)
-    for name, factory in EXTRA_ROUTERS.items():
-        try:
-            if importlib.util.find_spec(name) is None:
-                continue
-            app.include_router(getattr(importlib.import_module(name), factory)())
-        except ImportError as exc:  # a package not installed, or one whose dependencies are missing
-            if not isinstance(exc, ModuleNotFoundError) or not (exc.name or "").startswith("haneul"):
-                print(f"haneul: not mounting {name}: {exc}", flush=True)
+    for loaded in plugins:
+        plugin = loaded.plugin
+        if plugin.router is not None:
+            app.include_router(plugin.router)
+        if plugin.static is not None:
+            app.mount(f"/static/{loaded.name}", StaticFiles(directory=plugin.static), name=f"static-{loaded.name}")
+    app.state.templates = make_templates(
+        {p.name: Path(p.plugin.templates) for p in plugins if p.plugin.templates is not None},
+        [entry for p in plugins for entry in p.plugin.nav],
+    )
+    app.state.plugins = [p.name for p in plugins]
     app.include_router(web_router)
     return app
+
+
+def _load(settings: Settings, platform: Platform) -> list[LoadedPlugin]:
+    """Load the installed plugins and register their migrations with the platform."""
+    sessions = sessionmaker(platform.engine)
+
+    def context(name: str) -> ServerContext:
+        return ServerContext(name=name, settings=settings, engine=platform.engine, sessions=sessions,
+                             artifacts=Path(settings.artifacts))
+
+    plugins = load_plugins(context, disabled=parse_disabled(settings.disable_plugins))
+    platform.add_migrations({p.name: Path(p.plugin.migrations) for p in plugins if p.plugin.migrations is not None})
+    return plugins

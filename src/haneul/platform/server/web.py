@@ -7,33 +7,49 @@ plotly.js is served from the installed ``plotly`` package: no CDN, no build step
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
+import jinja2
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from haneul.platform.format import age
-from haneul.platform.server.deps import PlatformDep
+from haneul.platform.plugins import NavEntry
+from haneul.platform.server.deps import PlatformDep, TemplatesDep
 
 HERE = Path(__file__).with_name("web")
-templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
+
+#: the platform's own header links; plugins add theirs between these (orders 10-20 and 1000)
+NAV = (NavEntry("Sessions", "/", 10), NavEntry("Compare", "/compare", 20), NavEntry("API", "/api/v1/docs", 1000))
 
 
 def _fmt_value(v: float | None) -> str:
     return "-" if v is None else f"{v:.4g}"
 
 
-templates.env.filters["age"] = age
-templates.env.filters["num"] = _fmt_value
+def make_templates(plugin_folders: Mapping[str, Path], nav: Iterable[NavEntry]) -> Jinja2Templates:
+    """One Jinja environment for every page: the platform's templates (``base.html`` and its pages) and
+    each plugin's folder under its name, so a plugin page extends the same layout and nav."""
+    loader = jinja2.ChoiceLoader([
+        jinja2.FileSystemLoader(str(HERE / "templates")),
+        jinja2.PrefixLoader({name: jinja2.FileSystemLoader(str(folder)) for name, folder in plugin_folders.items()}),
+    ])
+    templates = Jinja2Templates(env=jinja2.Environment(loader=loader, autoescape=True))
+    templates.env.filters["age"] = age
+    templates.env.filters["num"] = _fmt_value
+    templates.env.globals["nav"] = sorted([*NAV, *nav], key=lambda e: e.order)
+    return templates
 
 
 @router.get("/", response_class=HTMLResponse)
 def sessions_page(
     request: Request,
     platform: PlatformDep,
+    templates: TemplatesDep,
     status: Annotated[list[str] | None, Query()] = None,
     owner: str | None = None,
     q: str | None = None,
@@ -60,7 +76,7 @@ def sessions_page(
 
 
 @router.get("/sessions/{sid}", response_class=HTMLResponse)
-def session_page(sid: int, request: Request, platform: PlatformDep) -> Any:
+def session_page(sid: int, request: Request, platform: PlatformDep, templates: TemplatesDep) -> Any:
     session = platform.get_session(sid)
     return templates.TemplateResponse(request, "session.html", {
         "s": session, "keys": platform.metric_keys(sid), "checkpoints": platform.list_checkpoints(sid),
@@ -69,7 +85,7 @@ def session_page(sid: int, request: Request, platform: PlatformDep) -> Any:
 
 @router.get("/compare", response_class=HTMLResponse)
 def compare_page(
-    request: Request, platform: PlatformDep, ids: str = "", key: str | None = None
+    request: Request, platform: PlatformDep, templates: TemplatesDep, ids: str = "", key: str | None = None
 ) -> Any:
     sids = [int(x) for x in ids.replace(" ", "").split(",") if x.isdigit()]
     sessions = [platform.get_session(sid) for sid in sids]

@@ -1,0 +1,175 @@
+"""The contract by which packages add routes, pages and tables to the haneul server.
+
+The server is the platform's; every other package that serves something (language-model serving,
+evaluation results, dialogue memory, recommendations, and any third-party package) is a *plugin*. A
+plugin is a callable registered in the ``haneul.plugins`` entry-point group::
+
+    [project.entry-points."haneul.plugins"]
+    myapp = "myapp.server:plugin"
+
+The server calls it once at start-up with a :class:`ServerContext` (the settings, the database, the
+artifact folder and a page renderer that shares the server's layout) and mounts the
+:class:`Plugin` it returns: its router, its templates folder (as ``<name>/...``), its static files
+(under ``/static/<name>/``), its nav entries and its Alembic migrations. A plugin never imports the
+server and never reads global settings: everything it needs comes through the context.
+
+A plugin that fails to load stops the server start with one line naming it;
+``HANEUL_DISABLE_PLUGINS=name,...`` starts the server without the named ones.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+
+from haneul.errors import InvalidInput, PluginError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from haneul.settings import Settings
+
+__all__ = [
+    "GROUP", "NavEntry", "Plugin", "ServerContext", "Principal", "CurrentPrincipal", "PluginFactory",
+    "discover", "load_plugins",
+]
+
+#: the entry-point group the server reads plugins from
+GROUP = "haneul.plugins"
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+
+@dataclass(frozen=True)
+class NavEntry:
+    """A link in the header of every page; lower ``order`` comes first (the platform's own are 10-20)."""
+
+    label: str
+    href: str
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is making a request. Until accounts exist every request is the local user."""
+
+    name: str = "local"
+    admin: bool = True
+
+
+def current_principal(request: Request) -> Principal:
+    resolve = getattr(request.app.state, "resolve_principal", None)
+    return resolve(request) if resolve is not None else Principal()
+
+
+#: a route's parameter of this type receives the principal making the request
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+@dataclass(frozen=True)
+class ServerContext:
+    """What the server hands to a plugin: everything it may use, nothing global."""
+
+    name: str
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    artifacts: Path
+
+    @property
+    def home(self) -> Path:
+        """The server's home folder (``HANEUL_HOME``); a plugin keeps its files under ``home / name``."""
+        return Path(self.settings.home)
+
+    def render(self, request: Request, template: str, context: Mapping[str, Any] | None = None,
+               status_code: int = 200) -> HTMLResponse:
+        """Render ``template`` from this plugin's templates folder; it may ``{% extends "base.html" %}``."""
+        templates = request.app.state.templates
+        return templates.TemplateResponse(request, f"{self.name}/{template}", dict(context or {}),
+                                          status_code=status_code)
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """What a plugin gives the server. Every field is optional."""
+
+    router: APIRouter | None = None
+    templates: Path | None = None  # a folder of Jinja templates, rendered as "<name>/<file>"
+    static: Path | None = None  # a folder served at /static/<name>/
+    nav: Sequence[NavEntry] = ()
+    migrations: Path | None = None  # a folder of Alembic version scripts, tracked in a version table of its own
+    on_close: Callable[[], None] | None = None  # called once when the server stops
+
+
+PluginFactory = Callable[[ServerContext], Plugin]
+
+
+@dataclass(frozen=True)
+class LoadedPlugin:
+    name: str
+    source: str  # "module:attr", for messages
+    plugin: Plugin = field(repr=False)
+
+
+def discover() -> dict[str, EntryPoint]:
+    """Installed plugins by name. Two distributions registering one name with different targets is an
+    error; the same registration seen twice (an editable install beside a built one) is not."""
+    found: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=GROUP):
+        if ep.name in found and found[ep.name].value != ep.value:
+            raise PluginError(
+                f"plugin name {ep.name!r} is registered twice ({found[ep.name].value} and {ep.value}); "
+                "uninstall one of the two packages"
+            )
+        found.setdefault(ep.name, ep)
+    return dict(sorted(found.items()))
+
+
+def parse_disabled(value: str | Iterable[str]) -> set[str]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return {item.strip() for item in items if item.strip()}
+
+
+def load_plugins(make_context: Callable[[str], ServerContext], *, disabled: Iterable[str] = (),
+                 available: Mapping[str, EntryPoint] | None = None) -> list[LoadedPlugin]:
+    """Load every installed plugin not in ``disabled``; the first failure raises :class:`PluginError`."""
+    available = discover() if available is None else available
+    disabled = set(disabled)
+    unknown = sorted(disabled - set(available))
+    if unknown:
+        names = ", ".join(available) or "none"
+        raise InvalidInput(
+            f"HANEUL_DISABLE_PLUGINS names {', '.join(map(repr, unknown))}, which is not an installed "
+            f"plugin; installed plugins: {names}"
+        )
+    loaded = []
+    for name, ep in available.items():
+        if name in disabled:
+            continue
+        if not _NAME.match(name):
+            raise PluginError(f"plugin name {name!r} ({ep.value}) is not valid; use lower-case letters, "
+                              "digits, '-' and '_' (at most 40), starting with a letter")
+        hint = f"fix or uninstall it, or set HANEUL_DISABLE_PLUGINS={name} to start without it"
+        try:
+            factory = ep.load()
+            plugin = factory(make_context(name))
+        except Exception as exc:
+            detail = f"{exc.__class__.__name__}: {exc}".splitlines()[0][:300]
+            raise PluginError(f"plugin {name!r} ({ep.value}) failed to load: {detail}; {hint}") from exc
+        if not isinstance(plugin, Plugin):
+            raise PluginError(f"plugin {name!r} ({ep.value}) returned {type(plugin).__name__}, not a "
+                              f"haneul.platform.plugins.Plugin; {hint}")
+        for folder, what in ((plugin.templates, "templates"), (plugin.static, "static"),
+                             (plugin.migrations, "migrations")):
+            if folder is not None and not Path(folder).is_dir():
+                raise PluginError(f"plugin {name!r} ({ep.value}) names a {what} folder that does not exist: "
+                                  f"{folder}; {hint}")
+        loaded.append(LoadedPlugin(name, ep.value, plugin))
+    return loaded
