@@ -2,47 +2,26 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from haneul.dialog.memory import Memory, MemoryStore
 from haneul.dialog.operators import LexicalOperator, Op
 from haneul.dialog.remote import HttpMemoryStore
+from haneul.dialog.testing import free_port, serve
 from haneul.dialog.text import DialogWarning
 from haneul.errors import Conflict, InvalidInput, NotFound, ServerUnavailable
 from haneul.settings import Settings, reload_settings
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def platform_server(tmp_path):
-    """The full platform app (sessions, metrics, extra routers) over its own HANEUL_HOME."""
-    import uvicorn
-
+    """The full platform app (sessions, metrics, installed plugins) over its own HANEUL_HOME."""
     from haneul.platform.server.app import create_app
 
     home = tmp_path / "server-home"
-    app = create_app(Settings(home=home))
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "the platform server did not start"
-    yield f"http://127.0.0.1:{port}", home
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(Settings(home=home))) as url:
+        yield url, home
 
 
 @pytest.fixture
@@ -106,7 +85,7 @@ def test_memory_goes_through_the_server_into_the_platform_database(platform_serv
     # the rows are in the platform's own database, beside its migrated tables; nothing was written locally
     db_file = server_home / "haneul.db"
     assert version_rows(db_file) == [("kim", 1), ("kim", 2), ("kim", 3), ("kim", 4), ("lee", 1)]
-    assert {"alembic_version", "dialog_memory_ops"} <= set(inspect(create_engine(f"sqlite:///{db_file}")).get_table_names())
+    assert {"alembic_version", "alembic_version_dialog", "dialog_memory_ops"} <= set(inspect(create_engine(f"sqlite:///{db_file}")).get_table_names())
     assert not (haneul_home / "dialog" / "memory.db").exists()
     assert not (server_home / "dialog" / "memory.db").exists()
 

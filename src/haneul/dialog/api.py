@@ -1,11 +1,11 @@
 """REST routes under ``/api/v1/dialog`` for the CareCall agent: memory show / update / history / revert,
-session summaries and memory-grounded replies.
+session summaries and memory-grounded replies; the haneul server mounts them as the ``dialog`` plugin.
 
-``create_router()`` returns a FastAPI router for the haneul server to mount (it is listed in the
-server's ``EXTRA_ROUTERS``). Memory is kept in the database of the platform that serves the request
-(its ``database_url``; the ``dialog_*`` tables are created on first use beside the platform's own), or
-in the database at ``url`` when one is given. Clients reach these routes through
-:class:`~haneul.dialog.remote.HttpMemoryStore`. Library errors are
+:func:`plugin` is the server's entry point (``haneul.plugins``): the routes keep memory in the
+server's own database (the ``dialog_*`` tables of the migrations it returns, applied by the server
+beside the platform's), and a classifier named in an update is looked up under the server's home.
+:func:`create_router` builds the same routes over any store, for an application of one's own.
+Clients reach these routes through :class:`~haneul.dialog.stores.HttpMemoryStore`. Library errors are
 :class:`~haneul.errors.HaneulError` subclasses; the server's handler turns them into
 ``{"error": {"code", "message"}}`` with the matching HTTP status. Importing this module does not
 import torch: the classifier is loaded on the first update that needs it and then reused.
@@ -14,12 +14,19 @@ import torch: the classifier is loaded on the first update that needs it and the
 from __future__ import annotations
 
 import threading
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from haneul.dialog.operators import Operator, get_operator
+from haneul.dialog.stores import DIALOG_MIGRATIONS, BaseMemoryStore, MemoryStore, check_person
 from haneul.dialog.text import MAX_SENTENCE_CHARS
+from haneul.platform.plugins import Plugin
+
+if TYPE_CHECKING:
+    from haneul.platform.plugins import ServerContext
 
 
 class TurnIn(BaseModel):
@@ -62,73 +69,59 @@ class RespondIn(BaseModel):
     top_k: int = 3
 
 
-def create_router(url: str | None = None) -> APIRouter:
-    """Routes over the memory database at ``url`` (default: the serving platform's own database)."""
-    from haneul.dialog.memory import Memory, MemoryStore
-    from haneul.errors import Conflict
+def plugin(ctx: ServerContext) -> Plugin:
+    """The ``dialog`` server plugin: the routes over the server's database, and the tables' migrations."""
+    store = MemoryStore(ctx.engine, home=ctx.home)
+    return Plugin(router=create_router(store, home=ctx.home), migrations=DIALOG_MIGRATIONS)
 
+
+def create_router(store: BaseMemoryStore | None = None, *, home: Path | None = None) -> APIRouter:
+    """Routes over ``store`` (default: the local file under ``home``); a classifier named in an update
+    is looked up under ``home`` (default ``HANEUL_HOME``) and loaded once."""
+    memory = store if store is not None else MemoryStore(home=home)
     router = APIRouter(prefix="/api/v1/dialog", tags=["dialog"])
-    operators: dict[tuple[str, str], Any] = {}
+    operators: dict[tuple[str, str], Operator] = {}
     summarizers: dict[str, Any] = {}
     lock = threading.Lock()
 
-    def store_for(request: Request) -> MemoryStore:
-        if url:
-            return MemoryStore(url)
-        platform = getattr(request.app.state, "platform", None)
-        if platform is not None:
-            return MemoryStore(platform.settings.database_url)
-        from haneul.settings import get_settings
-
-        return MemoryStore(get_settings().database_url)
-
-    def load(request: Request, person: str, expected: int | None = None) -> Memory:
-        mem = Memory.load(person, store=store_for(request))
-        if expected is not None and expected != mem.version:
-            raise Conflict(
-                f"memory of {mem.person!r} moved from version {expected} to {mem.version} meanwhile; "
-                "reload it with Memory.load and update again"
-            )
-        return mem
-
-    def operator_for(body: UpdateIn):
-        from haneul.dialog.operators import get_operator
-
+    def operator_for(body: UpdateIn) -> Operator:
         if body.operator.strip().lower() == "lm":
-            return get_operator("lm", model=body.model, endpoint=body.endpoint, lm_model=body.lm_model, timeout=body.timeout)
+            return get_operator("lm", model=body.model, endpoint=body.endpoint, lm_model=body.lm_model,
+                                timeout=body.timeout, home=home)
         key = (body.operator, body.model)
         with lock:  # loading a classifier once per server keeps updates fast
             if key not in operators:
-                operators[key] = get_operator(body.operator, model=body.model)
+                operators[key] = get_operator(body.operator, model=body.model, home=home)
             return operators[key]
 
     @router.get("/memory")
-    def people(request: Request) -> dict[str, list[str]]:
-        return {"people": store_for(request).people()}
+    def people() -> dict[str, list[str]]:
+        return {"people": memory.people()}
 
     @router.get("/memory/{person}")
-    def show(request: Request, person: str) -> dict[str, Any]:
-        mem = load(request, person)
-        return {"person": mem.person, "version": mem.version, "sentences": mem.sentences}
+    def show(person: str) -> dict[str, Any]:
+        person = check_person(person)
+        latest = memory.latest(person)
+        return {"person": person, "version": latest.version if latest else 0,
+                "sentences": latest.sentences if latest else []}
 
     @router.post("/memory/{person}/update")
-    def update(request: Request, person: str, body: UpdateIn) -> dict[str, Any]:
-        mem = load(request, person, body.expected_version)
-        res = mem.update(body.summary, operator=operator_for(body), session=body.session, max_chars=body.max_chars)
+    def update(person: str, body: UpdateIn) -> dict[str, Any]:
+        res = memory.update(person, body.summary, operator=operator_for(body), expected_version=body.expected_version,
+                            session=body.session, max_chars=body.max_chars)
         return res.to_dict()
 
     @router.get("/memory/{person}/history")
-    def history(request: Request, person: str) -> list[dict[str, Any]]:
-        return [v.to_dict() for v in load(request, person).history()]
+    def history(person: str) -> list[dict[str, Any]]:
+        return [v.to_dict() for v in memory.history(person)]
 
     @router.get("/memory/{person}/versions/{version}")
-    def version(request: Request, person: str, version: int) -> dict[str, Any]:
-        mem = load(request, person)
-        return mem.store.get(mem.person, version).to_dict()
+    def version(person: str, version: int) -> dict[str, Any]:
+        return memory.get(person, version).to_dict()
 
     @router.post("/memory/{person}/revert")
-    def revert(request: Request, person: str, body: RevertIn) -> dict[str, Any]:
-        return load(request, person, body.expected_version).revert(body.version).to_dict()
+    def revert(person: str, body: RevertIn) -> dict[str, Any]:
+        return memory.revert(person, body.version, expected_version=body.expected_version).to_dict()
 
     @router.post("/summarize")
     def summarize(body: SummarizeIn) -> dict[str, Any]:
@@ -145,12 +138,13 @@ def create_router(url: str | None = None) -> APIRouter:
         return s.summarize([t.model_dump() for t in body.dialogue], body.memory).to_dict()
 
     @router.post("/respond/{person}")
-    def respond(request: Request, person: str, body: RespondIn) -> dict[str, Any]:
+    def respond(person: str, body: RespondIn) -> dict[str, Any]:
         from haneul.dialog.lm import ChatClient
         from haneul.dialog.responder import Responder
 
         client = ChatClient(body.endpoint, model=body.lm_model, timeout=body.timeout) if body.endpoint else None
-        memory = load(request, person).sentences
-        return Responder(client, top_k=body.top_k).respond(memory, [t.model_dump() for t in body.dialogue]).to_dict()
+        latest = memory.latest(person)
+        sentences = latest.sentences if latest else []
+        return Responder(client, top_k=body.top_k).respond(sentences, [t.model_dump() for t in body.dialogue]).to_dict()
 
     return router

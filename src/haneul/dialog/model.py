@@ -4,7 +4,7 @@ Keep Me Updated (§3.2) classifies each (memory sentence, summary sentence) pair
 first trained on Korean NLI (entailment / neutral / contradiction) and then on memory-operation pairs.
 Here the encoder reads Hangul syllables plus hashed syllable bigrams (no tokenizer to ship), runs a
 small transformer and pools to one vector per sentence; pairs are scored from ``[u, v, |u-v|, u*v]``
-plus a few lexical pair features (:func:`haneul.dialog.operators.pair_features_info`) and the lexical
+plus a few lexical pair features (:func:`haneul.dialog.pairs.pair_features_info`) and the lexical
 baseline's decision as a one-hot, which is also added to the operation logits with a learned weight
 (a prior: with few labelled pairs the model starts from the baseline and learns where to overrule it). Encoding every
 sentence once and scoring pairs with a small MLP is what makes a 50 x 10 update a single cheap batch.
@@ -24,15 +24,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from haneul.dialog.operators import (  # noqa: F401 - classifier_dir / resolve_classifier_path re-exported
+from haneul.dialog.defaults import classifier_dir, resolve_classifier_path
+from haneul.dialog.pairs import (
     N_PAIR_FEATURES,
     OPS,
-    LexicalOperator,
+    PASS_THRESHOLD,
+    REPLACE_THRESHOLD,
+    TOPIC_THRESHOLD,
     Op,
     SentenceInfo,
-    classifier_dir,
     pair_features_info,
-    resolve_classifier_path,
 )
 from haneul.errors import InvalidInput
 
@@ -86,7 +87,7 @@ def encode_ids(texts: list[str], cfg: PairClassifierConfig) -> tuple[torch.Tenso
 def pair_feature_matrix(a: list[SentenceInfo], b: list[SentenceInfo]) -> torch.Tensor:
     """All ``len(a) x len(b)`` lexical pair features at once, (len(a) * len(b), N_PAIR_FEATURES).
 
-    Matches :func:`haneul.dialog.operators.pair_features_info` pair by pair; bigram sets become 0/1
+    Matches :func:`haneul.dialog.pairs.pair_features_info` pair by pair; bigram sets become 0/1
     matrices so intersections are one matrix product instead of 500 Python set operations.
     """
     vocab: dict[str, int] = {}
@@ -127,13 +128,12 @@ def lexical_rule_onehot(feats: torch.Tensor) -> torch.Tensor:
     Same thresholds as :class:`haneul.dialog.operators.LexicalOperator`; given to the classifier so a
     few hundred labelled pairs teach it where the rule is wrong rather than the rule itself.
     """
-    lex = LexicalOperator()
     sim, contain, overlap = feats[:, 0], feats[:, 1], feats[:, 2]
     s_change, m_change, s_cancel, same = feats[:, 5] > 0, feats[:, 6] > 0, feats[:, 7] > 0, feats[:, 8] > 0
-    is_pass = same | ((contain >= lex.pass_threshold) & (s_change <= m_change))
-    topic = (overlap >= lex.topic_threshold) & ~is_pass
+    is_pass = same | ((contain >= PASS_THRESHOLD) & (s_change <= m_change))
+    topic = (overlap >= TOPIC_THRESHOLD) & ~is_pass
     is_delete = topic & s_cancel
-    is_replace = topic & ~s_cancel & ((s_change & ~m_change) | (sim >= lex.replace_threshold))
+    is_replace = topic & ~s_cancel & ((s_change & ~m_change) | (sim >= REPLACE_THRESHOLD))
     is_append = ~(is_pass | is_delete | is_replace)
     return torch.stack([is_pass, is_append, is_replace, is_delete], -1).float()
 
@@ -242,12 +242,15 @@ class PairClassifier(nn.Module):
         return [[OPS[k] for k in row] for row in idx], val
 
 
-def save_classifier(model: PairClassifier, name_or_path: str | Path, meta: dict[str, Any] | None = None) -> Path:
+def save_classifier(model: PairClassifier, name_or_path: str | Path, meta: dict[str, Any] | None = None, *,
+                    home: Path | None = None) -> Path:
+    """Write the model to a folder, or by name under ``home`` (default ``HANEUL_HOME``)."""
     from safetensors.torch import save as st_save
 
     from haneul.io import atomic_write_bytes, atomic_write_text
 
-    path = Path(name_or_path) if ("/" in str(name_or_path) or Path(name_or_path).is_absolute()) else classifier_dir(str(name_or_path))
+    named = "/" not in str(name_or_path) and not Path(name_or_path).is_absolute()
+    path = classifier_dir(str(name_or_path), home) if named else Path(name_or_path)
     path.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     atomic_write_bytes(path / "model.safetensors", st_save(state))
@@ -258,10 +261,11 @@ def save_classifier(model: PairClassifier, name_or_path: str | Path, meta: dict[
     return path
 
 
-def load_classifier(name_or_path: str | Path) -> PairClassifier:
+def load_classifier(name_or_path: str | Path, *, home: Path | None = None) -> PairClassifier:
+    """A saved model from a folder, or by name from ``home`` (default ``HANEUL_HOME``)."""
     from safetensors.torch import load_file
 
-    path = resolve_classifier_path(name_or_path)
+    path = resolve_classifier_path(name_or_path, home)
     body = json.loads((path / "config.json").read_text(encoding="utf-8"))
     cfg = replace(PairClassifierConfig(), **body["config"])
     model = PairClassifier(cfg)

@@ -20,76 +20,35 @@ Operators: the NLI-transfer classifier (:class:`ClassifierOperator`, model in
 :mod:`haneul.dialog.model`), an LM-prompting operator over any OpenAI-compatible endpoint
 (:class:`LMOperator`, falls back to the classifier when the endpoint fails), a lexical baseline
 (:class:`LexicalOperator`) and the two naive policies (:class:`AppendOnly`, :class:`LatestOnly`).
+The pair labels and lexical features they share with the classifier are defined in
+:mod:`haneul.dialog.pairs` and re-exported here.
 """
 
 from __future__ import annotations
 
-import enum
-import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from haneul.dialog.text import (
-    CANCEL_CUES,
-    CHANGE_CUES,
-    MAX_SENTENCE_CHARS,
-    bigrams,
-    clean_sentences,
-    compact,
-    has_cue,
-    jaccard,
+from haneul.dialog.defaults import classifier_dir, resolve_classifier_path
+from haneul.dialog.pairs import (
+    N_PAIR_FEATURES,
+    OPS,
+    PASS_THRESHOLD,
+    REPLACE_THRESHOLD,
+    TOPIC_THRESHOLD,
+    Op,
+    PairOp,
+    SentenceInfo,
+    pair_features,
+    pair_features_info,
 )
+from haneul.dialog.text import MAX_SENTENCE_CHARS, bigrams, clean_sentences, compact, jaccard
 from haneul.errors import InvalidInput, NotFound
 
 DUPLICATE_THRESHOLD = 0.8
-
-
-class Op(enum.StrEnum):
-    PASS = "PASS"
-    APPEND = "APPEND"
-    REPLACE = "REPLACE"
-    DELETE = "DELETE"
-
-    @classmethod
-    def parse(cls, value: str) -> Op:
-        try:
-            return cls(str(value).strip().upper())
-        except ValueError:
-            raise InvalidInput(
-                f"unknown memory operation {value!r}; use one of PASS, APPEND, REPLACE, DELETE"
-            ) from None
-
-
-OPS: tuple[Op, ...] = (Op.PASS, Op.APPEND, Op.REPLACE, Op.DELETE)
-
-
-@dataclass(frozen=True)
-class PairOp:
-    """The operation chosen for memory sentence ``memory_index`` and summary sentence ``summary_index``."""
-
-    memory_index: int
-    summary_index: int
-    memory: str
-    summary: str
-    op: Op
-    score: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "memory_index": self.memory_index,
-            "summary_index": self.summary_index,
-            "memory": self.memory,
-            "summary": self.summary,
-            "op": self.op.value,
-            "score": self.score,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PairOp:
-        return cls(int(d["memory_index"]), int(d["summary_index"]), d["memory"], d["summary"], Op.parse(d["op"]), d.get("score"))
 
 
 @dataclass
@@ -230,58 +189,6 @@ class LatestOnly(Operator):
         return _all_pairs(memory, summary, Op.REPLACE)
 
 
-def _topic(key: str) -> frozenset[str]:
-    """Content bigrams: the sentence's last bigram is its (honorific) ending, shared by unrelated facts."""
-    if len(key) <= 3:
-        return frozenset(key[i : i + 2] for i in range(max(1, len(key) - 1))) if key else frozenset()
-    return frozenset(key[i : i + 2] for i in range(len(key) - 2))
-
-
-@dataclass(frozen=True)
-class SentenceInfo:
-    """Per-sentence lexical facts, computed once per sentence rather than once per pair."""
-
-    key: str
-    grams: frozenset[str]
-    topic: frozenset[str]
-    change: bool
-    cancel: bool
-
-    @classmethod
-    def of(cls, text: str) -> SentenceInfo:
-        return _sentence_info(text)
-
-
-@functools.lru_cache(maxsize=8192)
-def _sentence_info(text: str) -> SentenceInfo:
-    # memory sentences recur in every update of a person; computing their facts once is the point
-    key = compact(text)
-    return SentenceInfo(key, bigrams(text), _topic(key), has_cue(text, CHANGE_CUES), has_cue(text, CANCEL_CUES))
-
-
-def pair_features_info(m: SentenceInfo, s: SentenceInfo) -> list[float]:
-    """Hand-made pair features shared by the lexical baseline and the classifier's head."""
-    inter = len(m.topic & s.topic)
-    return [
-        jaccard(m.grams, s.grams),
-        len(m.grams & s.grams) / max(1, min(len(m.grams), len(s.grams))),
-        inter / max(1, min(len(m.topic), len(s.topic))),
-        inter / max(1, len(m.topic)),
-        inter / max(1, len(s.topic)),
-        float(s.change),
-        float(m.change),
-        float(s.cancel),
-        float(m.key == s.key),
-    ]
-
-
-def pair_features(m: str, s: str) -> list[float]:
-    return pair_features_info(SentenceInfo.of(m), SentenceInfo.of(s))
-
-
-N_PAIR_FEATURES = 9
-
-
 class LexicalOperator(Operator):
     """Baseline: character-bigram overlap plus change / cancellation cue words.
 
@@ -293,7 +200,8 @@ class LexicalOperator(Operator):
 
     name = "lexical"
 
-    def __init__(self, pass_threshold: float = 0.8, topic_threshold: float = 0.25, replace_threshold: float = 0.4):
+    def __init__(self, pass_threshold: float = PASS_THRESHOLD, topic_threshold: float = TOPIC_THRESHOLD,
+                 replace_threshold: float = REPLACE_THRESHOLD):
         self.pass_threshold = pass_threshold
         self.topic_threshold = topic_threshold
         self.replace_threshold = replace_threshold
@@ -324,24 +232,6 @@ class LexicalOperator(Operator):
         ]
 
 
-def classifier_dir(name: str) -> Path:
-    from haneul.settings import get_settings
-
-    return get_settings().home / "dialog" / "operators" / name
-
-
-def resolve_classifier_path(name_or_path: str | Path) -> Path:
-    path = Path(name_or_path)
-    if (path / "config.json").exists():
-        return path
-    if "/" not in str(name_or_path) and (classifier_dir(str(name_or_path)) / "config.json").exists():
-        return classifier_dir(str(name_or_path))
-    raise NotFound(
-        f"no trained memory-operation classifier {str(name_or_path)!r}; train one with "
-        "`haneul dialog train-operator --name NAME` or pass a model folder"
-    )
-
-
 class ClassifierOperator(Operator):
     """The NLI-transfer pair classifier; all pairs of one update go through the model in one batch."""
 
@@ -354,10 +244,11 @@ class ClassifierOperator(Operator):
         self.cache_size = cache_size
 
     @classmethod
-    def load(cls, name_or_path: str | Path = "default") -> ClassifierOperator:
+    def load(cls, name_or_path: str | Path = "default", *, home: Path | None = None) -> ClassifierOperator:
+        """A classifier from a model folder, or by name from ``home`` (default ``HANEUL_HOME``)."""
         from haneul.dialog.model import load_classifier
 
-        return cls(load_classifier(name_or_path))
+        return cls(load_classifier(name_or_path, home=home))
 
     def classify(self, memory, summary):
         if not memory:
@@ -439,10 +330,10 @@ class LMOperator(Operator):
             return ops, used, f"LM operator failed ({exc.message}); decided by the {used} operator instead"
 
 
-def default_fallback() -> Operator:
-    """The trained default classifier when there is one, else the lexical baseline."""
-    if (classifier_dir("default") / "config.json").exists():
-        return ClassifierOperator.load("default")
+def default_fallback(home: Path | None = None) -> Operator:
+    """The trained default classifier under ``home`` when there is one, else the lexical baseline."""
+    if (classifier_dir("default", home) / "config.json").exists():
+        return ClassifierOperator.load("default", home=home)
     return LexicalOperator()
 
 
@@ -457,10 +348,12 @@ def get_operator(
     lm_model: str | None = None,
     timeout: float = 30.0,
     api_key: str | None = None,
+    home: Path | None = None,
 ) -> Operator:
     """Resolve an operator by name: classifier, lm, lexical, append-only, latest-only or auto.
 
-    ``auto`` is the trained classifier ``model`` when it exists, else the lexical baseline.
+    ``auto`` is the trained classifier ``model`` when it exists, else the lexical baseline. A
+    classifier ``model`` given by name is looked up under ``home`` (default ``HANEUL_HOME``).
     """
     key = name.strip().lower().replace("_", "-")
     if key == "lexical":
@@ -470,13 +363,13 @@ def get_operator(
     if key == "latest-only":
         return LatestOnly()
     if key == "classifier":
-        return ClassifierOperator.load(model)
+        return ClassifierOperator.load(model, home=home)
     if key == "auto":
         try:
-            resolve_classifier_path(model)
+            resolve_classifier_path(model, home)
         except NotFound:
             return LexicalOperator()
-        return ClassifierOperator.load(model)
+        return ClassifierOperator.load(model, home=home)
     if key == "lm":
         if not endpoint:
             raise InvalidInput("the lm operator needs an endpoint; pass --endpoint http://HOST:PORT/v1")
@@ -484,8 +377,16 @@ def get_operator(
 
         fallback: Operator
         try:
-            fallback = ClassifierOperator.load(model)
+            fallback = ClassifierOperator.load(model, home=home)
         except Exception:
             fallback = LexicalOperator()
         return LMOperator(ChatClient(endpoint, model=lm_model, timeout=timeout, api_key=api_key), fallback=fallback)
     raise InvalidInput(f"unknown operator {name!r}; use one of {', '.join(OPERATORS)}")
+
+
+__all__ = [
+    "DUPLICATE_THRESHOLD", "LM_SYSTEM", "N_PAIR_FEATURES", "OPERATORS", "OPS", "AppendOnly", "ClassifierOperator",
+    "LMOperator", "LatestOnly", "LexicalOperator", "Op", "Operator", "PairOp", "SentenceInfo", "UpdateResult",
+    "classifier_dir", "default_fallback", "get_operator", "lm_prompt", "pair_features", "pair_features_info",
+    "parse_lm_ops", "resolve", "resolve_classifier_path",
+]
