@@ -164,3 +164,11 @@ def test_every_setting_is_documented() -> None:
     doc = (REPO / "docs" / "platform.md").read_text(encoding="utf-8")
     missing = [f"HANEUL_{name.upper()}" for name in Settings.model_fields if f"`HANEUL_{name.upper()}`" not in doc]
     assert not missing, f"document these settings in docs/platform.md: {missing}"
+
+
+def test_builtin_packages_come_in_as_plugins(tmp_path: Path) -> None:
+    with _client(tmp_path / "h") as client:
+        assert client.app.state.plugins == ["dialog", "evals", "lm", "rec"]  # type: ignore[attr-defined]
+        paths = {route.path for route in client.app.routes}  # type: ignore[attr-defined]
+        assert {"/v1/models", "/evals", "/api/v1/dialog/memory", "/api/v1/rec/{model_name}/recommend/{user}"} <= paths
+        assert '<a href="/evals">Evals</a>' in client.get("/").text
