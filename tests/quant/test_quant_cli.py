@@ -187,3 +187,16 @@ def test_help_is_complete() -> None:
         for param in command.params:
             if param.name != "help":
                 assert getattr(param, "help", None), f"{name} --{param.name} has no help"
+
+
+def test_quantize_prints_a_table_for_people(
+    capsys: pytest.CaptureFixture[str], tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    base = tmp_path / "base"
+    with pytest.raises(SystemExit) as exc:  # --output: the old spelling of --out still works
+        main(["quant", "quantize", "-m", str(tiny_model_dir), "--output", str(base), "-q", "2", "--rounds", "1"])
+    assert exc.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert (base / "quant.json").is_file()
+    assert "BCQ q=2, group=64" in out and "mean_rel_error" in out and "kept lm_head" in out
+    assert not out.lstrip().startswith("{")  # a table, not JSON

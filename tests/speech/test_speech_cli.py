@@ -2,23 +2,10 @@ from __future__ import annotations
 
 import json
 
-import click
 import pytest
-import typer
 from speech_helpers import needs_tts
 
 from haneul.cli.main import main
-from haneul.cli.speech import app
-
-
-def test_every_command_and_option_has_help():
-    group = typer.main.get_command(app)
-    assert set(group.commands) >= {"synth", "validate", "clean", "split", "train", "eval", "transcribe"}
-    for name, cmd in group.commands.items():
-        assert cmd.help, name
-        for p in cmd.params:
-            if isinstance(p, click.Option) and p.name != "help":
-                assert p.help, f"{name} --{p.name} has no help"
 
 
 def test_empty_manifest_is_a_one_line_error(tmp_path, capsys):

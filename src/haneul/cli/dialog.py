@@ -8,11 +8,23 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(
+from haneul.cli import output
+from haneul.cli.options import (
+    DeviceOpt,
+    EndpointModelOpt,
+    JsonOpt,
+    SeedOpt,
+    ThreadsOpt,
+    Typer,
+    auto_device,
+    out_option,
+)
+
+app = Typer(
     help="Long-term dialogue memory (Keep Me Updated): PASS / APPEND / REPLACE / DELETE memory updates.",
     no_args_is_help=True,
 )
-memory_app = typer.Typer(help="Show, update, audit and revert one person's memory.", no_args_is_help=True)
+memory_app = Typer(help="Show, update, audit and revert one person's memory.", no_args_is_help=True)
 app.add_typer(memory_app, name="memory")
 
 DB_HELP = ("SQLAlchemy URL of the memory database (default: the haneul server's platform database when "
@@ -31,68 +43,43 @@ def _quiet_warnings() -> None:
     warnings.simplefilter("ignore", DialogWarning)
 
 
-def _print_json(obj) -> None:
-    typer.echo(json.dumps(obj, ensure_ascii=False, indent=2))
-
-
-def _console():
-    from rich.console import Console
-
-    return Console()
-
-
-def _esc(text: str) -> str:
-    """User sentences may contain [brackets]; keep rich from reading them as markup."""
-    from rich.markup import escape
-
-    return escape(text)
-
-
 @memory_app.command("show")
 def memory_show(
     person: str = typer.Argument(..., help="Person id (e.g. a phone-call recipient id)."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the memory as JSON."),
+    as_json: JsonOpt = False,
 ) -> None:
     """Print the current memory of PERSON (an empty memory is version 0)."""
     from haneul.dialog.memory import Memory
 
     mem = Memory.load(person, url=db)
-    if as_json:
-        _print_json({"person": mem.person, "version": mem.version, "sentences": mem.sentences})
-        return
-    console = _console()
-    if not mem.sentences:
-        console.print(f"no memory yet for {person!r} (version {mem.version})")
-        return
-    from rich.table import Table
 
-    table = Table(title=f"memory of {person} · version {mem.version}")
-    table.add_column("#", justify="right")
-    table.add_column("sentence")
-    for i, s in enumerate(mem.sentences):
-        table.add_row(str(i), _esc(s))
-    console.print(table)
+    def show() -> None:
+        if not mem.sentences:
+            output.say(f"no memory yet for {person!r} (version {mem.version})")
+            return
+        output.print_table(list(enumerate(mem.sentences)), columns=["#", "sentence"], right=["#"],
+                           title=f"memory of {person} · version {mem.version}")
+
+    result = {"person": mem.person, "version": mem.version, "sentences": mem.sentences}
+    output.emit(result, as_json=as_json, show=show)
+
+
+def _show_lines(lines: list[str]) -> None:
+    """Fallbacks, notes and input warnings: part of the result, shown after it in yellow."""
+    for line in lines:
+        output.say(line, style="yellow")
 
 
 def _result_table(res) -> None:
-    from rich.table import Table
-
-    console = _console()
-    table = Table(title=f"version {res.version} · operator {res.operator}")
-    table.add_column("memory")
-    table.add_column("summary")
-    table.add_column("op")
-    for p in res.ops:
-        if p.op.value != "APPEND":
-            table.add_row(_esc(p.memory), _esc(p.summary), p.op.value)
+    changed = [(p.memory, p.summary, p.op.value) for p in res.ops if p.op.value != "APPEND"]
     if res.ops:
-        console.print(table)
-    console.print("[bold]new memory[/bold]")
+        output.print_table(changed, columns=["memory", "summary", "op"],
+                           title=f"version {res.version} · operator {res.operator}")
+    output.say("new memory", style="bold")
     for s in res.new_memory:
-        console.print(f"  • {_esc(s)}")
-    for line in ([f"fallback: {res.fallback}"] if res.fallback else []) + res.notes + res.warnings:
-        console.print(f"[yellow]{_esc(line)}[/yellow]")
+        output.say(f"  • {s}")
+    _show_lines(([f"fallback: {res.fallback}"] if res.fallback else []) + res.notes + res.warnings)
 
 
 @memory_app.command("update")
@@ -103,11 +90,11 @@ def memory_update(
     operator: str = typer.Option("auto", "--operator", help=OPERATOR_HELP),
     model: str = typer.Option("default", "--model", help=MODEL_HELP),
     endpoint: str | None = typer.Option(None, "--endpoint", help=ENDPOINT_HELP),
-    lm_model: str | None = typer.Option(None, "--lm-model", help="Model name sent to the endpoint."),
+    lm_model: EndpointModelOpt = None,
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the LM before falling back to the classifier."),
     session: str | None = typer.Option(None, "--session", help="Session id recorded with the new version."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the update result as JSON."),
+    as_json: JsonOpt = False,
 ) -> None:
     """Update PERSON's memory with one session's summary sentences and store the new version."""
     _quiet_warnings()
@@ -124,10 +111,7 @@ def memory_update(
     # the operator is passed by name: with a server configured, the server runs it
     res = Memory.load(person, url=db).update(summary, operator=operator, session=session, model=model,
                                              endpoint=endpoint, lm_model=lm_model, timeout=timeout)
-    if as_json:
-        _print_json(res.to_dict())
-    else:
-        _result_table(res)
+    output.emit(res, as_json=as_json, show=lambda: _result_table(res))
 
 
 @memory_app.command("history")
@@ -135,7 +119,7 @@ def memory_history(
     person: str = typer.Argument(..., help="Person id."),
     ops: bool = typer.Option(False, "--ops", help="Also list every non-APPEND pair operation."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print all versions (with their operations) as JSON."),
+    as_json: JsonOpt = False,
 ) -> None:
     """List every stored version of PERSON's memory with the operator and operations behind it."""
     import datetime as dt
@@ -143,29 +127,24 @@ def memory_history(
     from haneul.dialog.memory import Memory
 
     versions = Memory.load(person, url=db).history()
-    if as_json:
-        _print_json([v.to_dict() for v in versions])
-        return
-    console = _console()
-    if not versions:
-        console.print(f"no memory yet for {person!r}")
-        return
-    from rich.table import Table
 
-    table = Table(title=f"memory history of {person}")
-    for col in ("version", "time (UTC)", "operator", "summary", "memory"):
-        table.add_column(col)
-    for v in versions:
-        how = v.operator + (f" (from v{v.reverted_from})" if v.reverted_from is not None else "")
-        if v.fallback:
-            how += " (LM fallback)"
-        when = dt.datetime.fromtimestamp(v.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(str(v.version), when, _esc(how), _esc("\n".join(v.summary)), _esc("\n".join(v.sentences)))
-        if ops:
-            for p in v.ops:
-                if p.op.value != "APPEND":
-                    table.add_row("", "", p.op.value, _esc(p.summary), _esc(p.memory))
-    console.print(table)
+    def show() -> None:
+        if not versions:
+            output.say(f"no memory yet for {person!r}")
+            return
+        rows: list[tuple[str, str, str, str, str]] = []
+        for v in versions:
+            how = v.operator + (f" (from v{v.reverted_from})" if v.reverted_from is not None else "")
+            if v.fallback:
+                how += " (LM fallback)"
+            when = dt.datetime.fromtimestamp(v.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+            rows.append((str(v.version), when, how, "\n".join(v.summary), "\n".join(v.sentences)))
+            if ops:
+                rows += [("", "", p.op.value, p.summary, p.memory) for p in v.ops if p.op.value != "APPEND"]
+        output.print_table(rows, columns=["version", "time (UTC)", "operator", "summary", "memory"],
+                           title=f"memory history of {person}")
+
+    output.emit([v.to_dict() for v in versions], as_json=as_json, show=show)
 
 
 @memory_app.command("revert")
@@ -173,16 +152,14 @@ def memory_revert(
     person: str = typer.Argument(..., help="Person id."),
     version: int = typer.Argument(..., help="Version to restore (0: the empty memory)."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the new version as JSON."),
+    as_json: JsonOpt = False,
 ) -> None:
     """Restore VERSION's sentences as a new version (history is kept, nothing is deleted)."""
     from haneul.dialog.memory import Memory
 
     v = Memory.load(person, url=db).revert(version)
-    if as_json:
-        _print_json(v.to_dict())
-    else:
-        _console().print(f"{person}: version {v.version} restores version {version} ({len(v.sentences)} sentences)")
+    output.emit(v, as_json=as_json, show=lambda: output.say(
+        f"{person}: version {v.version} restores version {version} ({len(v.sentences)} sentences)"))
 
 
 @app.command("summarize")
@@ -193,9 +170,9 @@ def summarize(
                                 help="extractive (no LM), lm (OpenAI-compatible endpoint) or finetuned (a folder from train-summarizer, --model)."),
     model: Path | None = typer.Option(None, "--model", help="Fine-tuned summariser folder for --backend finetuned."),
     endpoint: str | None = typer.Option(None, "--endpoint", help=ENDPOINT_HELP),
-    lm_model: str | None = typer.Option(None, "--lm-model", help="Model name sent to the endpoint."),
+    lm_model: EndpointModelOpt = None,
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the LM before falling back to extractive."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    as_json: JsonOpt = False,
 ) -> None:
     """Summarise one dialogue session into sentences of new information about the user."""
     _quiet_warnings()
@@ -219,21 +196,21 @@ def summarize(
         if isinstance(dialogue, list) and dialogue and isinstance(dialogue[0], list):
             raise InvalidInput(f"{data.name} is a CareCall-memory file; pick a session with --session GUID")
     res = get_summarizer(backend, endpoint=endpoint, lm_model=lm_model, timeout=timeout, model=model).summarize(dialogue, memory)
-    if as_json:
-        _print_json(res.to_dict())
-        return
-    console = _console()
-    for s in res.sentences:
-        console.print(f"• {_esc(s)}")
-    for line in ([f"fallback: {res.fallback}"] if res.fallback else []) + res.warnings:
-        console.print(f"[yellow]{_esc(line)}[/yellow]")
+
+    def show() -> None:
+        for s in res.sentences:
+            output.say(f"• {s}")
+        _show_lines(([f"fallback: {res.fallback}"] if res.fallback else []) + res.warnings)
+
+    output.emit(res, as_json=as_json, show=show)
 
 
 @app.command("derive-pairs")
 def derive_pairs_cmd(
-    data: Path = typer.Option(..., "--data", help="CareCall-memory-format JSON file (list of episodes of sessions)."),
-    out: Path = typer.Option(..., "--out", help="Write labelled pairs here as JSONL {memory, summary, op, guid}."),
+    data: Path = typer.Option(..., "--data", "-d", help="CareCall-memory-format JSON file (list of episodes of sessions)."),
+    out: Path = out_option("Write labelled pairs here as JSONL {memory, summary, op, guid}."),
     threshold: float = typer.Option(0.5, "--threshold", help="Character-bigram Jaccard at which two sentences match."),
+    as_json: JsonOpt = False,
 ) -> None:
     """Derive PASS / APPEND / REPLACE / DELETE pair labels by aligning memory k, summary k and memory k+1."""
     _quiet_warnings()
@@ -243,15 +220,17 @@ def derive_pairs_cmd(
 
     rows = derive_pairs(load_carecall(data), threshold)
     n = write_pairs(out, rows)
-    counts = Counter(r["op"] for r in rows)
-    typer.echo(f"wrote {n} pairs to {out} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})")
+    counts = dict(sorted(Counter(r["op"] for r in rows).items()))
+    output.emit({"out": out, "pairs": n, "ops": counts}, as_json=as_json, show=lambda: output.say(
+        f"wrote {n} pairs to {out} ({', '.join(f'{k} {v}' for k, v in counts.items())})"))
 
 
 @app.command("synth-pairs")
 def synth_pairs_cmd(
     n: int = typer.Option(2000, "-n", "--count", help="How many labelled pairs to generate."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed writes the same pairs."),
-    out: Path = typer.Option(..., "-o", "--out", help="Write the pairs here as JSONL {memory, summary, op}."),
+    seed: SeedOpt = 0,
+    out: Path = out_option("Write the pairs here as JSONL {memory, summary, op}."),
+    as_json: JsonOpt = False,
 ) -> None:
     """Generate template-made PASS / APPEND / REPLACE / DELETE pairs for training the memory operator (not for evaluation)."""
     from collections import Counter
@@ -261,32 +240,33 @@ def synth_pairs_cmd(
 
     pairs = generate_pairs(n, seed=seed)
     written = write_pairs(out, ({"memory": m, "summary": s, "op": op.value} for m, s, op in pairs))
-    counts = Counter(op.value for _, _, op in pairs)
-    typer.echo(f"wrote {written} pairs to {out} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})")
+    counts = dict(sorted(Counter(op.value for _, _, op in pairs).items()))
+    output.emit({"out": out, "pairs": written, "ops": counts}, as_json=as_json, show=lambda: output.say(
+        f"wrote {written} pairs to {out} ({', '.join(f'{k} {v}' for k, v in counts.items())})"))
 
 
 @app.command("train-operator")
 def train_operator_cmd(
     nli: list[Path] = typer.Option([], "--nli", help="KorNLI TSV file(s) (sentence1, sentence2, gold_label) for phase 1; repeatable."),
     pairs: list[Path] = typer.Option([], "--pairs", help="Labelled pairs JSONL file(s) {memory, summary, op}; repeatable."),
-    data: list[Path] = typer.Option([], "--data", help="CareCall-memory-format file(s) to derive labelled pairs from; repeatable."),
+    data: list[Path] = typer.Option([], "--data", "-d", help="CareCall-memory-format file(s) to derive labelled pairs from; repeatable."),
     synthetic: int = typer.Option(0, "--synthetic", help="Add this many generated pairs (haneul dialog synth-pairs) to the labelled ones."),
     unfreeze: bool = typer.Option(False, "--unfreeze", help="Phase 2 trains the sentence encoder too (worth it with thousands of pairs)."),
     name: str = typer.Option("default", "--name", help="Save as HANEUL_HOME/dialog/operators/NAME (default: used by --operator auto)."),
-    out: Path | None = typer.Option(None, "--out", help="Save to this folder instead of the named one."),
+    out: Path | None = out_option("Save to this folder instead of the named one.", None),
     preset: str = typer.Option("small", "--preset", help="Model size: tiny, small or base."),
     nli_epochs: int = typer.Option(2, "--nli-epochs", help="Epochs over the NLI pairs (phase 1)."),
     op_epochs: int = typer.Option(30, "--op-epochs", help="Epochs over the operation pairs (phase 2)."),
     nli_limit: int | None = typer.Option(None, "--nli-limit", help="Use at most this many NLI pairs."),
     batch_size: int = typer.Option(64, "--batch-size", help="Pairs per optimisation step."),
     lr: float = typer.Option(2e-3, "--lr", help="AdamW learning rate."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
-    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
+    seed: SeedOpt = 0,
+    threads: ThreadsOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Train the NLI-transfer memory-operation classifier (KorNLI first, then operation pairs)."""
     _quiet_warnings()
-    from rich.progress import BarColumn, Progress, TextColumn
+    from rich.progress import BarColumn, TextColumn
 
     from haneul.dialog.data import derive_pairs, load_carecall, load_kornli, load_pairs
     from haneul.dialog.model import save_classifier
@@ -303,8 +283,8 @@ def train_operator_cmd(
         op_rows += generate_pairs(synthetic, seed=seed)
     cfg = TrainConfig(preset=preset, nli_epochs=nli_epochs, op_epochs=op_epochs, batch_size=batch_size, lr=lr,
                       seed=seed, threads=threads, nli_limit=nli_limit, freeze_encoder=not unfreeze)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                  disable=as_json) as bar:
+    with output.progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                         disable=as_json) as bar:
         tasks: dict[str, int] = {}
 
         def progress(phase: str, epoch: int, total: int, m: dict[str, float]) -> None:
@@ -315,70 +295,63 @@ def train_operator_cmd(
         model, info = train_operator(nli_rows, op_rows, cfg, progress=progress)
     path = save_classifier(model, out if out is not None else name, meta={**info, "preset": preset})
     info["path"] = str(path)
-    if as_json:
-        _print_json(info)
-    else:
-        typer.echo(f"saved the memory operator to {path}")
+    output.emit(info, as_json=as_json, show=lambda: output.say(f"saved the memory operator to {path}"))
 
 
 @app.command("train-summarizer")
 def train_summarizer_cmd(
-    data: list[Path] = typer.Option(..., "--data", help="CareCall-memory-format JSON file(s) of (dialogue, summary) sessions; repeatable."),
+    data: list[Path] = typer.Option(..., "--data", "-d", help="CareCall-memory-format JSON file(s) of (dialogue, summary) sessions; repeatable."),
     base: str = typer.Option(..., "--base", help="Causal LM to fine-tune: a Hugging Face (Llama-compatible) model folder, 'smollm2' or a name known to `haneul lm`."),
-    out: Path = typer.Option(..., "--out", "-o", help="Write the fine-tuned summariser folder here (use it with --backend finetuned --model DIR)."),
+    out: Path = out_option("Write the fine-tuned summariser folder here (use it with --backend finetuned --model DIR)."),
     steps: int = typer.Option(200, "--steps", help="Optimisation steps."),
     lr: float | None = typer.Option(None, "--lr", help="Peak learning rate (default: 2e-5 full, 2e-4 with --lora)."),
     batch_size: int = typer.Option(4, "--batch-size", help="Packed rows per step."),
     seq_len: int = typer.Option(1024, "--seq-len", help="Tokens per packed row; longer sessions are cut (and skipped when the summary falls off)."),
     lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters (merged back into the saved model) instead of all weights."),
-    device: str | None = typer.Option(None, "--device", help="torch device (default: cuda when available, else cpu)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
-    as_json: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
+    device: DeviceOpt = "auto",
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune a causal LM into a session summariser on (dialogue, summary) pairs of CareCall-memory files."""
     _quiet_warnings()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 
     from haneul.dialog.data import load_carecall
     from haneul.dialog.finetune import SummarizerTrainConfig, train_summarizer
 
     episodes = [ep for d in data for ep in load_carecall(d)]
-    cfg = SummarizerTrainConfig(steps=steps, lr=lr, batch_size=batch_size, seq_len=seq_len, lora=lora, device=device,
-                                seed=seed)
-    with Progress(TextColumn("fine-tuning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                  disable=as_json) as bar:
+    cfg = SummarizerTrainConfig(steps=steps, lr=lr, batch_size=batch_size, seq_len=seq_len, lora=lora,
+                                device=auto_device(device), seed=seed)
+    with output.progress(TextColumn("fine-tuning"), BarColumn(), MofNCompleteColumn(),
+                         TextColumn("{task.fields[info]}"), disable=as_json) as bar:
         task = bar.add_task("train", total=steps, info="")
 
         def on_step(step: int, loss: float) -> None:
             bar.update(task, completed=step + 1, info=f"loss {loss:.3f}")
 
         info = train_summarizer(episodes, base, out, cfg, on_step=on_step)
-    if as_json:
-        _print_json(info)
-    else:
-        typer.echo(f"saved the summariser to {out} ({info['sessions']} sessions, {info['steps']} steps, "
-                   f"loss {info['first_loss']:.3f} → {info['final_loss']:.3f})")
+    output.emit(info, as_json=as_json, show=lambda: output.say(
+        f"saved the summariser to {out} ({info['sessions']} sessions, {info['steps']} steps, "
+        f"loss {info['first_loss']:.3f} → {info['final_loss']:.3f})"))
 
 
 @app.command("eval")
 def eval_cmd(
-    data: Path = typer.Option(..., "--data", help="CareCall-memory-format JSON file to evaluate memory updates on."),
+    data: Path = typer.Option(..., "--data", "-d", help="CareCall-memory-format JSON file to evaluate memory updates on."),
     operator: list[str] = typer.Option(["auto"], "--operator", help=OPERATOR_HELP + " Repeatable."),
     model: str = typer.Option("default", "--model", help=MODEL_HELP),
     endpoint: str | None = typer.Option(None, "--endpoint", help=ENDPOINT_HELP),
-    lm_model: str | None = typer.Option(None, "--lm-model", help="Model name sent to the endpoint."),
+    lm_model: EndpointModelOpt = None,
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the LM before falling back."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also score append-only and latest-only."),
     summarizer: str = typer.Option("reference", "--summarizer",
                                    help="reference: the file's summaries; extractive, lm or finetuned: summarise each session's dialogue first (scores the whole pipeline, no op accuracy)."),
     summarizer_model: Path | None = typer.Option(None, "--summarizer-model", help="Fine-tuned summariser folder for --summarizer finetuned."),
     threshold: float = typer.Option(0.5, "--threshold", help="Character-bigram Jaccard at which a predicted sentence matches a reference one."),
-    as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
+    as_json: JsonOpt = False,
 ) -> None:
     """Memory-update precision / recall / F1 and operation accuracy per session index, with baselines."""
     _quiet_warnings()
-    from rich.progress import Progress
-
     from haneul.dialog.data import load_carecall
     from haneul.dialog.evaluate import evaluate
     from haneul.dialog.operators import get_operator
@@ -394,26 +367,18 @@ def eval_cmd(
         from haneul.dialog.summarizer import get_summarizer
 
         summ = get_summarizer(summarizer, endpoint=endpoint, lm_model=lm_model, timeout=timeout, model=summarizer_model)
-    with Progress(disable=as_json, transient=True) as bar:
+    with output.progress(disable=as_json, transient=True) as bar:
         task = bar.add_task("evaluating", total=None)
         report = evaluate(episodes, ops, threshold=threshold, summarizer=summ,
                           progress=lambda done, total: bar.update(task, completed=done, total=total))
-    if as_json:
-        _print_json(report.to_dict())
-        return
-    from rich.table import Table
-
-    table = Table(title=f"memory update k → k+1 on {data.name}, {report.summarizer} summaries "
-                        f"(match: char-bigram Jaccard ≥ {threshold:g})")
-    table.add_column("k", justify="right")
-    table.add_column("operator", no_wrap=True)
-    for col in ("updates", "P", "R", "F1", "op acc", "pairs", "fallbacks"):
-        table.add_column(col, justify="right")
-    for r in report.rows:
-        acc = "—" if r["op_acc"] is None else f"{r['op_acc']:.3f}"
-        table.add_row(str(r["session"]), r["operator"], str(r["transitions"]), f"{r['precision']:.3f}",
-                      f"{r['recall']:.3f}", f"{r['f1']:.3f}", acc, str(r["pairs"]), str(r["fallbacks"]))
-    _console().print(table)
+    numbers = ["k", "updates", "P", "R", "F1", "op acc", "pairs", "fallbacks"]
+    rows = [(r["session"], r["operator"], r["transitions"], f"{r['precision']:.3f}", f"{r['recall']:.3f}",
+             f"{r['f1']:.3f}", "—" if r["op_acc"] is None else f"{r['op_acc']:.3f}", r["pairs"], r["fallbacks"])
+            for r in report.rows]
+    title = (f"memory update k → k+1 on {data.name}, {report.summarizer} summaries "
+             f"(match: char-bigram Jaccard ≥ {threshold:g})")
+    output.emit(report, as_json=as_json, show=lambda: output.print_table(
+        rows, columns=["k", "operator", *numbers[1:]], right=numbers, no_wrap=["operator"], title=title))
 
 
 @app.command("respond")
@@ -421,12 +386,12 @@ def respond_cmd(
     person: str = typer.Argument(..., help="Person id whose memory grounds the answer."),
     dialogue: Path = typer.Option(..., "--dialogue", help="JSON list of {role, text} turns so far."),
     endpoint: str | None = typer.Option(None, "--endpoint", help=ENDPOINT_HELP + " Without it a template answers."),
-    lm_model: str | None = typer.Option(None, "--lm-model", help="Model name sent to the endpoint."),
+    lm_model: EndpointModelOpt = None,
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the LM before answering from a template."),
     top_k: int = typer.Option(3, "--top-k", help="Memory sentences to retrieve into the prompt."),
     tokens: str = typer.Option("bigram", "--tokens", help="Retrieval terms: bigram (characters) or morpheme (kiwipiepy)."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the answer and the memory it used as JSON."),
+    as_json: JsonOpt = False,
 ) -> None:
     """Produce the next system turn, bringing up relevant remembered facts."""
     from haneul.dialog.lm import ChatClient
@@ -442,7 +407,4 @@ def respond_cmd(
         raise InvalidInput(f"{dialogue} is not valid JSON (line {exc.lineno}); fix the file") from None
     client = ChatClient(endpoint, model=lm_model, timeout=timeout) if endpoint else None
     res = Responder(client, top_k=top_k, tokens=tokens).respond(Memory.load(person, url=db).sentences, turns)
-    if as_json:
-        _print_json(res.to_dict())
-    else:
-        typer.echo(res.text)
+    output.emit(res, as_json=as_json, show=lambda: output.say(res.text))

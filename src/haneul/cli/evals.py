@@ -10,11 +10,11 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-app = typer.Typer(help="Evaluate language models on Korean tasks (zero-/few-shot, resumable).", no_args_is_help=True)
-console = Console(stderr=True)
+from haneul.cli import output
+from haneul.cli.options import DeviceOpt, EndpointModelOpt, JsonOpt, SeedOpt, Typer, auto_device, out_option
+
+app = Typer(help="Evaluate language models on Korean tasks (zero-/few-shot, resumable).", no_args_is_help=True)
 
 
 def _ints(text: str, what: str) -> list[int]:
@@ -59,24 +59,23 @@ def run(
     fixed_demos: bool = typer.Option(False, "--fixed-demos", help="Use one demonstration set per task and seed "
                                      "for all items (drawn per item otherwise); the shared few-shot block is then "
                                      "encoded once per batch, which is much faster."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Results folder (items.jsonl journal, results.json, "
-                                    "results.md). Rerunning with the same folder resumes. Default: "
-                                    "HANEUL_HOME/evals/<model>-<hash>."),
-    endpoint_model: str = typer.Option("default", "--endpoint-model", help="Model name sent to an "
-                                       "OpenAI-compatible endpoint."),
+    out: Path | None = out_option("Results folder (items.jsonl journal, results.json, results.md). Rerunning "
+                                  "with the same folder resumes. Default: HANEUL_HOME/evals/<model>-<hash>.", None),
+    endpoint_model: EndpointModelOpt = "default",
     api_key: str | None = typer.Option(None, "--api-key", envvar="OPENAI_API_KEY", help="Bearer token for the "
                                        "endpoint (or OPENAI_API_KEY)."),
-    device: str | None = typer.Option(None, "--device", help="Torch device for local models (default: cuda "
-                                      "when available, else cpu)."),
+    device: DeviceOpt = "auto",
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for standard errors."),
-    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of tables."),
+    as_json: JsonOpt = False,
     publish: bool | None = typer.Option(None, "--publish/--no-publish", help="Send the results to the haneul "
                                         "server's /evals page. Default: publish when a server is configured "
                                         "(HANEUL_SERVER, always set inside platform sessions). A server that "
                                         "cannot be reached gives a warning; the local results stay."),
 ) -> None:
-    """Score MODEL on tasks with 0..k-shot prompts and write a JSON + Markdown report."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    """Score MODEL on tasks with 0..k-shot prompts and write a JSON + Markdown report.
+
+    The device applies to local models only."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
     from haneul.errors import InvalidInput
     from haneul.evals import EvalConfig, load_backend, parse_task_arg, run_eval
@@ -96,9 +95,9 @@ def run(
     config = EvalConfig(shots=_ints(shots, "--shots"), seeds=seeds, limit=limit, normalization=normalization,
                         calibrate=calibrate, bootstrap=bootstrap, fixed_demos=fixed_demos)
     out_dir = out or _default_out(model, task)
-    backend = load_backend(model, endpoint_model=endpoint_model, api_key=api_key, device=device)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True, disable=as_json) as bar:
+    backend = load_backend(model, endpoint_model=endpoint_model, api_key=api_key, device=auto_device(device))
+    with output.progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                         transient=True, disable=as_json) as bar:
         handle = bar.add_task("scoring", total=None)
 
         def progress(done: int, total: int, name: str) -> None:
@@ -106,11 +105,9 @@ def run(
 
         results = run_eval(backend, runs, config, out_dir, progress=progress)
     _auto_publish(results, out_dir, publish)
-    if as_json:
-        typer.echo(json.dumps(results, ensure_ascii=False, indent=2))
-        return
-    _print_results(results)
-    console.print(f"report: {out_dir / 'results.md'}")
+    output.emit(results, as_json=as_json, show=lambda: _print_results(results))
+    if not as_json:
+        output.note(f"report: {out_dir / 'results.md'}")
 
 
 def _auto_publish(results: dict, out_dir: Path, wanted: bool | None) -> None:
@@ -126,59 +123,44 @@ def _auto_publish(results: dict, out_dir: Path, wanted: bool | None) -> None:
     try:
         info = publish(results, server=settings.server_url)
     except HaneulError as exc:
-        typer.echo(f"warning: results not published ({exc.message}); they are kept in {out_dir / 'results.json'}"
-                   f" — retry with `haneul eval publish {out_dir}`", err=True)
+        output.note(f"warning: results not published ({exc.message}); they are kept in {out_dir / 'results.json'}"
+                    f" — retry with `haneul eval publish {out_dir}`")
         return
-    typer.echo(f"published: run {info['id']} on {settings.server_url}/evals", err=True)
+    output.note(f"published: run {info['id']} on {settings.server_url}/evals")
 
 
 def _print_results(results: dict) -> None:
-    out = Console()
+    """One table per task: a row per shot count, mean ± standard error (seed standard deviation) per metric."""
     for name, t in results["tasks"].items():
         metrics = list(next(iter(t["shots"].values()))["mean"].keys())
-        table = Table(title=f"{name} (n={t['n']})")
-        table.add_column("shots", justify="right")
-        for m in metrics:
-            table.add_column(f"{m} ± se (seed sd)", justify="right")
-        for k, cell in t["shots"].items():
-            table.add_row(k, *[f"{cell['mean'][m]:.2f} ± {cell['se'][m]:.2f} ({cell['seed_std'][m]:.2f})"
-                               for m in metrics])
-        out.print(table)
+        columns = ["shots", *(f"{m} ± se (seed sd)" for m in metrics)]
+        rows = [(k, *(f"{cell['mean'][m]:.2f} ± {cell['se'][m]:.2f} ({cell['seed_std'][m]:.2f})" for m in metrics))
+                for k, cell in t["shots"].items()]
+        output.print_table(rows, columns=columns, right=columns, title=f"{name} (n={t['n']})")
 
 
 @app.command("tasks")
-def tasks(as_json: bool = typer.Option(False, "--json", help="Print the task list as JSON.")) -> None:
+def tasks(as_json: JsonOpt = False) -> None:
     """List the built-in tasks, their kind, metric and expected file format."""
     from haneul.evals import list_tasks
 
     rows = [{"name": t.name, "kind": t.kind, "metric": t.metric, "format": t.description} for t in list_tasks()]
-    if as_json:
-        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
-        return
-    table = Table(title="haneul eval tasks")
-    for col in ("name", "kind", "metric", "format"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["name"], r["kind"], r["metric"], r["format"])
-    Console().print(table)
+    output.emit(rows, as_json=as_json, title="haneul eval tasks")
 
 
 @app.command("show")
 def show(
     folder: Path = typer.Argument(..., help="A results folder written by `haneul eval run`."),
-    as_json: bool = typer.Option(False, "--json", help="Print results.json instead of tables."),
+    as_json: JsonOpt = False,
 ) -> None:
-    """Print the results of a finished run."""
+    """Print the results of a finished run (its results.json with --json)."""
     from haneul.errors import NotFound
 
     path = folder / "results.json"
     if not path.is_file():
         raise NotFound(f"{path} does not exist; pass the --out folder of a finished `haneul eval run`")
     results = json.loads(path.read_text(encoding="utf-8"))
-    if as_json:
-        typer.echo(json.dumps(results, ensure_ascii=False, indent=2))
-    else:
-        _print_results(results)
+    output.emit(results, as_json=as_json, show=lambda: _print_results(results))
 
 
 @app.command("publish")
@@ -188,7 +170,7 @@ def publish_cmd(
                                       "http://HANEUL_HOST:HANEUL_PORT."),
     session: str | None = typer.Option(None, "--session", help="Platform session id to link the run to "
                                        "(default: HANEUL_SESSION when set)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the stored run's summary as JSON."),
+    as_json: JsonOpt = False,
 ) -> None:
     """Upload a finished run to the server's results page (/evals). Publishing a run twice keeps one copy."""
     from haneul.evals.publish import publish, read_results
@@ -196,11 +178,9 @@ def publish_cmd(
 
     url = (server or get_settings().server_url).rstrip("/")
     info = publish(read_results(results), server=url, session=session)
-    if as_json:
-        typer.echo(json.dumps(info, ensure_ascii=False, indent=2))
-        return
     state = "published" if info.get("created") else "already published"
-    typer.echo(f"{state}: run {info['id']} ({info['model']}: {', '.join(info['tasks'])}) on {url}/evals")
+    output.emit(info, as_json=as_json, show=lambda: output.say(
+        f"{state}: run {info['id']} ({info['model']}: {', '.join(info['tasks'])}) on {url}/evals"))
 
 
 def _named_paths(items: list[str], option: str, example: str) -> dict[str, list[str]]:
@@ -240,13 +220,13 @@ def corpus_study(
     batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Sequences per step (default: recipe)."),
     seq_len: int | None = typer.Option(None, "--seq-len", help="Tokens per training sequence (default: the preset's whole context window, which few-shot prompts fill)."),
     lr: float | None = typer.Option(None, "--lr", help="Peak learning rate (default: recipe)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of initialisation, batch order and validation split."),
+    seed: SeedOpt = 0,
     workers: int = typer.Option(1, "--workers", "-j", help="Processes that tokenize the corpora."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, ..."),
+    device: DeviceOpt = "auto",
     sessions: bool = typer.Option(False, "--sessions", help="Run each cell as a platform session on the "
                                   "configured server (HANEUL_SERVER) and wait for all of them."),
-    out: Path = typer.Option(..., "--out", "-o", help="Study folder; rerunning with the same folder resumes."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    out: Path = out_option("Study folder; rerunning with the same folder resumes."),
+    as_json: JsonOpt = False,
 ) -> None:
     """Train the same small model on each corpus, mixture and size, score each on the task suite, and
     write the table and plots: accuracy per source and size, mixtures vs their parts, and validation
@@ -270,10 +250,7 @@ def corpus_study(
         vocab_size=vocab_size, tokenizer_docs=tokenizer_docs, batch_size=batch_size, seq_len=seq_len, lr=lr,
         seed=seed, workers=workers, device=device,
     )
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+    with output.progress(transient=True) as bar:
         handle = bar.add_task("preparing", total=None)
 
         def log(message: str) -> None:
@@ -283,13 +260,11 @@ def corpus_study(
             bar.update(handle, completed=step, total=steps, description=f"{cell_id} loss {metrics['loss']:.3f}")
 
         summary = run_study(cfg, out, sessions=sessions, log=log, on_step=on_step)
-    if as_json:
-        typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
-        return
     from haneul.evals.corpus_study import markdown_study
 
-    typer.echo(markdown_study(summary))
-    console.print(f"report: {out / 'results.md'} (plots beside it)")
+    output.emit(summary, as_json=as_json, show=lambda: output.say(markdown_study(summary)))
+    if not as_json:
+        output.note(f"report: {out / 'results.md'} (plots beside it)")
 
 
 @app.command("corpus-study-cell")
@@ -300,6 +275,5 @@ def corpus_study_cell(
     """Train and score one cell of a corpus study (what each platform session of `--sessions` runs)."""
     from haneul.evals.corpus_study import run_cell
 
-    record = run_cell(study, cell, log=lambda m: console.print(m, highlight=False))
-    typer.echo(json.dumps({k: record[k] for k in ("cell", "steps", "mean_val_perplexity", "tasks")},
-                          ensure_ascii=False))
+    record = run_cell(study, cell, log=output.note)
+    output.print_json({k: record[k] for k in ("cell", "steps", "mean_val_perplexity", "tasks")})

@@ -12,62 +12,50 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-app = typer.Typer(
+from haneul.cli import output
+from haneul.cli.options import DeviceOpt, JsonOpt, OptionalSeedOpt, SeedOpt, Typer, out_option
+
+app = Typer(
     help="Korean language models: morpheme-aware tokenizers, GPT pre-training, generation and OpenAI-compatible serving.",
     no_args_is_help=True,
 )
-tokenizer_app = typer.Typer(help="Train and inspect tokenizers (morpheme-bpe, bpe, unigram).", no_args_is_help=True)
+tokenizer_app = Typer(help="Train and inspect tokenizers (morpheme-bpe, bpe, unigram).", no_args_is_help=True)
 app.add_typer(tokenizer_app, name="tokenizer")
 
-console = Console(stderr=True)
 Corpus = Annotated[
     list[Path],
     typer.Option("--corpus", "-c", help="Corpus file: text (one document per line) or JSONL with a 'text' field, optionally .gz. Repeat for several."),
 ]
 
 
-def _progress():  # type: ignore[no-untyped-def]
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
-
-
-def _print_json(obj: object) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
-
-
 @tokenizer_app.command("train")
 def tokenizer_train(
     corpus: Corpus,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write tokenizer.json, tokenizer_config.json and haneul.json to.")],
+    out: Annotated[Path, out_option("Folder to write tokenizer.json, tokenizer_config.json and haneul.json to.")],
     vocab_size: Annotated[int, typer.Option("--vocab-size", "-v", help="Vocabulary size, special tokens included (at least 259).")] = 8192,
     kind: Annotated[str, typer.Option("--kind", "-k", help="morpheme-bpe (mecab-ko morphemes + byte-level BPE), bpe (plain byte-level BPE) or unigram.")] = "morpheme-bpe",
     min_frequency: Annotated[int, typer.Option(help="BPE: a pair must occur this often to be merged.")] = 2,
     max_docs: Annotated[int | None, typer.Option(help="Train on the first N documents only.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the tokenizer's metadata as JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Train a tokenizer on a corpus and save it (loadable by transformers.PreTrainedTokenizerFast)."""
     from haneul.lm.tokenizer import train_tokenizer
 
-    with console.status(f"training {kind} tokenizer ({vocab_size} tokens)"):
+    with output.stderr().status(f"training {kind} tokenizer ({vocab_size} tokens)"):
         tok = train_tokenizer(out, files=[str(c) for c in corpus], kind=kind, vocab_size=vocab_size,
                               min_frequency=min_frequency, max_docs=max_docs)
-    if as_json:
-        _print_json(tok.meta)
-        return
     t = tok.meta["trained_on"]
-    console.print(f"[green]saved[/] {kind} tokenizer with {tok.vocab_size} tokens to {out} "
-                  f"({t['documents']:,} documents, {t['characters']:,} characters, {tok.meta['train_seconds']} s)")
+    output.emit(tok.meta, as_json=as_json, show=lambda: output.say(
+        f"saved {kind} tokenizer with {tok.vocab_size} tokens to {out} ({t['documents']:,} documents, "
+        f"{t['characters']:,} characters, {tok.meta['train_seconds']} s)"))
 
 
 @tokenizer_app.command("encode")
 def tokenizer_encode(
     tokenizer: Annotated[Path, typer.Argument(help="Tokenizer folder.")],
     text: Annotated[str, typer.Argument(help="Text to encode.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print ids and tokens as JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show how a tokenizer splits TEXT (pieces, token ids and tokens per character)."""
     from haneul.lm.tokenizer import load_tokenizer
@@ -85,28 +73,26 @@ def tokenizer_encode(
             pending = []
     if pending:
         pieces.append(tok.decode(pending))
-    if as_json:
-        _print_json({"ids": ids, "tokens": pieces, "characters": len(text), "tokens_per_char": len(ids) / max(len(text), 1)})
-        return
-    print(" | ".join(pieces))
-    print(f"{len(ids)} tokens for {len(text)} characters")
+    result = {"ids": ids, "tokens": pieces, "characters": len(text), "tokens_per_char": len(ids) / max(len(text), 1)}
+    output.emit(result, as_json=as_json,
+                show=lambda: output.say(f"{' | '.join(pieces)}\n{len(ids)} tokens for {len(text)} characters"))
 
 
 @app.command("prepare")
 def prepare(
     tokenizer: Annotated[Path, typer.Option("--tokenizer", "-t", help="Tokenizer folder from `haneul lm tokenizer train`.")],
     corpus: Corpus,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the token shards and meta.json.")],
+    out: Annotated[Path, out_option("Folder for the token shards and meta.json.")],
     val_fraction: Annotated[float, typer.Option(help="Share of documents held out for validation.")] = 0.01,
-    seed: Annotated[int, typer.Option(help="Seed of the train/validation split.")] = 0,
+    seed: SeedOpt = 0,
     workers: Annotated[int, typer.Option("--workers", "-j", help="Tokenizer processes.")] = 1,
     max_docs: Annotated[int | None, typer.Option(help="Use the first N documents only.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print meta.json.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Tokenize a corpus into packed uint16/uint32 token shards with a train/validation split."""
     from haneul.lm.data import prepare_data
 
-    with _progress() as bar:
+    with output.progress() as bar:
         task = bar.add_task("tokenizing (bytes)", total=None)
 
         def update(docs: int, nbytes: int) -> None:
@@ -114,23 +100,17 @@ def prepare(
 
         meta = prepare_data(tokenizer, [str(c) for c in corpus], out, val_fraction=val_fraction, seed=seed,
                             workers=workers, max_docs=max_docs, progress=update)
-    if as_json:
-        _print_json(meta)
-        return
-    table = Table(title=f"token shards in {out}")
-    for col in ("split", "documents", "tokens", "characters", "bytes", "chars/token"):
-        table.add_column(col, justify="right")
-    for split in ("train", "val"):
-        m = meta[split]
-        table.add_row(split, f"{m['documents']:,}", f"{m['tokens']:,}", f"{m['characters']:,}", f"{m['bytes']:,}",
-                      f"{m['characters'] / max(m['tokens'], 1):.3f}")
-    Console().print(table)
+    columns = ["split", "documents", "tokens", "characters", "bytes", "chars/token"]
+    rows = [(split, meta[split]["documents"], meta[split]["tokens"], meta[split]["characters"], meta[split]["bytes"],
+             f"{meta[split]['characters'] / max(meta[split]['tokens'], 1):.3f}") for split in ("train", "val")]
+    output.emit(meta, as_json=as_json,
+                show=lambda: output.print_table(rows, columns=columns, right=columns, title=f"token shards in {out}"))
 
 
 @app.command("pretrain")
 def pretrain_cmd(
     data: Annotated[Path, typer.Option("--data", "-d", help="Token folder from `haneul lm prepare`.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoint/ (resumable) and model/ (final, Hugging Face format).")],
+    out: Annotated[Path, out_option("Run folder: checkpoint/ (resumable) and model/ (final, Hugging Face format).")],
     preset: Annotated[str, typer.Option("--preset", "-p", help="Model preset: ko-nano, ko-tiny, ko-small or ko-base.")] = "ko-tiny",
     steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 1000,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Sequences per micro-batch (per process).")] = 16,
@@ -144,13 +124,13 @@ def pretrain_cmd(
     eval_every: Annotated[int, typer.Option(help="Validate every N steps.")] = 200,
     eval_batches: Annotated[int, typer.Option(help="Validation batches per evaluation.")] = 20,
     save_every: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 200,
-    seed: Annotated[int, typer.Option(help="Seed of initialisation and batch order.")] = 0,
+    seed: SeedOpt = 0,
     dtype: Annotated[str, typer.Option(help="auto (bf16/fp16 autocast on GPU, fp32 on CPU), fp32, bf16 or fp16.")] = "auto",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = "auto",
+    device: DeviceOpt = "auto",
     compile: Annotated[bool, typer.Option("--compile/--no-compile", help="Compile the model with torch.compile.")] = False,
     max_seconds: Annotated[float | None, typer.Option(help="Stop and checkpoint after this many seconds.")] = None,
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Override a preset field, e.g. -m n_layer=6 -m d_model=384.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Pre-train a GPT on prepared token shards; re-running with the same --out resumes exactly.
 
@@ -165,7 +145,7 @@ def pretrain_cmd(
         weight_decay=weight_decay, grad_clip=grad_clip, eval_every=eval_every, eval_batches=eval_batches,
         save_every=save_every, seed=seed, dtype=dtype, device=device, compile=compile, max_seconds=max_seconds,
     )
-    with _progress() as bar:
+    with output.progress() as bar:
         task = bar.add_task("pre-training", total=steps)
 
         def on_step(step: int, m: dict[str, float]) -> None:
@@ -175,12 +155,10 @@ def pretrain_cmd(
         result = pretrain(cfg, on_step=on_step)
     summary = {k: v for k, v in result.items() if k != "loss"}
     summary["final_loss"] = result["loss"][-1] if result["loss"] else None
-    if as_json:
-        _print_json(summary)
-        return
     state = "finished" if result["finished"] else "stopped (resume by running the same command)"
-    console.print(f"[green]{state}[/] at step {result['step']}: loss {summary['final_loss']}, "
-                  f"val bpc {result['val_bpc']}; model: {result['model_dir'] or result['checkpoint']}")
+    output.emit(summary, as_json=as_json, show=lambda: output.say(
+        f"{state} at step {result['step']}: loss {summary['final_loss']}, val bpc {result['val_bpc']}; "
+        f"model: {result['model_dir'] or result['checkpoint']}"))
 
 
 def _parse_overrides(items: list[str]) -> dict[str, object]:
@@ -208,10 +186,10 @@ def generate_cmd(
     top_p: Annotated[float, typer.Option(help="Nucleus sampling: keep the smallest set with this much probability.")] = 0.95,
     repetition_penalty: Annotated[float, typer.Option(help="Penalise tokens already seen (1: off).")] = 1.1,
     stop: Annotated[list[str] | None, typer.Option(help="Stop when this text appears (repeatable).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for reproducible sampling.")] = None,
+    seed: OptionalSeedOpt = None,
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print tokens as they come (one prompt only).")] = True,
     chat: Annotated[bool, typer.Option(help="Wrap the prompt as a user message in the model's chat template.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print completions as JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Complete prompts with a model (KV cache, sampling controls, streaming)."""
     from haneul.lm.generate import SamplingParams
@@ -236,12 +214,9 @@ def generate_cmd(
         sys.stdout.write("\n")
         return
     results = gen.generate(prompts, params)
-    if as_json:
-        _print_json([{"prompt": p, "text": c.text, "finish_reason": c.finish_reason, "prompt_tokens": c.prompt_tokens,
-                      "completion_tokens": len(c.token_ids)} for p, c in zip(prompts, results, strict=True)])
-        return
-    for p, c in zip(prompts, results, strict=True):
-        print(p + c.text)
+    rows = [{"prompt": p, "text": c.text, "finish_reason": c.finish_reason, "prompt_tokens": c.prompt_tokens,
+             "completion_tokens": len(c.token_ids)} for p, c in zip(prompts, results, strict=True)]
+    output.emit(rows, as_json=as_json, show=lambda: output.say("\n".join(r["prompt"] + r["text"] for r in rows)))
 
 
 @app.command("serve")
@@ -264,25 +239,18 @@ def serve_cmd(
         else:
             source = resolve(item)
             mapping[source.name] = source.location
-    console.print(f"serving {', '.join(mapping)} at http://{host}:{port}/v1")
+    output.note(f"serving {', '.join(mapping)} at http://{host}:{port}/v1")
     uvicorn.run(create_app(mapping), host=host, port=port, log_level="info")
 
 
 @app.command("models")
-def models_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+def models_cmd(as_json: JsonOpt = False) -> None:
     """List the models available to generate and serve."""
     from haneul.lm.registry import list_models
 
-    sources = list_models()
-    if as_json:
-        _print_json([s.to_dict() for s in sources])
-        return
-    table = Table(title="language models")
-    for col in ("name", "kind", "origin", "location"):
-        table.add_column(col)
-    for s in sources:
-        table.add_row(s.name, s.kind, s.origin, s.location)
-    Console().print(table)
+    rows = [s.to_dict() for s in list_models()]
+    output.emit(rows, as_json=as_json, show=lambda: output.print_table(
+        rows, columns=["name", "kind", "origin", "location"], title="language models"))
 
 
 @app.command("register")
@@ -294,7 +262,7 @@ def register_cmd(
     from haneul.lm.registry import register_model
 
     source = register_model(name, location)
-    console.print(f"[green]registered[/] {source.name} ({source.kind}) -> {source.location}")
+    output.say(f"registered {source.name} ({source.kind}) -> {source.location}")
 
 
 @app.command("recipe")
@@ -311,13 +279,13 @@ def recipe_cmd(
     workers: Annotated[int, typer.Option("--workers", "-j", help="Tokenizer processes for data preparation.")] = 1,
     max_seconds: Annotated[float | None, typer.Option(help="Time budget for pre-training (stops and checkpoints).")] = None,
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Override a preset field, e.g. -m n_layer=2.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Tokenizer → data → pre-training → register, end to end; re-running resumes."""
     from haneul.lm.recipe import RECIPES, run_recipe
 
     total = steps or RECIPES.get(preset, {}).get("steps", 0)
-    with _progress() as bar:
+    with output.progress() as bar:
         task = bar.add_task("preparing", total=total)
 
         def log(msg: str) -> None:
@@ -330,16 +298,16 @@ def recipe_cmd(
                              batch_size=batch_size, seq_len=seq_len, max_docs=max_docs, workers=workers,
                              max_seconds=max_seconds, model_overrides=_parse_overrides(model or []), log=log,
                              on_step=on_step)
-    if as_json:
-        _print_json({k: v for k, v in summary.items() if k != "loss"})
-        return
-    if summary.get("registered"):
-        console.print(f"[green]{summary['name']}[/]: val bits/char {summary['val_bpc']:.3f}; serve it with "
-                      f"`haneul lm serve {summary['name']}`")
+    def show() -> None:
+        if not summary.get("registered"):
+            output.say("stopped before the last step; run the same command again to resume")
+            return
+        output.say(f"{summary['name']}: val bits/char {summary['val_bpc']:.3f}; serve it with "
+                   f"`haneul lm serve {summary['name']}`")
         if summary.get("sample"):
-            print(summary["sample"])
-    else:
-        console.print("stopped before the last step; run the same command again to resume")
+            output.say(summary["sample"])
+
+    output.emit({k: v for k, v in summary.items() if k != "loss"}, as_json=as_json, show=show)
 
 
 @app.command("ptune")
@@ -347,7 +315,7 @@ def ptune_cmd(
     model: Annotated[str, typer.Argument(help="Model name (see `haneul lm models`) or a model folder; its weights stay frozen.")],
     train: Annotated[Path, typer.Option("--train", help="NSMC-format TSV (id, document, label 0/1; header line; .gz ok) to learn from.")],
     test: Annotated[Path, typer.Option("--test", help="NSMC-format TSV to measure accuracy on.")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder to save the learned soft prompt (a PEFT adapter) in.")] = None,
+    out: Annotated[Path | None, out_option("Folder to save the learned soft prompt (a PEFT adapter) in.")] = None,
     method: Annotated[str, typer.Option(help="prompt-tuning (soft prompt) or p-tuning (soft prompt through a prompt encoder).")] = "prompt-tuning",
     virtual_tokens: Annotated[int, typer.Option(help="Length of the soft prompt.")] = 16,
     steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 200,
@@ -356,8 +324,8 @@ def ptune_cmd(
     shots: Annotated[int, typer.Option(help="Demonstrations in the in-context baseline.")] = 4,
     max_train: Annotated[int, typer.Option(help="Use at most N training examples.")] = 2000,
     max_test: Annotated[int, typer.Option(help="Use at most N test examples.")] = 200,
-    seed: Annotated[int, typer.Option(help="Seed for demonstrations, batches and the soft prompt.")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
 ) -> None:
     """Prompt-tune a frozen model for sentiment (verbalizers 긍정/부정) and compare with few-shot prompting."""
     from haneul.lm.ptuning import PTuneConfig, ptune
@@ -365,17 +333,12 @@ def ptune_cmd(
     cfg = PTuneConfig(model=model, train=str(train), test=str(test), out=str(out) if out else None, method=method,
                       num_virtual_tokens=virtual_tokens, steps=steps, batch_size=batch_size, lr=lr, shots=shots,
                       max_train=max_train, max_test=max_test, seed=seed)
-    with console.status(f"{method}: {steps} steps"):
+    with output.stderr().status(f"{method}: {steps} steps"):
         result = ptune(cfg)
-    if as_json:
-        _print_json(result)
-        return
-    table = Table(title=f"{model}: accuracy on {result['test_examples']} test examples")
-    table.add_column("method")
-    table.add_column("accuracy", justify="right")
-    for name, acc in result["accuracy"].items():
-        table.add_row(name, f"{acc:.3f}")
-    Console().print(table)
+    output.emit(result, as_json=as_json, show=lambda: output.print_table(
+        list(result["accuracy"].items()), columns=["method", "accuracy"], right=["accuracy"],
+        formats={"accuracy": lambda acc: f"{acc:.3f}"},
+        title=f"{model}: accuracy on {result['test_examples']} test examples"))
 
 
 try:  # instruction tuning lives in its own module

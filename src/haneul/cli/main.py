@@ -1,7 +1,9 @@
 """The ``haneul`` entry point: the platform commands at top level, one sub-app per package.
 
 Command modules import only typer/rich at import time, so ``haneul --help`` stays fast and never
-imports torch. Any :class:`~haneul.errors.HaneulError` is printed as one line and exits non-zero.
+imports torch. Every group prints through :mod:`haneul.cli.output` (a table for people, one JSON
+document with ``--json``) and takes the shared options of :mod:`haneul.cli.options`. Any
+:class:`~haneul.errors.HaneulError` is printed as one line and exits non-zero.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 
 import typer
 
+from haneul.cli.options import Typer
 from haneul.errors import HaneulError
 
 HELP = "haneul (하늘): a Korean-first ML platform. Run training sessions, watch them live, keep checkpoints."
@@ -35,7 +38,7 @@ GROUPS = {
 
 def build_app(only: str | None = None) -> typer.Typer:
     """The CLI; with ``only`` a group name, just that group is imported (faster start-up)."""
-    app = typer.Typer(
+    app = Typer(
         name="haneul",
         help=HELP,
         no_args_is_help=True,

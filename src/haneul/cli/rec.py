@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-app = typer.Typer(
+from haneul.cli import output
+from haneul.cli.options import JsonOpt, SeedOpt, ThreadsOpt, Typer, out_option
+
+app = Typer(
     help="Social recommendation with HGP (group-user-item graph propagation) and baselines.",
     no_args_is_help=True,
 )
@@ -28,24 +30,17 @@ def _load(data: Path, social: Path | None, groups: Path | None):
     return load_recbole(data, groups=groups)
 
 
-def _table(title: str, metrics: dict[str, float]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in metrics.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    Console().print(table)
+def _metrics_table(title: str, metrics: dict[str, float]) -> None:
+    output.print_table(list(metrics.items()), columns=["metric", "value"], right=["value"], title=title,
+                       formats={"value": lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)})
 
 
 @app.command()
 def train(
-    data: Path = typer.Option(..., "--data", help=DATA_HELP),
+    data: Path = typer.Option(..., "--data", "-d", help=DATA_HELP),
     model: str = typer.Option("hgp", "--model", help="Model: hgp, lightgcn, bpr, pop or social (HGP on the raw user-user graph)."),
     name: str = typer.Option("default", "--name", help="Save the trained model as NAME under HANEUL_HOME/rec/models."),
-    out: Path | None = typer.Option(None, "--out", help="Save the model to this folder instead of the named one."),
+    out: Path | None = out_option("Save the model to this folder instead of the named one.", None),
     epochs: int = typer.Option(30, help="Training epochs (one pass over the training interactions each)."),
     batch_size: int = typer.Option(8192, help="Interactions per optimisation step."),
     lr: float = typer.Option(2e-2, help="Adam learning rate."),
@@ -60,16 +55,18 @@ def train(
     resolution: float = typer.Option(1.0, help="Community-detection resolution (higher: more, smaller groups)."),
     features: int = typer.Option(0, help="Hash .item tokens into this many feature columns for HGP (0: off)."),
     eval_every: int = typer.Option(5, help="Evaluate on validation every N epochs and keep the best."),
-    seed: int = typer.Option(0, help="Random seed (split, initialisation, negatives)."),
-    threads: int | None = typer.Option(None, help="torch CPU threads (default: torch's choice)."),
+    seed: SeedOpt = 0,
+    threads: ThreadsOpt = None,
     social: Path | None = typer.Option(None, help="CSV/Parquet user-user links (with a CSV/Parquet --data)."),
     groups: Path | None = typer.Option(None, help="CSV/Parquet group-user memberships; skips community detection."),
-    as_json: bool = typer.Option(False, "--json", help="Print the test metrics as JSON."),
+    as_json: JsonOpt = False,
 ) -> None:
-    """Train a model, keep its best validation epoch, report test AUC / F1 / Recall@K / NDCG@K."""
+    """Train a model, keep its best validation epoch, report test AUC / F1 / Recall@K / NDCG@K.
+
+    The seed fixes the split, the initialisation and the negative samples."""
     import warnings
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
     from haneul.rec.bundle import models_dir
     from haneul.rec.train import TrainConfig, fit
@@ -83,9 +80,9 @@ def train(
         warnings.simplefilter("always")
         dataset = _load(data, social, groups)
     for w in caught:
-        typer.echo(f"warning: {w.message}", err=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                  TimeElapsedColumn(), disable=as_json, transient=True) as bar:
+        output.note(f"warning: {w.message}")
+    with output.progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                         TimeElapsedColumn(), disable=as_json, transient=True) as bar:
         task = bar.add_task(f"training {model} on {dataset.name}", total=max(epochs, 1), info="")
 
         def progress(epoch: int, row: dict[str, float]) -> None:
@@ -100,19 +97,16 @@ def train(
     if result.groups is not None:
         summary |= {"groups": result.groups.kept_groups, "social_edges": result.groups.social_edges,
                     "group_edges": result.groups.group_edges, "edge_reduction": round(result.groups.reduction, 4)}
-    if as_json:
-        typer.echo(json.dumps(summary))
-    else:
-        _table(f"{model} on {dataset.name} (test split)", summary)
+    output.emit(summary, as_json=as_json, show=lambda: _metrics_table(f"{model} on {dataset.name} (test split)", summary))
 
 
 @app.command("eval")
 def eval_(
     name: str = typer.Argument("default", help="Model name (or folder) saved by `haneul rec train`."),
-    data: Path = typer.Option(..., "--data", help=DATA_HELP + " Must be the data the model was trained on."),
+    data: Path = typer.Option(..., "--data", "-d", help=DATA_HELP + " Must be the data the model was trained on."),
     social: Path | None = typer.Option(None, help="CSV/Parquet user-user links (with a CSV/Parquet --data)."),
     groups: Path | None = typer.Option(None, help="CSV/Parquet group-user memberships."),
-    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    as_json: JsonOpt = False,
 ) -> None:
     """Re-evaluate a saved model on its test split (the split is rebuilt from the saved seed)."""
     import warnings
@@ -130,10 +124,8 @@ def eval_(
     known = {f for f in TrainConfig.__dataclass_fields__}
     config = TrainConfig(**{k: v for k, v in rec.config.items() if k in known})
     metrics = evaluate(rec, prepare(dataset, config), seed=config.seed)
-    if as_json:
-        typer.echo(json.dumps({"model": name, **metrics}))
-    else:
-        _table(f"{rec.kind} model {name!r} on {dataset.name} (test split)", metrics)
+    output.emit({"model": name, **metrics}, as_json=as_json,
+                show=lambda: _metrics_table(f"{rec.kind} model {name!r} on {dataset.name} (test split)", metrics))
 
 
 @app.command()
@@ -143,23 +135,14 @@ def recommend(
     name: str = typer.Option("default", "--model", help="Model name (or folder) saved by `haneul rec train`."),
     friends: str | None = typer.Option(None, help="Comma-separated friends of an unknown user (cold start by their groups)."),
     include_seen: bool = typer.Option(False, help="Also recommend items the user already has."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    as_json: JsonOpt = False,
 ) -> None:
     """Top-k items for USER; unknown users get popular items of their friends' groups, else overall."""
     from haneul.rec.bundle import load_model
 
     rec = load_model(name)
     result = rec.recommend(user, k, friends=[f for f in (friends or "").split(",") if f], exclude_seen=not include_seen)
-    if as_json:
-        typer.echo(json.dumps(result.as_dict(), ensure_ascii=False))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"top {k} for user {user} ({result.source})")
-    table.add_column("rank", justify="right")
-    table.add_column("item")
-    table.add_column("score", justify="right")
-    for row in result.as_dict()["items"]:
-        table.add_row(str(row["rank"]), row["item"], f"{row['score']:.4f}")
-    Console().print(table)
+    record = result.as_dict()
+    output.emit(record, as_json=as_json, show=lambda: output.print_table(
+        record["items"], columns=["rank", "item", "score"], right=["rank", "score"],
+        formats={"score": lambda score: f"{score:.4f}"}, title=f"top {k} for user {user} ({result.source})"))

@@ -1,23 +1,21 @@
-"""Session commands: run, ps, logs, stop, metrics, plot, checkpoints."""
+"""Session commands: run, ps, logs, stop, metrics, plot, checkpoints (top-level ``haneul`` commands)."""
 
 from __future__ import annotations
 
 import getpass
-import json
 import os
-import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from haneul.cli import output
+from haneul.cli.options import JsonOpt, out_option
 from haneul.errors import InvalidInput
 from haneul.platform.format import age
 
-console = Console()
 ACTIVE = ("queued", "running")
+STATUS_COLOURS = {"running": "blue", "queued": "yellow", "done": "green", "failed": "red", "lost": "red"}
 # Carried from the caller's shell so that `python` in a session is the python the user sees.
 
 
@@ -37,10 +35,6 @@ def _client() -> Any:
     return Client()
 
 
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
-
-
 def _parse_env(pairs: list[str]) -> dict[str, str]:
     env = {}
     for pair in pairs:
@@ -53,7 +47,7 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
 
 def run(
     command: list[str] = typer.Argument(..., help="The program and its arguments; put them after --."),
-    name: str = typer.Option(None, "--name", "-n", help="A name for the session [default: the script name]."),
+    name: str = typer.Option(None, "--name", "-n", help="A name for the session (default: the script name)."),
     cpus: float = typer.Option(1.0, help="CPU cores to reserve."),
     gpus: int = typer.Option(0, help="GPUs to reserve."),
     memory: str = typer.Option(None, help="Memory to reserve, e.g. 4G (only scheduled on when capacity sets it)."),
@@ -61,7 +55,7 @@ def run(
     env: list[str] = typer.Option([], "--env", "-e", help="KEY=VALUE added to the session's environment; repeatable."),
     in_place: bool = typer.Option(False, "--in-place", help="Run in this folder instead of a snapshot copy of it."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Stream the session's log until it ends; exit with its status."),
-    as_json: bool = typer.Option(False, "--json", help="Print the session record as JSON."),
+    as_json: JsonOpt = False,
 ) -> None:
     """Start COMMAND as a platform session and print its id.
 
@@ -79,11 +73,11 @@ def run(
         cwd=os.getcwd(), snapshot=not in_place,
     )
     if as_json:
-        _print_json(session)
+        output.print_json(session)
     elif not follow:
-        typer.echo(session["id"])
+        output.say(str(session["id"]))
     else:
-        Console(stderr=True).print(f"[bold]session {session['id']}[/] {session['status']}", highlight=False)
+        output.note(f"session {session['id']} {session['status']}", style="bold")
     if follow:
         raise typer.Exit(_follow(session["id"]))
 
@@ -91,12 +85,11 @@ def run(
 def _follow(sid: int) -> int:
     client = _client()
     for lines in client.stream_logs(sid, tail=1000):
-        for line in lines:
-            sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+        if lines:
+            output.say("\n".join(lines))
     final = client.get_session(sid)
-    Console(stderr=True).print(f"session {sid} {final['status']}" + (f" (exit {final['exit_code']})"
-                               if final["exit_code"] is not None else ""), highlight=False)
+    code = f" (exit {final['exit_code']})" if final["exit_code"] is not None else ""
+    output.note(f"session {sid} {final['status']}{code}")
     return 0 if final["status"] == "done" else 1
 
 
@@ -105,26 +98,26 @@ def ps(
     owner: str = typer.Option(None, help="Only sessions of this owner."),
     query: str = typer.Option(None, "--name", help="Only sessions whose name contains this."),
     sort: str = typer.Option("id", help="Sort by id, name, owner, status, created_at, started_at, ended_at, priority."),
-    asc: bool = typer.Option(False, "--asc", help="Ascending order [default: newest first]."),
+    asc: bool = typer.Option(False, "--asc", help="Ascending order (default: newest first)."),
     limit: int = typer.Option(20, help="How many sessions to show."),
     offset: int = typer.Option(0, help="Skip this many (pagination)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    as_json: JsonOpt = False,
 ) -> None:
     """List sessions with their status, age and latest metric values."""
     res = _client().list_sessions(status=status or None, owner=owner, q=query, sort=sort,
                                   desc=not asc, limit=limit, offset=offset)
     if as_json:
-        _print_json(res)
+        output.print_json(res)
         return
-    table = Table(title=f"{res['total']} sessions", title_justify="left")
-    for col in ("id", "name", "status", "owner", "age", "metrics"):
-        table.add_column(col, overflow="fold")
-    colors = {"running": "blue", "queued": "yellow", "done": "green", "failed": "red", "lost": "red"}
-    for s in res["items"]:
-        shown = "  ".join(f"{k}={v:.4g}" for k, v in list(s.get("metrics", {}).items())[:4])
-        color = colors.get(s["status"], "white")
-        table.add_row(str(s["id"]), s["name"], f"[{color}]{s['status']}[/]", s["owner"], age(s["created_at"]), shown)
-    console.print(table)
+    from rich.text import Text
+
+    rows = [{"id": str(s["id"]), "name": s["name"], "status": s["status"], "owner": s["owner"],
+             "age": age(s["created_at"]),
+             "metrics": "  ".join(f"{k}={v:.4g}" for k, v in list(s.get("metrics", {}).items())[:4])}
+            for s in res["items"]]
+    colour = {"status": lambda status: Text(status, style=STATUS_COLOURS.get(status, "white"))}
+    output.print_table(rows, columns=["id", "name", "status", "owner", "age", "metrics"], formats=colour,
+                       title=f"{res['total']} sessions")
 
 
 def logs(
@@ -136,52 +129,44 @@ def logs(
     client = _client()
     if follow:
         for lines in client.stream_logs(session, tail=tail):
-            for line in lines:
-                sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+            if lines:
+                output.say("\n".join(lines))
         return
-    for line in client.tail_logs(session, lines=tail)["lines"]:
-        sys.stdout.write(line + "\n")
+    lines = client.tail_logs(session, lines=tail)["lines"]
+    if lines:
+        output.say("\n".join(lines))
 
 
 def stop(session: int = typer.Argument(..., help="Session id.")) -> None:
     """Stop a session: SIGTERM to its process group, SIGKILL after 5 s; a queued one is dropped."""
     s = _client().stop_session(session)
-    typer.echo(f"session {session}: {'stopping' if s['status'] == 'running' else s['status']}")
+    output.say(f"session {session}: {'stopping' if s['status'] == 'running' else s['status']}")
 
 
 def metrics(
     session: int = typer.Argument(..., help="Session id."),
     key: str = typer.Option(None, "--key", "-k", help="One metric: print its points instead of the summary."),
     max_points: int = typer.Option(0, help="With --key: downsample to at most this many points on the server (0 = all)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: JsonOpt = False,
 ) -> None:
-    """Show a session's metrics: a summary of every key, or the points of one key."""
+    """Show a session's metrics: a summary of every key, or the points of one key (tab-separated)."""
     client = _client()
     if key is None:
         keys = client.metric_keys(session)
-        if as_json:
-            _print_json(keys)
-            return
-        table = Table(title=f"session {session} metrics", title_justify="left")
-        for col in ("key", "points", "last step", "last value"):
-            table.add_column(col, justify="left" if col == "key" else "right")
-        for k in keys:
-            table.add_row(k["key"], str(k["count"]), str(k["last_step"]), f"{k['last_value']:.6g}")
-        console.print(table)
+        output.emit(keys, as_json=as_json, show=lambda: output.print_table(
+            [(k["key"], k["count"], k["last_step"], f"{k['last_value']:.6g}") for k in keys],
+            columns=["key", "points", "last step", "last value"], right=["points", "last step", "last value"],
+            title=f"session {session} metrics"))
         return
     hist = client.metric_history(session, key, max_points=max_points)
-    if as_json:
-        _print_json(hist)
-        return
-    for step, value in zip(hist["steps"], hist["values"], strict=True):
-        sys.stdout.write(f"{step}\t{value:.8g}\n")
+    output.emit(hist, as_json=as_json, show=lambda: output.say("\n".join(
+        f"{step}\t{value:.8g}" for step, value in zip(hist["steps"], hist["values"], strict=True))))
 
 
 def plot(
     sessions: list[int] = typer.Argument(..., help="One or more session ids (several are overlaid)."),
-    key: list[str] = typer.Option([], "--key", "-k", help="Metric keys to plot; repeatable [default: all]."),
-    output: Path = typer.Option(None, "-o", "--output", help="PNG file [default: session-<ids>.png]."),
+    key: list[str] = typer.Option([], "--key", "-k", help="Metric keys to plot; repeatable (default: all)."),
+    out: Annotated[Path | None, out_option("PNG file (default: session-<ids>.png).")] = None,
     max_points: int = typer.Option(5000, help="Downsample each series to at most this many points."),
 ) -> None:
     """Plot metrics of sessions to a PNG file (one panel per key)."""
@@ -217,33 +202,27 @@ def plot(
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
     fig.tight_layout()
-    output = output or Path(f"session-{'-'.join(map(str, sessions))}.png")
-    with atomic_open(output, "wb") as fh:
+    out = out or Path(f"session-{'-'.join(map(str, sessions))}.png")
+    with atomic_open(out, "wb") as fh:
         fig.savefig(fh, format="png", dpi=110)
     plt.close(fig)
-    typer.echo(str(output))
+    output.say(str(out))
 
 
 def checkpoints(
     session: int = typer.Argument(..., help="Session id."),
     get: str = typer.Option(None, "--get", help="Download this checkpoint (sha256-verified)."),
-    output: Path = typer.Option(None, "-o", "--output", help="With --get: where to write it [default: <id>-<name>]."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    out: Annotated[Path | None, out_option("With --get: where to write it (default: <id>-<name>).")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """List a session's checkpoints, or download one with --get NAME."""
     client = _client()
     if get:
-        dest = output or Path(f"{session}-{get}")
+        dest = out or Path(f"{session}-{get}")
         client.download_checkpoint(session, get, dest)
-        typer.echo(str(dest))
+        output.say(str(dest))
         return
     items = client.list_checkpoints(session)
-    if as_json:
-        _print_json(items)
-        return
-    table = Table(title=f"session {session} checkpoints", title_justify="left")
-    for col in ("name", "kind", "size", "sha256", "age"):
-        table.add_column(col)
-    for c in items:
-        table.add_row(c["name"], c["kind"], f"{c['size']:,}", c["sha256"][:16], age(c["created_at"]))
-    console.print(table)
+    output.emit(items, as_json=as_json, show=lambda: output.print_table(
+        [(c["name"], c["kind"], c["size"], c["sha256"][:16], age(c["created_at"])) for c in items],
+        columns=["name", "kind", "size", "sha256", "age"], title=f"session {session} checkpoints"))

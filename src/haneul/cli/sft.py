@@ -6,10 +6,12 @@ are imported here; torch and transformers load when the command runs.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
+
+from haneul.cli import output
+from haneul.cli.options import DeviceOpt, JsonOpt, SeedOpt, auto_device, out_option
 
 
 def sft_command(
@@ -17,8 +19,8 @@ def sft_command(
                               "checkpoints are such folders), a model name known to `haneul lm`, or 'smollm2'."),
     data: Path = typer.Option(..., "--data", "-d", help='Chat data, JSON Lines: {"messages": [{"role": '
                               '"system|user|assistant", "content": "..."}]} per line.'),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the tuned model (a Hugging Face folder with "
-                             "the chat template; replaced atomically when training ends)."),
+    out: Path = out_option("Folder for the tuned model (a Hugging Face folder with the chat template; replaced "
+                           "atomically when training ends)."),
     lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters (PEFT) instead of all weights; they "
                               "are merged into the saved model."),
     lora_r: int = typer.Option(8, "--lora-r", help="LoRA rank."),
@@ -30,17 +32,18 @@ def sft_command(
     grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per optimizer step."),
     seq_len: int = typer.Option(1024, "--seq-len", help="Tokens per row; longer conversations are cut."),
     no_pack: bool = typer.Option(False, "--no-pack", help="One conversation per row instead of packing several."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (data order, LoRA init)."),
-    device: str | None = typer.Option(None, "--device", help="Torch device (default: cuda when available)."),
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
     eval_task: str | None = typer.Option(None, "--eval-task", help="Evaluate before and after tuning on these "
                                          "tasks, NAME=PATH[,NAME=PATH] as in `haneul eval run`."),
     eval_limit: int = typer.Option(200, "--eval-limit", help="Items per evaluation task."),
     eval_shots: str = typer.Option("0", "--eval-shots", help="Shot counts for the evaluation, e.g. 0,4."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    as_json: JsonOpt = False,
 ) -> None:
     """Instruction-tune MODEL on chat data: loss on assistant turns only, packed rows, full or LoRA."""
     from haneul.lm.sft import SFTConfig, resolve_model_folder, sft
 
+    device = auto_device(device)
     cfg = SFTConfig(epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
                     seq_len=seq_len, pack=not no_pack, lora=lora, lora_r=lora_r, lora_alpha=lora_alpha, seed=seed,
                     device=device)
@@ -64,18 +67,7 @@ def sft_command(
                     "seconds": result.seconds})
     if evaluate is not None:
         summary["eval_after"] = evaluate(out)
-    if as_json:
-        typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"haneul lm sft -> {out}")
-    table.add_column("field")
-    table.add_column("value")
-    for key, value in summary.items():
-        table.add_row(key, json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else str(value))
-    Console().print(table)
+    output.emit(summary, as_json=as_json, title=f"haneul lm sft -> {out}")
 
 
 def register(lm_app: typer.Typer) -> None:

@@ -2,43 +2,45 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import warnings
 from pathlib import Path
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-app = typer.Typer(
+from haneul.cli import output
+from haneul.cli.options import JsonOpt, SeedOpt, ThreadsOpt, Typer, out_option
+
+app = Typer(
     help="Korean call-speech recognition: ClovaCall manifests, synthetic call speech, DS2/LAS training, "
     "CER evaluation and streaming transcription.",
     no_args_is_help=True,
 )
-console = Console(stderr=True)
-out = Console()
 
 
 def _progress():
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    return Progress(
+    return output.progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+        TimeElapsedColumn(), TimeRemainingColumn(),
     )  # fmt: skip
+
+
+def _warn(message: object) -> None:
+    output.note(f"warning: {message}", style="yellow")
 
 
 def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
     for w in caught:
-        console.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
+        _warn(w.message)
 
 
 @app.command()
 def synth(
     hours: float = typer.Option(..., "--hours", help="Hours of speech to render (e.g. 0.1 = six minutes)."),
-    seed: int = typer.Option(0, "--seed", help="Seed; the same seed gives byte-identical files."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output folder: gets wavs/ and manifest.json."),
+    seed: SeedOpt = 0,
+    out: Path = out_option("Output folder: gets wavs/ and manifest.json."),
     split: str = typer.Option(
         "train",
         "--split",
@@ -51,28 +53,26 @@ def synth(
     channel: bool = typer.Option(
         True, "--channel/--no-channel", help="Apply the 8 kHz mu-law telephone channel."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    as_json: JsonOpt = False,
 ) -> None:
-    """Render synthetic Korean restaurant-reservation calls in the ClovaCall format."""
+    """Render synthetic Korean restaurant-reservation calls in the ClovaCall format (the same seed gives
+    byte-identical files)."""
     from haneul.speech.synth import synthesize
 
     with _progress() as bar:
         task = bar.add_task(f"synth {split}", total=hours * 3600)
         res = synthesize(
-            output, hours, seed, split=split, noise=noise, workers=workers or None, channel=channel,
+            out, hours, seed, split=split, noise=noise, workers=workers or None, channel=channel,
             progress=lambda done, total: bar.update(task, completed=done),
         )  # fmt: skip
     summary = {
         "manifest": str(res.manifest), "utterances": res.utterances, "hours": res.seconds / 3600,
         "wall_s": res.wall_s, "audio_hours_per_minute": res.seconds / 3600 / (res.wall_s / 60),
     }  # fmt: skip
-    if as_json:
-        out.print_json(json.dumps(summary))
-    else:
-        out.print(
-            f"wrote {res.utterances} utterances ({res.seconds / 3600:.3f} h) to {res.manifest} in {res.wall_s:.1f} s "
-            f"({summary['audio_hours_per_minute']:.2f} h of audio per minute)"
-        )
+    output.emit(summary, as_json=as_json, show=lambda: output.say(
+        f"wrote {res.utterances} utterances ({res.seconds / 3600:.3f} h) to {res.manifest} in {res.wall_s:.1f} s "
+        f"({summary['audio_hours_per_minute']:.2f} h of audio per minute)"
+    ))
 
 
 @app.command()
@@ -84,7 +84,7 @@ def validate(
         help="Folder of the WAV files (default: wavs/ beside the manifest, else its folder).",
     ),
     sample_rate: int = typer.Option(16000, "--sample-rate", help="Expected sample rate in Hz."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    as_json: JsonOpt = False,
 ) -> None:
     """Check a manifest: missing/corrupt/truncated audio, empty text, sample-rate and channel mismatches.
 
@@ -93,19 +93,17 @@ def validate(
     from haneul.speech.corpus import validate as run
 
     rep = run(read_manifest(manifest, wav_dir), sample_rate)
-    if as_json:
-        out.print_json(json.dumps(rep.to_dict(), ensure_ascii=False))
-    elif rep.passed:
-        out.print(f"{manifest}: all {rep.total} utterances ok, {rep.seconds / 3600:.2f} h of audio")
-    else:
-        table = Table(title=f"{manifest}: {rep.ok}/{rep.total} ok, {rep.seconds / 3600:.2f} h readable audio")
-        for col in ("wav", "problem", "detail"):
-            table.add_column(col)
-        for w, kind, detail in rep.problems[:200]:
-            table.add_row(w, kind, detail)
-        out.print(table)
+
+    def show() -> None:
+        if rep.passed:
+            output.say(f"{manifest}: all {rep.total} utterances ok, {rep.seconds / 3600:.2f} h of audio")
+            return
+        output.print_table(rep.problems[:200], columns=["wav", "problem", "detail"],
+                           title=f"{manifest}: {rep.ok}/{rep.total} ok, {rep.seconds / 3600:.2f} h readable audio")
         if len(rep.problems) > 200:
-            out.print(f"... and {len(rep.problems) - 200} more problems (use --json for all)")
+            output.say(f"... and {len(rep.problems) - 200} more problems (use --json for all)")
+
+    output.emit(rep, as_json=as_json, show=show)
     if not rep.passed:
         raise typer.Exit(1)
 
@@ -113,7 +111,7 @@ def validate(
 @app.command()
 def clean(
     manifest: Path = typer.Argument(..., help="ClovaCall JSON manifest to convert."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output folder: gets wavs/ and manifest.json."),
+    out: Path = out_option("Output folder: gets wavs/ and manifest.json."),
     wav_dir: Path | None = typer.Option(None, "--wav-dir", help="Folder of the input WAV files."),
     sample_rate: int = typer.Option(
         16000, "--sample-rate", help="Output sample rate in Hz (audio is resampled)."
@@ -129,11 +127,11 @@ def clean(
     from haneul.speech.corpus import convert_corpus, read_manifest
 
     path, skipped = convert_corpus(
-        read_manifest(manifest, wav_dir), output, sample_rate=sample_rate, trim_db=trim_db if trim else None
+        read_manifest(manifest, wav_dir), out, sample_rate=sample_rate, trim_db=trim_db if trim else None
     )
     for w, why in skipped:
-        console.print(f"[yellow]warning:[/yellow] skipped {w}: {why}", highlight=False)
-    out.print(f"wrote {path}")
+        _warn(f"skipped {w}: {why}")
+    output.say(f"wrote {path}")
 
 
 @app.command()
@@ -141,7 +139,7 @@ def split(
     manifest: Path = typer.Argument(..., help="ClovaCall JSON manifest to split."),
     dev: float = typer.Option(0.1, "--dev", help="Share of utterances for dev (whole speakers)."),
     test: float = typer.Option(0.1, "--test", help="Share of utterances for test (whole speakers)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for the speaker shuffle."),
+    seed: SeedOpt = 0,
 ) -> None:
     """Split by speaker into NAME.train.json, NAME.dev.json and NAME.test.json beside NAME.json (no speaker in two
     splits; the new manifests share the original WAV folder)."""
@@ -153,7 +151,7 @@ def split(
         if items:
             path = write_manifest(manifest.parent / f"{manifest.stem}.{name}.json", items)
             spk = len({u.speaker_id for u in items})
-            out.print(f"{name}: {len(items)} utterances, {spk} speakers -> {path}")
+            output.say(f"{name}: {len(items)} utterances, {spk} speakers -> {path}")
 
 
 @app.command("train")
@@ -163,9 +161,7 @@ def train_cmd(
     ),
     train_manifest: Path = typer.Option(..., "--train", help="Training manifest (ClovaCall JSON)."),
     dev_manifest: Path = typer.Option(..., "--dev", help="Dev manifest used for CER and model selection."),
-    output: Path = typer.Option(
-        Path("speech-run"), "-o", "--output", help="Run folder for last.pt / best.pt; resumes from last.pt."
-    ),
+    out: Annotated[Path, out_option("Run folder for last.pt / best.pt; resumes from last.pt.")] = Path("speech-run"),
     preset: str = typer.Option(
         "small", "--preset", help="Model size: tiny, small, base or clovacall (las: tiny, small, clovacall)."
     ),
@@ -192,12 +188,10 @@ def train_cmd(
     amp: bool = typer.Option(
         True, "--amp/--no-amp", help="bfloat16 mixed precision where a GPU is available."
     ),
-    threads: int | None = typer.Option(
-        None, "--threads", help="CPU threads for torch (default: torch's choice)."
-    ),
-    seed: int = typer.Option(0, "--seed", help="Seed for initialisation, batching and augmentation."),
+    threads: ThreadsOpt = None,
+    seed: SeedOpt = 0,
     resume: bool = typer.Option(
-        True, "--resume/--no-resume", help="Continue from OUTPUT/last.pt when it exists."
+        True, "--resume/--no-resume", help="Continue from OUT/last.pt when it exists."
     ),
 ) -> None:
     """Train a recogniser; loss, learning rate and dev CER/WER go to `haneul.report` (a platform session when run
@@ -207,17 +201,17 @@ def train_cmd(
     cfg = TrainConfig(
         model=model, preset=preset, features=features, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes,
         batch_size=batch_size, lr=lr, eval_every=eval_every, specaugment=specaugment, amp=amp, threads=threads,
-        seed=seed, out_dir=str(output), resume=resume,
+        seed=seed, out_dir=str(out), resume=resume,
     )  # fmt: skip
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = train(cfg, train_manifest, dev_manifest, log=lambda m: console.print(m, highlight=False))
+        res = train(cfg, train_manifest, dev_manifest, log=output.note)
     _show_warnings(caught)
-    out.print(f"best dev CER {res.best_cer:.2%} after {res.steps} steps; checkpoint {res.best_checkpoint}")
+    output.say(f"best dev CER {res.best_cer:.2%} after {res.steps} steps; checkpoint {res.best_checkpoint}")
 
 
 def _recognizer(
-    checkpoint: Path, beam: int, lm_text: Path | None, lm_order: int, alpha: float, beta: float, threads: int
+    checkpoint: Path, beam: int, lm_text: Path | None, lm_order: int, alpha: float, beta: float, threads: int | None
 ):
     import torch
 
@@ -242,7 +236,6 @@ _LM = typer.Option(
 _ORDER = typer.Option(4, "--lm-order", help="Order of the character n-gram LM.")
 _ALPHA = typer.Option(0.5, "--alpha", help="LM weight in beam search.")
 _BETA = typer.Option(1.0, "--beta", help="Per-character insertion bonus in beam search with an LM.")
-_THREADS = typer.Option(1, "--threads", help="CPU threads (1 = the one-core real-time factor).")
 
 
 @app.command("eval")
@@ -254,29 +247,32 @@ def eval_cmd(
     lm_order: int = _ORDER,
     alpha: float = _ALPHA,
     beta: float = _BETA,
-    threads: int = _THREADS,
+    threads: ThreadsOpt = 1,
     limit: int | None = typer.Option(None, "--limit", help="Evaluate only the first N utterances."),
     show: int = typer.Option(5, "--show", help="Print this many reference/hypothesis pairs."),
-    as_json: bool = typer.Option(False, "--json", help="Print metrics and per-utterance rows as JSON."),
+    as_json: JsonOpt = False,
 ) -> None:
-    """CER without spaces (ClovaCall's definition), WER (jiwer) and real-time factor on a manifest."""
+    """CER without spaces (ClovaCall's definition), WER (jiwer) and real-time factor on a manifest.
+
+    The real-time factor is measured on --threads CPU threads (1 by default: the one-core figure).
+    With --json the per-utterance rows come too."""
     from haneul.speech.corpus import read_manifest
 
     rec = _recognizer(checkpoint, beam, lm_text, lm_order, alpha, beta, threads)
     res, rows = rec.evaluate(read_manifest(manifest), limit)
     for r in rows:
         if r.get("skipped"):
-            console.print(f"[yellow]warning:[/yellow] skipped {r['wav']}: {r['skipped']}", highlight=False)
-    if as_json:
-        out.print_json(json.dumps({**res.to_dict(), "rows": rows}, ensure_ascii=False))
-        return
-    table = Table(title=f"{manifest} ({res.utterances} utterances, {res.audio_s / 60:.1f} min)")
-    for col in ("CER (no spaces)", "WER", "RTF", "threads"):
-        table.add_column(col, justify="right")
-    table.add_row(f"{res.cer:.2%}", f"{res.wer:.2%}", f"{res.rtf:.4f}", str(threads))
-    out.print(table)
-    for r in [r for r in rows if r.get("hyp") is not None][:show]:
-        out.print(f"  ref: {r['ref']}\n  hyp: {r['hyp']}", highlight=False)
+            _warn(f"skipped {r['wav']}: {r['skipped']}")
+
+    def show_table() -> None:
+        columns = ["CER (no spaces)", "WER", "RTF", "threads"]
+        output.print_table([(f"{res.cer:.2%}", f"{res.wer:.2%}", f"{res.rtf:.4f}", threads or "torch's choice")],
+                           columns=columns, right=columns,
+                           title=f"{manifest} ({res.utterances} utterances, {res.audio_s / 60:.1f} min)")
+        for r in [r for r in rows if r.get("hyp") is not None][:show]:
+            output.say(f"  ref: {r['ref']}\n  hyp: {r['hyp']}")
+
+    output.emit({**res.to_dict(), "rows": rows}, as_json=as_json, show=show_table)
 
 
 @app.command()
@@ -288,26 +284,22 @@ def transcribe(
     lm_order: int = _ORDER,
     alpha: float = _ALPHA,
     beta: float = _BETA,
-    threads: int = _THREADS,
+    threads: ThreadsOpt = 1,
     stream: bool = typer.Option(
         False, "--stream", help="Feed the file in chunks and print partial hypotheses as a live call would."
     ),
     chunk_ms: int = typer.Option(640, "--chunk-ms", help="Streaming chunk length in milliseconds."),
-    as_json: bool = typer.Option(
-        False, "--json", help="Print JSON (with the partial hypotheses when streaming)."
-    ),
+    as_json: JsonOpt = False,
 ) -> None:
-    """Transcribe one audio file, offline or as a stream of chunks (partial then final hypotheses)."""
+    """Transcribe one audio file, offline or as a stream of chunks (partial then final hypotheses; with
+    --json the partial hypotheses come too)."""
     from haneul.speech.corpus import load_audio
 
     rec = _recognizer(checkpoint, beam, lm_text, lm_order, alpha, beta, threads)
     audio = load_audio(wav, rec.features.sample_rate)
     if not stream:
         text = rec.transcribe(audio)
-        if as_json:
-            out.print_json(json.dumps({"text": text}, ensure_ascii=False))
-        else:
-            out.print(text, highlight=False)
+        output.emit({"text": text}, as_json=as_json, show=lambda: output.say(text))
         return
     sess = rec.stream(chunk_ms=chunk_ms)
     step = rec.features.sample_rate * chunk_ms // 1000
@@ -316,9 +308,6 @@ def transcribe(
         hyp = sess.accept(audio[i : i + step])
         partials.append({"audio_s": hyp.audio_s, "text": hyp.text})
         if not as_json:
-            print(f"[{hyp.audio_s:6.2f}s] {hyp.text}", file=sys.stderr)
+            output.note(f"[{hyp.audio_s:6.2f}s] {hyp.text}")
     final = sess.finish()
-    if as_json:
-        out.print_json(json.dumps({"text": final.text, "partials": partials}, ensure_ascii=False))
-    else:
-        out.print(final.text, highlight=False)
+    output.emit({"text": final.text, "partials": partials}, as_json=as_json, show=lambda: output.say(final.text))
