@@ -296,7 +296,8 @@ def run_cell(
     from haneul.evals import EvalConfig, load_backend, parse_task_arg, run_eval
     from haneul.lm.data import TokenData
     from haneul.lm.model import GPT
-    from haneul.lm.pretrain import TrainConfig, _amp_dtype, _device, evaluate_split, pretrain
+    from haneul.lm.pretrain import TrainConfig, evaluate_split, pretrain
+    from haneul.training import pick_amp_dtype, pick_device
 
     root = Path(out)
     cfg = load_plan(root)
@@ -333,8 +334,8 @@ def run_cell(
     model_dir = Path(train["model_dir"])
 
     # validation loss of this model on every corpus (same tokenizer, so per-token losses compare)
-    device = _device(cfg.device)
-    amp = _amp_dtype("auto", device)
+    device = pick_device(cfg.device)
+    amp = pick_amp_dtype("auto", device)
     model = GPT.from_pretrained(model_dir).to(device)
     val: dict[str, Any] = {}
     for name in cfg.corpora:

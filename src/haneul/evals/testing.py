@@ -40,25 +40,12 @@ def tiny_tokenizer(texts: Sequence[str] = SAMPLE_TEXTS, vocab_size: int = 300) -
 
 
 def tiny_llama(tokenizer: Any, seed: int = 0, hidden: int = 32, layers: int = 2, max_positions: int = 512) -> Any:
-    """A randomly initialised 2-layer ``LlamaForCausalLM`` sized to ``tokenizer``."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """:func:`haneul.lm.testing.tiny_llama` sized to ``tokenizer`` (its vocabulary and special tokens)."""
+    from haneul.lm.testing import tiny_llama as build
 
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        intermediate_size=hidden * 2,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=max_positions,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-    )
-    return LlamaForCausalLM(config).eval()
+    return build(len(tokenizer), hidden=hidden, layers=layers, max_positions=max_positions, seed=seed,
+                 bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                 pad_token_id=tokenizer.pad_token_id)  # fmt: skip
 
 
 class ToyBackend(Backend):

@@ -13,6 +13,7 @@ character), so ``haneul run -- haneul lm pretrain ...`` streams them to the plat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -23,13 +24,16 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import haneul
 from haneul.errors import Conflict, InvalidInput
-from haneul.io import atomic_write_text
+from haneul.io import atomic_dir, recover_dir
+from haneul.training import pick_amp_dtype, pick_device, warmup_decay
 
 __all__ = ["TrainConfig", "pretrain", "lr_at", "load_checkpoint_config"]
 
 CKPT = "checkpoint"
 FINAL = "model"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "haneul.json")
 
 
 @dataclass
@@ -72,35 +76,7 @@ class TrainConfig:
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up to ``lr`` over ``warmup`` steps, then cosine decay to ``lr * min_lr_ratio``."""
-    if cfg.warmup > 0 and step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    span = max(cfg.steps - cfg.warmup, 1)
-    progress = min(max(step - cfg.warmup, 0) / span, 1.0)
-    floor = cfg.lr * cfg.min_lr_ratio
-    return floor + 0.5 * (cfg.lr - floor) * (1.0 + math.cos(math.pi * progress))
-
-
-def _device(name: str) -> Any:
-    import torch
-
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
-
-
-def _amp_dtype(name: str, device: Any) -> Any:
-    import torch
-
-    if name == "fp32" or (name == "auto" and device.type == "cpu"):
-        return None  # CPU bf16 autocast is slower than fp32 on most CPUs
-    if name == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    table = {"bf16": torch.bfloat16, "fp16": torch.float16}
-    if name not in table:
-        raise InvalidInput(f"dtype {name!r} is unknown; use auto, fp32, bf16 or fp16")
-    return table[name]
+    return warmup_decay(step, total=cfg.steps, warmup=cfg.warmup, peak=cfg.lr, floor=cfg.lr * cfg.min_lr_ratio)
 
 
 # Dense bf16/fp16 tensor-core peaks (no sparsity) of GPUs whose name contains the key, in FLOP/s.
@@ -156,30 +132,347 @@ def pretrain(
     on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) and return a summary: final step, losses per step, validation figures, paths."""
-    import numpy as np
-    import torch
+    run = _Run(cfg, on_step)
+    run.resume()
+    run.train()
+    run.finish()
+    return run.summary()
 
-    import haneul
+
+class _Run:
+    """One call of :func:`pretrain`: what it builds once (data, model, optimizer, process group), the
+    state that a checkpoint carries (step, history), and the steps of the run as methods."""
+
+    def __init__(self, cfg: TrainConfig, on_step: Callable[[int, dict[str, float]], None] | None) -> None:
+        import torch
+
+        from haneul.lm.data import TokenData
+        from haneul.lm.model import GPT
+
+        self.cfg = cfg = replace(cfg)  # fit_to_budget may change steps: leave the caller's object alone
+        self.on_step = on_step
+        self.out = Path(cfg.out)
+        self.ckpt_dir = self.out / CKPT
+        self.data = TokenData(cfg.data)
+        if cfg.train_tokens is not None:
+            self.data.limit_train(cfg.train_tokens)
+        self.model_cfg, self.seq_len = _model_config(cfg, self.data.meta)
+        self.world, self.rank, self.device = _join_process_group(cfg.device)
+        self.master = self.rank == 0
+        self.amp = pick_amp_dtype(cfg.dtype, self.device)
+        if self.device.type == "cuda":
+            torch.set_float32_matmul_precision("high")  # TF32 for whatever autocast leaves in fp32
+        self.peak = gpu_peak_flops(self.device) if self.amp is not None else None
+        self.flops_per_token = self.model_cfg.flops_per_token(self.seq_len)
+        self.tokens_per_step = cfg.batch_size * cfg.grad_accum * self.seq_len * self.world
+
+        torch.manual_seed(cfg.seed)
+        self.model = GPT(self.model_cfg).to(self.device)
+        self.train_model: Any = self.model  # compiled and / or wrapped in DDP once training starts
+        self.opt = _adamw(self.model, cfg, self.device)
+        self.scaler = torch.amp.GradScaler(enabled=self.amp is torch.float16)
+
+        self.start_step = self.step = 0
+        self.history: dict[str, list[float]] = {"loss": [], "val_loss": [], "val_bpc": []}
+        # Losses and gradient norms stay on the device until a log, evaluation or checkpoint step needs
+        # them, so the host queues the next step while the GPU still runs this one (no sync per step).
+        self.pending: list[tuple[int, float, Any, Any]] = []
+        self.stopped_early = False  # by stop_after: no final model is written
+        self.out_of_budget = False  # by max_seconds before the last step: the final model is written
+        self.began = self.first_done = self.window_t = time.perf_counter()
+        self.window_tokens = 0
+
+    # -- resume
+
+    def resume(self) -> None:
+        """Continue from ``out/checkpoint`` when an earlier run left one: weights, optimizer, step, history."""
+        import torch
+
+        if self.master:
+            recover_dir(self.ckpt_dir)  # a crash while a checkpoint was being swapped in
+        self._barrier()
+        state = load_checkpoint_config(self.out)
+        if state is None:
+            return
+        from haneul.lm.config import GPTConfig
+
+        _check_same_shape(GPTConfig.from_dict(state["model"]), self.model_cfg, self.ckpt_dir)
+        from safetensors.torch import load_file
+
+        weights = load_file(str(self.ckpt_dir / "model.safetensors"))
+        if self.model_cfg.tie_embeddings:
+            weights["lm_head.weight"] = weights["model.embed_tokens.weight"]
+        self.model.load_state_dict(weights)
+        extra = torch.load(self.ckpt_dir / "optimizer.pt", map_location=self.device, weights_only=False)
+        self.opt.load_state_dict(extra["optimizer"])
+        if extra.get("scaler"):
+            self.scaler.load_state_dict(extra["scaler"])
+        self.start_step = self.step = int(state["step"])
+        self.history = state.get("history", self.history)
+
+    # -- the loop
+
+    def train(self) -> None:
+        """Step until ``cfg.steps``, the time budget or ``stop_after``; report, evaluate and save on the way."""
+        cfg = self.cfg
+        self._wrap_for_training()
+        self.model.train()
+        self.began = self.first_done = self.window_t = time.perf_counter()
+        while self.step < cfg.steps:
+            lr = lr_at(self.step, cfg)
+            loss_sum, grad_norm = self.train_step(lr)
+            self.step += 1
+            self._time_first_steps()
+            self.pending.append((self.step, lr, self._mean_over_ranks(loss_sum / cfg.grad_accum), grad_norm))
+            self.window_tokens += self.tokens_per_step
+            out_of_time = self._out_of_time()
+            interrupted = cfg.stop_after is not None and self.step >= cfg.stop_after
+            last = self.step == cfg.steps
+            evaluate_now = self.step % cfg.eval_every == 0 or last or out_of_time
+            save_now = self.step % cfg.save_every == 0 or last or out_of_time or interrupted
+            if self.step % cfg.log_every == 0 or evaluate_now or save_now:
+                self._report(evaluate_now)
+            if save_now:
+                self.save_checkpoint()
+            if interrupted and not last:
+                self.stopped_early = True
+                break
+            if out_of_time:
+                # a spent time budget ends the run like its last step: the model is written and usable
+                self.out_of_budget = not last
+                break
+        self.flush()
+
+    def train_step(self, lr: float) -> tuple[Any, Any]:
+        """One optimizer step at ``lr`` over ``grad_accum`` micro-batches of every rank. Returns the sum of
+        the micro-batch losses and the gradient norm before clipping, both still on the device."""
+        import torch
+
+        cfg = self.cfg
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        loss_sum: Any = 0.0
+        for micro in range(cfg.grad_accum):
+            # the windows of a step depend on (seed, step) alone, which is what makes a resume exact
+            index = (self.step * cfg.grad_accum + micro) * self.world + self.rank
+            x, y = self.data.batch(index, cfg.batch_size, self.seq_len, cfg.seed)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            # DDP averages gradients over the ranks once, on the last micro-batch
+            last = micro == cfg.grad_accum - 1
+            with self.train_model.no_sync() if self.world > 1 and not last else contextlib.nullcontext():
+                with self._autocast():
+                    _, loss = self.train_model(x, y)
+                self.scaler.scale(loss / cfg.grad_accum).backward()
+            loss_sum = loss_sum + loss.detach().float()
+        self.scaler.unscale_(self.opt)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.opt.zero_grad(set_to_none=True)
+        return loss_sum, grad_norm
+
+    def _time_first_steps(self) -> None:
+        """Start the speed clock after the first step, which pays for warm-up and compilation; with
+        ``fit_to_budget``, shorten the run once five more steps have measured its speed."""
+        cfg = self.cfg
+        if self.step == self.start_step + 1:
+            self._sync()
+            self.first_done = time.perf_counter()
+        if cfg.fit_to_budget and cfg.max_seconds is not None and self.step == self.start_step + 6:
+            self._sync()
+            per_step = (time.perf_counter() - self.first_done) / 5
+            # keep ~15 % of the budget for evaluations and checkpoints
+            left = cfg.max_seconds * 0.85 - (time.perf_counter() - self.began)
+            affordable = int(self._agree(self.step + int(left / per_step), "MIN"))
+            if affordable < cfg.steps:
+                cfg.steps = max(affordable, self.step)
+                cfg.eval_every = min(cfg.eval_every, max(cfg.steps // 10, 1))
+                cfg.warmup = min(cfg.warmup, max(cfg.steps // 10, 1))
+
+    def _out_of_time(self) -> bool:
+        cfg = self.cfg
+        if cfg.max_seconds is None:
+            return False
+        spent = time.perf_counter() - self.began > cfg.max_seconds
+        return bool(self._agree(float(spent), "MAX"))  # every rank stops at the same step
+
+    # -- reporting and evaluation
+
+    def _report(self, evaluate_now: bool) -> None:
+        """Report the steps held back so far; the last one also carries throughput (on a log step or the
+        last step) and validation figures (when ``evaluate_now``)."""
+        cfg = self.cfg
+        extra: dict[str, float] = {}
+        if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+            extra.update(self._throughput())
+        if evaluate_now:
+            val_loss, val_bpc = self.evaluate()
+            if not math.isnan(val_loss):
+                extra.update(val_loss=val_loss, val_bpc=val_bpc)
+                self.history["val_loss"].append(val_loss)
+                self.history["val_bpc"].append(val_bpc)
+        self.flush(extra)
+
+    def _throughput(self) -> dict[str, float]:
+        """Tokens per second (and MFU on a known GPU) since the last time this was measured."""
+        self.pending[-1][2].item()  # wait for the GPU so the window's time is the work's time
+        now = time.perf_counter()
+        figures = {"tokens_per_s": self.window_tokens / max(now - self.window_t, 1e-9)}
+        if self.peak:
+            figures["mfu"] = figures["tokens_per_s"] * self.flops_per_token / self.world / self.peak
+        self.window_t, self.window_tokens = now, 0
+        return figures
+
+    def evaluate(self) -> tuple[float, float]:
+        """Validation loss and bits per character; the model is back in train mode afterwards."""
+        with self._autocast():
+            result = evaluate_split(self.model, self.data, self.cfg.batch_size, self.seq_len, self.cfg.eval_batches)
+        self.model.train()
+        return result
+
+    def flush(self, extra: dict[str, float] | None = None) -> None:
+        """Move the held-back losses to the history and report them, ``extra`` with the last."""
+        for i, (at, lr, loss_t, norm_t) in enumerate(self.pending):
+            metrics = {"loss": float(loss_t), "lr": lr, "grad_norm": float(norm_t)}
+            self.history["loss"].append(metrics["loss"])
+            if i == len(self.pending) - 1 and extra:
+                metrics.update(extra)
+            if self.master:
+                haneul.report(step=at, **{k: v for k, v in metrics.items() if math.isfinite(v)})
+                if self.on_step is not None:
+                    self.on_step(at, metrics)
+        self.pending.clear()
+
+    # -- saving
+
+    def save_checkpoint(self) -> None:
+        """Replace ``out/checkpoint`` with this step's weights, optimizer and history (rank 0 only)."""
+        import torch
+
+        if not self.master:
+            return
+        trainer = {"step": self.step, "model": self.model_cfg.to_dict(), "train": asdict(self.cfg),
+                   "history": self.history}  # fmt: skip
+        with atomic_dir(self.ckpt_dir) as tmp:
+            self.model.save_pretrained(tmp)
+            scaler = self.scaler.state_dict() if self.scaler.is_enabled() else None
+            torch.save({"optimizer": self.opt.state_dict(), "scaler": scaler}, tmp / "optimizer.pt")
+            (tmp / "trainer.json").write_text(json.dumps(trainer) + "\n")
+        if haneul.session_id() is not None:
+            haneul.save("last", self.ckpt_dir)
+
+    def finish(self) -> None:
+        """Write ``out/model`` (weights, config and tokenizer, ready to serve) unless ``stop_after`` cut
+        the run short, and let every rank end together."""
+        if self.master and not self.stopped_early:
+            h = self.history
+            summary = {"steps": self.step, "val_loss": h["val_loss"][-1:] or None, "val_bpc": h["val_bpc"][-1:] or None}
+            with atomic_dir(self.out / FINAL) as tmp:
+                extra = {"training": summary, "tokenizer_kind": self.data.meta.get("tokenizer_kind")}
+                self.model.save_pretrained(tmp, extra=extra)
+                tok_dir = Path(self.data.meta["tokenizer"])
+                for name in TOKENIZER_FILES:
+                    if (tok_dir / name).is_file():
+                        shutil.copyfile(tok_dir / name, tmp / name)
+        if self.master:
+            haneul.flush()
+        self._barrier()
+
+    def summary(self) -> dict[str, Any]:
+        h, peak, world = self.history, self.peak, self.world
+        # steady-state rate: the steps after the first (which compiles and warms up), evaluations included
+        done = max(self.step - self.start_step - 1, 0)
+        rate = self.tokens_per_step * done / max(time.perf_counter() - self.first_done, 1e-9)
+        return {
+            "step": self.step,
+            "finished": not self.stopped_early,
+            "out_of_time": self.out_of_budget,
+            "loss": h["loss"],
+            "val_loss": h["val_loss"][-1] if h["val_loss"] else None,
+            "val_bpc": h["val_bpc"][-1] if h["val_bpc"] else None,
+            "params": self.model.num_params(),
+            "seconds": time.perf_counter() - self.began,
+            "tokens_per_step": self.tokens_per_step,
+            "tokens_per_s": rate,
+            "flops_per_token": self.flops_per_token,
+            "peak_flops": peak,
+            "mfu": rate * self.flops_per_token / world / peak if peak else None,
+            "checkpoint": str(self.ckpt_dir),
+            "model_dir": str(self.out / FINAL) if not self.stopped_early else None,
+        }
+
+    # -- devices and ranks
+
+    def _wrap_for_training(self) -> None:
+        import torch
+
+        if self.cfg.compile:
+            self.train_model = torch.compile(self.model)
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device] if self.device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.train_model, device_ids=ids)
+
+    def _autocast(self) -> Any:
+        import torch
+
+        if self.amp is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.amp)
+
+    def _sync(self) -> None:
+        import torch
+
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _agree(self, value: float, op: str) -> float:
+        """``value`` reduced over the ranks with ``op`` (``MIN`` or ``MAX``), so every rank decides alike."""
+        if self.world == 1:
+            return value
+        import torch
+        import torch.distributed as dist
+
+        t = torch.tensor([float(value)], device=self.device)
+        dist.all_reduce(t, op=getattr(dist.ReduceOp, op))
+        return t.item()
+
+    def _mean_over_ranks(self, loss: Any) -> Any:
+        if self.world == 1:
+            return loss
+        import torch.distributed as dist
+
+        loss = loss.reshape(1)
+        dist.all_reduce(loss)
+        return loss[0] / self.world
+
+    def _barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+
+def _model_config(cfg: TrainConfig, meta: dict[str, Any]) -> tuple[Any, int]:
+    """The preset with ``cfg.model``'s overrides, sized to the data's vocabulary, and the window length."""
     from haneul.lm.config import GPTConfig
-    from haneul.lm.data import TokenData
-    from haneul.lm.model import GPT
 
-    cfg = replace(cfg)  # fit_to_budget may change steps: leave the caller's object alone
-    out = Path(cfg.out)
-    data = TokenData(cfg.data)
-    if cfg.train_tokens is not None:
-        data.limit_train(cfg.train_tokens)
-    model_cfg = GPTConfig.from_name(cfg.preset, vocab_size=data.meta["vocab_size"], **cfg.model)
+    model_cfg = GPTConfig.from_name(cfg.preset, vocab_size=meta["vocab_size"], **cfg.model)
     seq_len = cfg.seq_len or model_cfg.max_seq_len
     if seq_len > model_cfg.max_seq_len:
         raise InvalidInput(f"--seq-len {seq_len} exceeds the model's context window {model_cfg.max_seq_len}; lower it")
-    eos = data.meta.get("eos_id", 0)
-    model_cfg = replace(model_cfg, bos_token_id=eos, eos_token_id=eos)
+    eos = meta.get("eos_id", 0)
+    return replace(model_cfg, bos_token_id=eos, eos_token_id=eos), seq_len
 
-    # -- distributed set-up (torchrun sets WORLD_SIZE / RANK / LOCAL_RANK)
+
+def _join_process_group(device_name: str) -> tuple[int, int, Any]:
+    """``(world size, rank, device)``; under ``torchrun`` (WORLD_SIZE > 1) also joins the process group."""
+    import torch
+
     world = int(os.environ.get("WORLD_SIZE", 1))
     rank = int(os.environ.get("RANK", 0))
-    device = _device(cfg.device)
+    device = pick_device(device_name)
     if world > 1:
         import torch.distributed as dist
 
@@ -187,254 +480,28 @@ def pretrain(
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":
             torch.cuda.set_device(device)
-    master = rank == 0
-    amp = _amp_dtype(cfg.dtype, device)
+    return world, rank, device
 
-    if device.type == "cuda":
-        torch.set_float32_matmul_precision("high")  # TF32 for whatever autocast leaves in fp32
-    peak = gpu_peak_flops(device) if amp is not None else None
-    flops_per_token = model_cfg.flops_per_token(seq_len)
 
-    torch.manual_seed(cfg.seed)
-    model = GPT(model_cfg).to(device)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW(
+def _adamw(model: Any, cfg: TrainConfig, device: Any) -> Any:
+    """AdamW with weight decay on the matrices only (not on norms and biases)."""
+    import torch
+
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr,
         betas=(cfg.beta1, cfg.beta2),
         fused=device.type == "cuda",
     )
-    scaler = torch.amp.GradScaler(enabled=amp is torch.float16)
-
-    start_step = 0
-    history: dict[str, list[float]] = {"loss": [], "val_loss": [], "val_bpc": []}
-    ckpt_dir = out / CKPT
-    if (ckpt_dir / "trainer.json").is_file():
-        state = json.loads((ckpt_dir / "trainer.json").read_text())
-        saved = GPTConfig.from_dict(state["model"])
-        if _shape(saved) != _shape(model_cfg):
-            diff = {k: (v, _shape(model_cfg)[k]) for k, v in _shape(saved).items() if _shape(model_cfg)[k] != v}
-            detail = ", ".join(f"{k} {a} (checkpoint) vs {b} (this run)" for k, (a, b) in diff.items())
-            raise Conflict(
-                f"checkpoint in {ckpt_dir} has another shape: {detail}; use the same --preset/--data "
-                "or a new --out folder"
-            )
-        from safetensors.torch import load_file
-
-        weights = load_file(str(ckpt_dir / "model.safetensors"))
-        if model_cfg.tie_embeddings:
-            weights["lm_head.weight"] = weights["model.embed_tokens.weight"]
-        model.load_state_dict(weights)
-        extra = torch.load(ckpt_dir / "optimizer.pt", map_location=device, weights_only=False)
-        opt.load_state_dict(extra["optimizer"])
-        if extra.get("scaler"):
-            scaler.load_state_dict(extra["scaler"])
-        start_step = int(state["step"])
-        history = state.get("history", history)
-
-    train_model: Any = model
-    if cfg.compile:
-        train_model = torch.compile(model)
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        train_model = DistributedDataParallel(train_model, device_ids=[device] if device.type == "cuda" else None)
-
-    def autocast() -> Any:
-        if amp is None:
-            return torch.autocast(device.type, enabled=False)
-        return torch.autocast(device.type, dtype=amp)
-
-    def evaluate() -> tuple[float, float]:
-        with autocast():
-            result = evaluate_split(model, data, cfg.batch_size, seq_len, cfg.eval_batches)
-        model.train()
-        return result
-
-    def save(step: int) -> None:
-        if not master:
-            return
-        tmp = out / f".{CKPT}.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        model.save_pretrained(tmp)
-        torch.save(
-            {"optimizer": opt.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None},
-            tmp / "optimizer.pt",
-        )
-        trainer = {"step": step, "model": model_cfg.to_dict(), "train": asdict(cfg), "history": history}
-        atomic_write_text(tmp / "trainer.json", json.dumps(trainer) + "\n")
-        # swap folders so a crash leaves either the old or the new checkpoint whole
-        old = out / f".{CKPT}.old"
-        if ckpt_dir.exists():
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(ckpt_dir, old)
-        os.replace(tmp, ckpt_dir)
-        if old.exists():
-            shutil.rmtree(old)
-        if haneul.session_id() is not None:
-            haneul.save("last", ckpt_dir)
-
-    model.train()
-    tokens_per_step = cfg.batch_size * cfg.grad_accum * seq_len * world
-    began = time.perf_counter()
-    window_t, window_tokens = time.perf_counter(), 0
-    step = start_step
-    stopped_early = False
-    out_of_budget = False
-    first_done = began
-    # Losses and gradient norms stay on the device until a log, evaluation or checkpoint step needs
-    # them, so the host queues the next step while the GPU still runs this one (no sync per step).
-    pending: list[tuple[int, float, Any, Any]] = []
-
-    def flush(extra: dict[str, float] | None = None) -> dict[str, float]:
-        last: dict[str, float] = {}
-        for i, (at, lr_, loss_t, norm_t) in enumerate(pending):
-            metrics = {"loss": float(loss_t), "lr": lr_, "grad_norm": float(norm_t)}
-            history["loss"].append(metrics["loss"])
-            if i == len(pending) - 1 and extra:
-                metrics.update(extra)
-            if master:
-                haneul.report(step=at, **{k: v for k, v in metrics.items() if math.isfinite(v)})
-                if on_step is not None:
-                    on_step(at, metrics)
-            last = metrics
-        pending.clear()
-        return last
-
-    while step < cfg.steps:
-        lr = lr_at(step, cfg)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        loss_sum: Any = 0.0
-        for micro in range(cfg.grad_accum):
-            x, y = data.batch((step * cfg.grad_accum + micro) * world + rank, cfg.batch_size, seq_len, cfg.seed)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            sync = micro == cfg.grad_accum - 1 or world == 1
-            ctx = train_model.no_sync() if (world > 1 and not sync) else _null()
-            with ctx:
-                with autocast():
-                    _, loss = train_model(x, y)
-                scaler.scale(loss / cfg.grad_accum).backward()
-            loss_sum = loss_sum + loss.detach().float()
-        scaler.unscale_(opt)
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(opt)
-        scaler.update()
-        opt.zero_grad(set_to_none=True)
-        step += 1
-        if step == start_step + 1:
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            first_done = time.perf_counter()  # the first step pays for warm-up: not a fair sample
-        if cfg.fit_to_budget and cfg.max_seconds is not None and step == start_step + 6:
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            per_step = (time.perf_counter() - first_done) / 5
-            # keep ~15 % of the budget for evaluations and checkpoints
-            affordable = step + int((cfg.max_seconds * 0.85 - (time.perf_counter() - began)) / per_step)
-            if world > 1:
-                import torch.distributed as dist
-
-                t = torch.tensor([float(affordable)], device=device)
-                dist.all_reduce(t, op=dist.ReduceOp.MIN)
-                affordable = int(t.item())
-            if affordable < cfg.steps:
-                cfg.steps = max(affordable, step)
-                cfg.eval_every = min(cfg.eval_every, max(cfg.steps // 10, 1))
-                cfg.warmup = min(cfg.warmup, max(cfg.steps // 10, 1))
-        loss_t = loss_sum / cfg.grad_accum
-        if world > 1:
-            import torch.distributed as dist
-
-            loss_t = loss_t.reshape(1)
-            dist.all_reduce(loss_t)
-            loss_t = loss_t[0] / world
-        pending.append((step, lr, loss_t, grad_norm))
-        window_tokens += tokens_per_step
-        out_of_time = cfg.max_seconds is not None and time.perf_counter() - began > cfg.max_seconds
-        if world > 1 and cfg.max_seconds is not None:
-            import torch.distributed as dist
-
-            flag = torch.tensor([float(out_of_time)], device=device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)  # every rank stops at the same step
-            out_of_time = bool(flag.item())
-        interrupted = cfg.stop_after is not None and step >= cfg.stop_after
-        evaluate_now = step % cfg.eval_every == 0 or step == cfg.steps or out_of_time
-        save_now = step % cfg.save_every == 0 or step == cfg.steps or out_of_time or interrupted
-        if step % cfg.log_every == 0 or evaluate_now or save_now:
-            extra: dict[str, float] = {}
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                loss_t.item()  # wait for the GPU so the window's time is the work's time
-                now = time.perf_counter()
-                extra["tokens_per_s"] = window_tokens / max(now - window_t, 1e-9)
-                if peak:
-                    extra["mfu"] = extra["tokens_per_s"] * flops_per_token / world / peak
-                window_t, window_tokens = now, 0
-            if evaluate_now:
-                val_loss, val_bpc = evaluate()
-                if not np.isnan(val_loss):
-                    extra.update(val_loss=val_loss, val_bpc=val_bpc)
-                    history["val_loss"].append(val_loss)
-                    history["val_bpc"].append(val_bpc)
-            flush(extra)
-        if save_now:
-            save(step)
-        if interrupted and step < cfg.steps:
-            stopped_early = True
-            break
-        if out_of_time:
-            # a spent time budget ends the run like its last step: the model is written and usable
-            out_of_budget = step < cfg.steps
-            break
-    flush()
-
-    final = out / FINAL
-    if master and not stopped_early:
-        tmp = out / f".{FINAL}.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        summary = {"steps": step, "val_loss": history["val_loss"][-1:] or None, "val_bpc": history["val_bpc"][-1:] or None}
-        model.save_pretrained(tmp, extra={"training": summary, "tokenizer_kind": data.meta.get("tokenizer_kind")})
-        tok_dir = Path(data.meta["tokenizer"])
-        for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "haneul.json"):
-            if (tok_dir / name).is_file():
-                shutil.copyfile(tok_dir / name, tmp / name)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    if master:
-        haneul.flush()
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-    # steady-state rate: the steps after the first (which compiles and warms up), evaluations included
-    rate = tokens_per_step * max(step - start_step - 1, 0) / max(time.perf_counter() - first_done, 1e-9)
-    return {
-        "step": step,
-        "finished": not stopped_early,
-        "out_of_time": out_of_budget,
-        "loss": history["loss"],
-        "val_loss": history["val_loss"][-1] if history["val_loss"] else None,
-        "val_bpc": history["val_bpc"][-1] if history["val_bpc"] else None,
-        "params": model.num_params(),
-        "seconds": time.perf_counter() - began,
-        "tokens_per_step": tokens_per_step,
-        "tokens_per_s": rate,
-        "flops_per_token": flops_per_token,
-        "peak_flops": peak,
-        "mfu": rate * flops_per_token / world / peak if peak else None,
-        "checkpoint": str(ckpt_dir),
-        "model_dir": str(final) if not stopped_early else None,
-    }
 
 
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+def _check_same_shape(saved: Any, current: Any, ckpt_dir: Path) -> None:
+    ours, theirs = _shape(current), _shape(saved)
+    if theirs == ours:
+        return
+    detail = ", ".join(f"{k} {v} (checkpoint) vs {ours[k]} (this run)" for k, v in theirs.items() if ours[k] != v)
+    raise Conflict(
+        f"checkpoint in {ckpt_dir} has another shape: {detail}; use the same --preset/--data or a new --out folder"
+    )

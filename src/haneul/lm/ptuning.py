@@ -14,14 +14,13 @@ import gzip
 import json
 import os
 import random
-import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from haneul.errors import InvalidInput, NotFound
-from haneul.io import atomic_write_text
+from haneul.io import atomic_dir
 
 __all__ = ["PTuneConfig", "ptune", "read_nsmc"]
 
@@ -205,13 +204,9 @@ def ptune(cfg: PTuneConfig) -> dict[str, Any]:
     haneul.report(step=cfg.steps, ptune_accuracy=tuned, icl_accuracy=few_shot, zero_shot_accuracy=zero_shot)
     if cfg.out:
         out = Path(cfg.out)
-        tmp = out.parent / f".{out.name}.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        model.save_pretrained(tmp)
-        atomic_write_text(tmp / "haneul-ptune.json", json.dumps({**result, "config": asdict(cfg), "base": str(folder)}, indent=2, ensure_ascii=False) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        record = {**result, "config": asdict(cfg), "base": str(folder)}
+        with atomic_dir(out) as tmp:
+            model.save_pretrained(tmp)
+            (tmp / "haneul-ptune.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         result["saved"] = str(out)
     return result

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from haneul.errors import InvalidInput
-from haneul.io import atomic_write_text, sha256_file
+from haneul.io import atomic_dir, sha256_file
 
 __all__ = ["RECIPES", "run_recipe"]
 
@@ -109,26 +109,21 @@ def run_recipe(
         return {**result, "name": name, "registered": None}
 
     target = models_dir() / name
-    tmp = models_dir() / f".{name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(result["model_dir"], tmp)
-    facts = {
-        "name": name,
-        "preset": preset,
-        "tokenizer_kind": kind,
-        "val_loss": result["val_loss"],
-        "val_bpc": result["val_bpc"],
-        "train_tokens": meta["train"]["tokens"],
-        "steps": result["step"],
-        "stopped_by_time_budget": result["out_of_time"],
-        "seconds": round(time.perf_counter() - began, 1),
-        "corpus": [os.path.basename(str(c)) for c in corpus],
-    }
-    atomic_write_text(tmp / "haneul-model.json", json.dumps(facts, indent=2, ensure_ascii=False) + "\n")
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
+    with atomic_dir(target) as tmp:
+        shutil.copytree(result["model_dir"], tmp, dirs_exist_ok=True)
+        facts = {
+            "name": name,
+            "preset": preset,
+            "tokenizer_kind": kind,
+            "val_loss": result["val_loss"],
+            "val_bpc": result["val_bpc"],
+            "train_tokens": meta["train"]["tokens"],
+            "steps": result["step"],
+            "stopped_by_time_budget": result["out_of_time"],
+            "seconds": round(time.perf_counter() - began, 1),
+            "corpus": [os.path.basename(str(c)) for c in corpus],
+        }
+        (tmp / "haneul-model.json").write_text(json.dumps(facts, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     summary = {**facts, "registered": str(target), "params": result["params"]}
     if sample_prompt:
         from haneul.lm.generate import Generator

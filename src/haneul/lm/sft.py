@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -203,13 +200,6 @@ def resolve_model_folder(spec: str) -> Path:
     raise NotFound(f"model {spec!r} not found; pass a Hugging Face model folder or 'smollm2'")
 
 
-def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    progress = (step - warmup) / max(total - warmup, 1)
-    return base * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
 def sft(
     model: str | Path | Any,
     data: str | Path | Sequence[Sequence[dict[str, str]]],
@@ -222,6 +212,7 @@ def sft(
     import torch
 
     import haneul
+    from haneul.training import pick_device, warmup_decay
 
     cfg = config or SFTConfig()
     if cfg.seq_len < 8 or cfg.batch_size < 1 or cfg.grad_accum < 1:
@@ -237,7 +228,7 @@ def sft(
         if tokenizer is None:
             raise InvalidInput("pass the tokenizer together with an in-memory model")
         net = model
-    device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = pick_device(cfg.device)
     net.to(device)
 
     conversations = load_chat_jsonl(data) if isinstance(data, str | Path) else [list(c) for c in data]
@@ -270,7 +261,7 @@ def sft(
     result = SFTResult(out=Path(out), steps=steps, conversations=len(encoded), skipped=skipped, rows=len(rows))
     started = time.perf_counter()
     for step in range(steps):
-        lr = _lr_at(step, steps, warmup, cfg.learning_rate())
+        lr = warmup_decay(step, total=steps, warmup=warmup, peak=cfg.learning_rate())
         for group in opt.param_groups:
             group["lr"] = lr
         total_loss = 0.0
@@ -301,22 +292,15 @@ def sft(
 
 def save_model(model: Any, tokenizer: Any, out: Path, info: dict[str, Any]) -> None:
     """Write the model folder next to ``out`` and rename it into place, so ``out`` is never half-written."""
-    from haneul.io import atomic_write_text
+    from haneul.io import atomic_dir
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        tmp.chmod(0o755)
+    with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.chat_template = CHAT_TEMPLATE
         tokenizer.save_pretrained(tmp)
-        atomic_write_text(tmp / "haneul-sft.json", json.dumps(info, indent=2, ensure_ascii=False, default=str) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        (tmp / "haneul-sft.json").write_text(
+            json.dumps(info, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+        )
 
 
 __all__ = [

@@ -131,14 +131,15 @@ def train_parameters(
     mode while it runs and in eval mode after. Returns the loss of every step and the loop's wall
     seconds.
     """
+    from functools import partial
+
+    from haneul.training import warmup_decay
+
     # weight_decay=0 matters: with a zero gradient Adam then leaves untrained values bit-identical.
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
 
-    def schedule(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        return max(0.0, (steps - step) / max(steps - warmup_steps, 1))
-
+    # peak=1.0: LambdaLR multiplies lr by the factor this returns
+    schedule = partial(warmup_decay, total=steps, warmup=warmup_steps, peak=1.0, shape="linear")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     model.train()
     losses: list[float] = []

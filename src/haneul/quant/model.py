@@ -14,13 +14,10 @@ layers and the base checksum that per-task scale files are checked against.
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -32,7 +29,7 @@ import torch
 from torch import nn
 
 from haneul.errors import IntegrityError, InvalidInput, NotFound, StorageError
-from haneul.io import atomic_write_text, sha256_file
+from haneul.io import atomic_dir, sha256_file
 from haneul.quant.bcq import check_bits, resolve_group_size
 from haneul.quant.layers import BCQLinear
 
@@ -262,26 +259,18 @@ def save_quantized(
             for name, m in layers.items()
         },
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
-        tmp.chmod(0o755)
-        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT, "checksum": checksum})
-        config.save_pretrained(tmp)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
-        meta["weights_sha256"] = sha256_file(tmp / WEIGHTS)
-        atomic_write_text(tmp / META, json.dumps(meta, indent=2) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        with atomic_dir(target) as tmp:
+            save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT, "checksum": checksum})
+            config.save_pretrained(tmp)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(tmp)
+            meta["weights_sha256"] = sha256_file(tmp / WEIGHTS)
+            (tmp / META).write_text(json.dumps(meta, indent=2) + "\n")
     except OSError as exc:
         raise StorageError(
             f"could not write the quantised base to {target}: {exc}; check the path and free space"
         ) from exc
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(tmp)
     model.haneul_base_checksum = checksum  # type: ignore[assignment]
     return checksum
 

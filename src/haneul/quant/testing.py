@@ -26,25 +26,9 @@ def byte_tokenizer() -> Any:
 
 
 def tiny_llama(vocab: int = 258, hidden: int = 64, layers: int = 2, seed: int = 0) -> Any:
-    """A random ``LlamaForCausalLM`` in eval mode: SwiGLU ``2 * hidden``, 4 heads (2 key/value), tied embedding.
+    """:func:`haneul.lm.testing.tiny_llama` sized to :func:`byte_tokenizer` (258 tokens, pad 0, eos 1):
+    ``hidden=64``, 256 positions, tied embedding."""
+    from haneul.lm.testing import tiny_llama as build
 
-    The defaults match :func:`byte_tokenizer` (258 tokens, pad 0, eos 1).
-    """
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=1,
-    )
-    return LlamaForCausalLM(cfg).eval()
+    return build(vocab, hidden=hidden, layers=layers, max_positions=256, tie_embeddings=True,
+                 bos_token_id=1, eos_token_id=1, pad_token_id=0, seed=seed)  # fmt: skip

@@ -32,6 +32,7 @@ from haneul.speech.features import FeatureConfig, SpecAugment, extract
 from haneul.speech.metrics import cer, wer
 from haneul.speech.models import LAS, MODEL_KINDS, DeepSpeech2, DS2Config, LASConfig
 from haneul.speech.vocab import Vocabulary
+from haneul.training import pick_device, warmup_decay
 
 
 class SpeechDataWarning(UserWarning):
@@ -74,13 +75,8 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int, minutes: float = 0.0) -
     The decay follows whichever budget runs out first: the steps, or ``max_minutes`` of wall time,
     so that a run bounded by time still ends at the low learning rate rather than at the peak.
     """
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    frac = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
-    if cfg.max_minutes:
-        frac = max(frac, minutes / cfg.max_minutes)
-    frac = min(1.0, frac)
-    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+    spent = minutes / cfg.max_minutes if cfg.max_minutes else 0.0
+    return warmup_decay(step, total=total_steps, warmup=cfg.warmup_steps, peak=cfg.lr, floor=cfg.lr * 0.05, spent=spent)
 
 
 @dataclass
@@ -225,7 +221,7 @@ def evaluate_examples(
     vocab: Vocabulary,
     examples: list[Example],
     batch_size: int = 16,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
 ) -> tuple[float, float, list[str]]:
     """(CER, WER, hypotheses) of greedy decoding over ``examples``."""
     was_training = model.training
@@ -255,7 +251,7 @@ def train(
     say = log or (lambda msg: None)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(cfg.device)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tr = train_manifest if isinstance(train_manifest, Manifest) else read_manifest(train_manifest)
@@ -305,7 +301,7 @@ def train(
 
     augment = SpecAugment() if cfg.specaugment else None
     gen = torch.Generator().manual_seed(cfg.seed + step)
-    use_amp = cfg.amp and device == "cuda"
+    use_amp = cfg.amp and device.type == "cuda"
     model_config = model.cfg.to_dict()
 
     def checkpoint(path: Path) -> None:

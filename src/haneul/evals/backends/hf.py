@@ -56,11 +56,13 @@ class HFBackend(Backend):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from haneul.training import pick_device
+
         folder = Path(path)
         if not (folder / "config.json").exists():
             raise NotFound(f"{folder} is not a Hugging Face model folder (no config.json); pass a saved model folder")
-        dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        torch_dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if dev == "cuda" else torch.float32)
+        dev = pick_device(device)
+        torch_dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if dev.type == "cuda" else torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype).to(dev)
         return cls(model, tokenizer, name=folder.name)

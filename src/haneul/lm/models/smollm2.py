@@ -12,17 +12,13 @@ conversion never leaves a half-written model behind.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from haneul.errors import HaneulError, NotFound, StorageError
-from haneul.io import atomic_write_text
+from haneul.io import atomic_dir, atomic_write_text
 
 if TYPE_CHECKING:
     import torch
@@ -52,45 +48,34 @@ def gguf_path() -> Path:
     )
 
 
-def smollm2_cache_dir() -> Path:
-    """Where the converted Hugging Face folder lives (it may not exist yet)."""
-    from haneul.settings import get_settings
+def smollm2_cache_dir(models_root: Path | None = None) -> Path:
+    """Where the converted Hugging Face folder lives (it may not exist yet): ``<models_root>/smollm2-135m``,
+    by default under ``HANEUL_HOME/models``."""
+    if models_root is None:
+        from haneul.settings import get_settings
 
-    return get_settings().home / "models" / NAME
+        models_root = get_settings().home / "models"
+    return Path(models_root) / NAME
 
 
 def _is_complete(folder: Path) -> bool:
     return (folder / MARKER).is_file() and (folder / "config.json").is_file()
 
 
-def smollm2_dir() -> Path:
+def smollm2_dir(models_root: Path | None = None) -> Path:
     """A Hugging Face model folder for SmolLM2-135M-Instruct, converting the GGUF file on first use."""
-    target = smollm2_cache_dir()
+    target = smollm2_cache_dir(models_root)
     if _is_complete(target):
         return target
     source = gguf_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{NAME}.", suffix=".tmp", dir=target.parent))
     try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is an ordinary readable folder
-        _convert(source, tmp)
-        if _is_complete(target):  # another process finished first; keep its copy
-            return target
-        if target.exists():  # a stale, incomplete folder from an interrupted older layout
-            shutil.rmtree(target)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if _is_complete(target):
-                return target
-            raise
+        # several processes may convert at once: the first complete folder stays, later copies are dropped
+        with atomic_dir(target, keep=_is_complete) as tmp:
+            _convert(source, tmp)
     except OSError as exc:
         raise StorageError(
             f"could not cache {NAME} under {target.parent}: {exc}; free disk space and retry"
         ) from exc
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(tmp)
     return target
 
 
@@ -119,12 +104,12 @@ def _convert(source: Path, out: Path) -> None:
     atomic_write_text(out / MARKER, json.dumps(info, indent=2) + "\n")
 
 
-def load_smollm2(dtype: torch.dtype | None = None) -> tuple[Any, Any]:
+def load_smollm2(dtype: torch.dtype | None = None, *, models_root: Path | None = None) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` for SmolLM2-135M-Instruct in eval mode (fp32 unless ``dtype`` says)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = smollm2_dir()
+    folder = smollm2_dir(models_root)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model.eval()
