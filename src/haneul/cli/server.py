@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 
 import typer
 
+from haneul.cli import output
 from haneul.errors import Conflict
 
 
@@ -14,8 +16,9 @@ def register(app: typer.Typer) -> None:
 
 
 def server(
-    host: str = typer.Option(None, help="Interface to listen on [default: HANEUL_HOST or 127.0.0.1]."),
-    port: int = typer.Option(None, help="Port to listen on [default: HANEUL_PORT or 7860]."),
+    host: str = typer.Option(None, help="Interface to listen on (default: HANEUL_HOST or 127.0.0.1; "
+                             "0.0.0.0 for every interface)."),
+    port: int = typer.Option(None, help="Port to listen on (default: HANEUL_PORT or 7860; 0 picks a free one)."),
     log_level: str = typer.Option("warning", help="uvicorn log level (debug, info, warning, error)."),
 ) -> None:
     """Start the haneul server with its embedded defaults (SQLite + local folder + local executor).
@@ -31,21 +34,41 @@ def server(
 
     settings = get_settings()
     host = host or settings.host
-    port = port or settings.port
-    _check_port_free(host, port)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    url = settings.server or f"http://{shown}:{port}"
+    port = settings.port if port is None else port
+    sock = _bind(host, port)  # bound here, so the banner names the port really listened on
+    port = sock.getsockname()[1]
+    local = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+    url = settings.server or f"http://{_url_host(local)}:{port}"
     platform = Platform(settings, server_url=url)
     platform.start()  # takes the home lock: a second server on the same home fails here, in one line
     app = create_app(settings, platform=platform, server_url=url)
-    typer.echo(f"haneul server on {url}  (home: {settings.home}; API docs: {url}/api/v1/docs)")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=2)
+    typer.echo(f"haneul server listening on {_url_host(host)}:{port}; open {url}  "
+               f"(home: {settings.home}; API docs: {url}/api/v1/docs)")
+    if not _is_loopback(host):
+        output.note(f"warning: listening on {host}, reachable from other machines; haneul has no accounts "
+                    "yet, so anyone who can reach this port can start and stop sessions", style="yellow")
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=2)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
-def _check_port_free(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise Conflict(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise Conflict(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -57,7 +57,7 @@ def run(
     follow: bool = typer.Option(False, "--follow", "-f", help="Stream the session's log until it ends; exit with its status."),
     as_json: JsonOpt = False,
 ) -> None:
-    """Start COMMAND as a platform session and print its id.
+    """Start COMMAND as a platform session; print its id (stdout) and its page's URL (stderr).
 
     The current folder is copied into the session's own working directory (code snapshots; files
     over 20 MB and .git/.venv are left out) and the command runs there with HANEUL_SESSION,
@@ -67,17 +67,20 @@ def run(
     """
     from haneul.platform.client import inherited_env
 
-    session = _client().create_session(
+    client = _client()
+    session = client.create_session(
         command=command, name=name, owner=getpass.getuser(), cpus=cpus, gpus=gpus, memory=memory,
         priority=priority, env={**inherited_env(), **_parse_env(env)},
         cwd=os.getcwd(), snapshot=not in_place,
     )
+    page = f"{client.url}/sessions/{session['id']}"
     if as_json:
-        output.print_json(session)
+        output.print_json({**session, "url": page})
     elif not follow:
         output.say(str(session["id"]))
+        output.note(f"session {session['id']} {session['status']}: {page}")
     else:
-        output.note(f"session {session['id']} {session['status']}", style="bold")
+        output.note(f"session {session['id']} {session['status']}: {page}", style="bold")
     if follow:
         raise typer.Exit(_follow(session["id"]))
 
@@ -103,8 +106,9 @@ def ps(
     offset: int = typer.Option(0, help="Skip this many (pagination)."),
     as_json: JsonOpt = False,
 ) -> None:
-    """List sessions with their status, age and latest metric values."""
-    res = _client().list_sessions(status=status or None, owner=owner, q=query, sort=sort,
+    """List sessions with their status (and why a session ended badly), age and latest metric values."""
+    client = _client()
+    res = client.list_sessions(status=status or None, owner=owner, q=query, sort=sort,
                                   desc=not asc, limit=limit, offset=offset)
     if as_json:
         output.print_json(res)
@@ -112,12 +116,27 @@ def ps(
     from rich.text import Text
 
     rows = [{"id": str(s["id"]), "name": s["name"], "status": s["status"], "owner": s["owner"],
-             "age": age(s["created_at"]),
+             "age": age(s["created_at"]), "why": _why(s),
              "metrics": "  ".join(f"{k}={v:.4g}" for k, v in list(s.get("metrics", {}).items())[:4])}
             for s in res["items"]]
+    columns = ["id", "name", "status", "owner", "age", "metrics"]
+    if any(row["why"] for row in rows):
+        columns.insert(3, "why")
     colour = {"status": lambda status: Text(status, style=STATUS_COLOURS.get(status, "white"))}
-    output.print_table(rows, columns=["id", "name", "status", "owner", "age", "metrics"], formats=colour,
-                       title=f"{res['total']} sessions")
+    output.print_table(rows, columns=columns, formats=colour, title=f"{res['total']} sessions")
+    if rows:
+        output.note(f"live pages: {client.url}/sessions/ID (all sessions: {client.url}/)")
+
+
+def _why(s: dict[str, Any]) -> str:
+    """Why a session ended badly: its exit code and the server's reason, short enough for a table."""
+    if s["status"] not in ("failed", "lost", "stopped"):
+        return ""
+    parts = [f"exit {s['exit_code']}"] if s.get("exit_code") not in (None, 0) else []
+    if s.get("reason"):
+        parts.append(str(s["reason"]))
+    text = "; ".join(parts)
+    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def logs(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,19 @@ INHERITED_ENV = ("PATH", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "LANG", "L
 
 
 def inherited_env() -> dict[str, str]:
-    """The variables of :data:`INHERITED_ENV` that this process has."""
-    return {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
+    """The variables of :data:`INHERITED_ENV` that this process has.
+
+    With no virtual or conda environment active (``.venv/bin/haneul run -- python train.py`` from a
+    plain shell), the folder of this interpreter goes first on ``PATH``: the session's ``python`` is
+    then one that has haneul, not whichever the shell would have found.
+    """
+    env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
+    if "VIRTUAL_ENV" not in env and "CONDA_PREFIX" not in env:
+        bindir = str(Path(sys.executable).parent)
+        path = env.get("PATH", "")
+        if path.split(os.pathsep)[:1] != [bindir]:
+            env["PATH"] = os.pathsep.join([bindir, path]) if path else bindir
+    return env
 
 
 class Client:
