@@ -51,6 +51,21 @@ def test_every_command_option_and_argument_has_help(commands: dict[str, Any]) ->
     assert missing == []
 
 
+def test_every_default_shows_in_help(commands: dict[str, Any]) -> None:
+    """An option with a default prints it (``[default: ...]``); one whose default comes from a setting
+    says so in its help text."""
+    hidden = [
+        f"{path} {param.name}"
+        for path, cmd in commands.items()
+        for param in cmd.params
+        if getattr(param, "param_type_name", "") == "option" and param.name != "help"
+        and param.default not in (None, False, (), []) and not getattr(param, "show_default", True)
+    ]
+    assert hidden == []
+    server = {p.name: p for p in commands["server"].params}
+    assert "7860" in server["port"].help and "127.0.0.1" in server["host"].help
+
+
 def _options_named(commands: dict[str, Any], name: str) -> dict[str, Any]:
     return {
         path: param
