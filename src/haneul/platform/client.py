@@ -15,7 +15,15 @@ from typing import Any
 import httpx
 import orjson
 
-from haneul.errors import HaneulError, IntegrityError, ServerUnavailable
+from haneul.errors import (
+    HaneulError,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    ServerUnavailable,
+    Unauthorized,
+)
 from haneul.io import atomic_open, iter_file, sha256_file
 
 # environment a session started from a shell keeps, so it runs the same Python and sees the same GPUs
@@ -165,9 +173,18 @@ class Client:
             raise ServerUnavailable(f"lost the connection to the haneul server at {self.url}: {exc}") from None
 
 
+# what a status means when the answer is not haneul's JSON (a proxy's page): whether a caller retries,
+# splits a batch or gives up depends on the class
+_BY_STATUS: dict[int, type[HaneulError]] = {
+    400: InvalidInput, 401: Unauthorized, 404: NotFound, 413: PayloadTooLarge,
+    502: ServerUnavailable, 503: ServerUnavailable, 504: ServerUnavailable,
+}
+
+
 def _error_from(res: httpx.Response) -> HaneulError:
     try:
         body = res.json()
         return HaneulError.from_dict(body["error"])
     except (ValueError, KeyError, TypeError):
-        return HaneulError(f"server answered {res.status_code}: {res.text[:200]}")
+        cls = _BY_STATUS.get(res.status_code, HaneulError)
+        return cls(f"server answered {res.status_code}: {' '.join(res.text[:200].split())}")
