@@ -1,9 +1,12 @@
 """Platform benchmarks (NSML): metric ingestion and reading versus the MLflow tracking server,
-launch latency, and the sessions page with 10,000 sessions.
+launch latency, the sessions page with 10,000 sessions, and one session reporting 30,000 metric
+keys in one batch (ingest time, and the sessions and session pages with it present, against the
+same pages before it existed).
 
-Run: .venv/bin/python benchmarks/bench_platform.py [--quick]
-Writes benchmarks/results/platform.json. MLflow is the baseline in the same run when installed
-(`pip install mlflow`); without it those rows are skipped with a note.
+Run: .venv/bin/python benchmarks/bench_platform.py [--quick] [--only many_keys ...]
+Writes benchmarks/results/platform.json (with --only, platform_<parts>.json). MLflow
+is the baseline in the same run when installed (`pip install mlflow`); without it those rows are
+skipped with a note.
 """
 
 from __future__ import annotations
@@ -46,11 +49,12 @@ def wait_http(url: str, timeout: float = 60) -> None:
 
 
 class Server:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, **settings: str) -> None:
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = dict(os.environ, HANEUL_HOME=str(home), HANEUL_SERVER=self.url, HANEUL_PORT=str(self.port))
+        self.env = dict(os.environ, HANEUL_HOME=str(home), HANEUL_SERVER=self.url, HANEUL_PORT=str(self.port),
+                        **settings)
         self.env["PATH"] = f"{BIN}{os.pathsep}{self.env['PATH']}"
         self.proc = subprocess.Popen([str(BIN / "haneul"), "server"], env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -172,6 +176,60 @@ def bench_sessions_page(n_sessions: int, work: Path) -> dict:
         server.close()
 
 
+MANY_KEYS_WORKER = textwrap.dedent("""
+    import json, os, sys, time
+    from haneul.platform.client import Client
+    n = int(sys.argv[1])
+    client = Client.from_env()
+    client.health()  # connection set-up is not ingestion
+    now = time.time()
+    groups = {f"layer{i:05d}/grad_norm": ([0, 1], [float(i), i + 0.5], [now, now]) for i in range(n)}
+    t0 = time.perf_counter()
+    accepted = client.log_metrics(os.environ["HANEUL_SESSION"], groups)
+    print(json.dumps({"keys": n, "accepted": accepted, "seconds": time.perf_counter() - t0}))
+""")
+
+
+def _median_get(url: str, repeats: int = 10, **params: object) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        r = httpx.get(url, params=params, timeout=120)
+        times.append(time.perf_counter() - t0)
+        assert r.status_code == 200, (url, r.status_code, r.text[:200])
+    return statistics.median(times)
+
+
+def bench_many_keys(n_keys: int, work: Path) -> dict:
+    """One batch of ``n_keys`` keys (two points each) from inside a session (target: <= 2 s), then the
+    sessions page, the session page and the list API with that session present; the baseline is the
+    same requests while the home holds one session with two keys."""
+    server = Server(work / "keys-home", HANEUL_MAX_METRIC_KEYS=str(max(n_keys, 10_000)))
+    try:
+        (work / "small.py").write_text("import haneul\nhaneul.report(step=0, loss=1.0, acc=0.5)\n")
+        small = server.run("python", "small.py", cwd=work)
+        assert server.wait_done(small)["status"] == "done"
+        before = {"sessions_page_s_median": _median_get(f"{server.url}/"),
+                  "session_page_s_median": _median_get(f"{server.url}/sessions/{small}"),
+                  "list_api_s_median": _median_get(f"{server.url}/api/v1/sessions")}
+        (work / "many_keys.py").write_text(MANY_KEYS_WORKER)
+        sid = server.run("python", "many_keys.py", str(n_keys), cwd=work)
+        s = server.wait_done(sid)
+        assert s["status"] == "done", s
+        res = json.loads(httpx.get(f"{server.url}/api/v1/sessions/{sid}/logs").json()["lines"][-1])
+        assert res["accepted"] == 2 * n_keys and s["metric_count"] == n_keys, (res, s["metric_count"])
+        after = {"sessions_page_s_median": _median_get(f"{server.url}/"),
+                 "session_page_s_median": _median_get(f"{server.url}/sessions/{sid}"),
+                 "list_api_s_median": _median_get(f"{server.url}/api/v1/sessions"),
+                 "session_api_s_median": _median_get(f"{server.url}/api/v1/sessions/{sid}"),
+                 "key_page_api_s_median": _median_get(f"{server.url}/api/v1/sessions/{sid}/metrics",
+                                                      q="grad", limit=24, offset=12_000)}
+        return {"keys": n_keys, "ingest_one_batch_s": res["seconds"], "ingest_target_s": 2.0,
+                "with_many_keys": after, "baseline_two_keys": before}
+    finally:
+        server.close()
+
+
 def bench_mlflow(points: int, work: Path) -> dict:
     if shutil.which("mlflow", path=str(BIN)) is None:
         return {"skipped": "MLflow is not installed; `pip install mlflow` to measure the baseline"}
@@ -211,25 +269,37 @@ def bench_mlflow(points: int, work: Path) -> dict:
             proc.kill()
 
 
+PARTS = ["haneul", "sessions_page", "many_keys", "mlflow"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller sizes (seconds, not minutes)")
+    ap.add_argument("--only", nargs="+", choices=PARTS, help="run only these parts (results in platform_<parts>.json)")
     args = ap.parse_args()
     points = 20_000 if args.quick else 100_000
     n_sessions = 1_000 if args.quick else 10_000
+    parts = args.only or PARTS
+    out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        haneul = bench_haneul(points, work)
-        page = bench_sessions_page(n_sessions, work)
-        mlflow = bench_mlflow(points, work)
-    out = {"machine": f"{os.cpu_count()} cpus", "quick": args.quick, "haneul": haneul, "sessions_page": page,
-           "mlflow": mlflow}
-    if "ingest_points_per_s" in mlflow:
+        if "haneul" in parts:
+            out["haneul"] = bench_haneul(points, work)
+        if "sessions_page" in parts:
+            out["sessions_page"] = bench_sessions_page(n_sessions, work)
+        if "many_keys" in parts:
+            out["many_keys"] = bench_many_keys(30_000, work)  # the target size, quick or not
+        if "mlflow" in parts:
+            out["mlflow"] = bench_mlflow(points, work)
+    out = {"machine": f"{os.cpu_count()} cpus", "quick": args.quick, **out}
+    haneul, mlflow = out.get("haneul", {}), out.get("mlflow", {})
+    if "ingest_points_per_s" in mlflow and "ingest_points_per_s" in haneul:
         out["ratio_ingest_vs_mlflow"] = haneul["ingest_points_per_s"] / mlflow["ingest_points_per_s"]
         out["ratio_read_vs_mlflow"] = mlflow["read_full_history_s"] / haneul["read_full_history_s_median"]
     from haneul.io import atomic_write_text
 
-    atomic_write_text(RESULTS, json.dumps(out, indent=2))
+    results = RESULTS.with_name(f"platform_{'_'.join(args.only)}.json") if args.only else RESULTS
+    atomic_write_text(results, json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))
 
 

@@ -27,7 +27,11 @@ class Settings(BaseSettings):
     capacity_gpus: int = 0
     capacity_memory: str = "0"  # "0": do not schedule on memory
     # limits
-    max_metric_batch: int = 100_000
+    max_metric_batch: int = 100_000  # points in one metric batch
+    max_metric_keys: int = 10_000  # distinct metric keys one session may hold
+    # bytes in one request body; 100,000 points with times take about 6 MB as JSON, and checkpoint
+    # uploads are streamed to disk and not limited by it
+    max_request_bytes: int = 32 << 20
     # server plugins (entry-point names, comma-separated) to leave out at start-up
     disable_plugins: str = ""
 

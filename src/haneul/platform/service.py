@@ -17,12 +17,13 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import BigInteger, Engine, Float, bindparam, case, delete, func, insert, or_, select, update
 
 from haneul.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
 from haneul.platform.db import (
@@ -43,6 +44,14 @@ STATUSES = ("queued", "running", "done", "failed", "stopped", "lost")
 ACTIVE = ("queued", "running")
 SORTABLE = {"id", "name", "owner", "status", "created_at", "started_at", "ended_at", "priority"}
 MAX_KEY_LEN = 256
+#: the database stores integers as signed 64-bit: ids, offsets, steps and sizes must fit
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+#: how many of a session's keys (the first reported) a session summary carries in ``metrics``
+SUMMARY_METRICS = 20
+#: environment variable names containing one of these (any case) have their values masked in answers
+SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
+MASK = "••••••"
+_IN_CHUNK = 500  # keys per IN (...) list: far below every database's bound-parameter limit
 SNAPSHOT_SKIP_DIRS = {".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache",
                       ".pytest_cache", ".ruff_cache", ".haneul", ".ipynb_checkpoints"}
 SNAPSHOT_MAX_FILE = 20 << 20
@@ -114,6 +123,122 @@ class HomeLock:
 
 def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def looks_secret(name: str) -> bool:
+    upper = name.upper()
+    return any(word in upper for word in SECRET_WORDS)
+
+
+def mask_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    """``env`` as shown to people and API clients: values of secret-looking names replaced by a mask.
+    The session's own process still receives the real values (see ``Platform._session_env``)."""
+    return {k: MASK if looks_secret(k) else v for k, v in (env or {}).items()}
+
+
+def _step_array(raw: list[Any]) -> np.ndarray:
+    """Steps as sent: exact int64 when they are JSON integers (a float64 would round those above
+    2^53), float64 when some are written as floats or are too wide for 64 bits."""
+    arr = np.asarray(raw)
+    return arr if arr.dtype.kind in "iu" else arr.astype(np.float64)
+
+
+def _check_steps(key: str, steps: np.ndarray) -> None:
+    if steps.dtype.kind == "f":
+        if not np.isfinite(steps).all() or (steps != np.floor(steps)).any() or (steps < 0).any():
+            raise InvalidInput(f"metric {key!r}: steps must be non-negative integers")
+        wide = steps >= 2.0**63
+    elif steps.size:
+        if steps.min() < 0:
+            raise InvalidInput(f"metric {key!r}: steps must be non-negative integers")
+        wide = steps > INT64_MAX if steps.dtype.kind == "u" else np.zeros(len(steps), dtype=bool)
+    else:
+        return
+    if wide.any():
+        bad = int(steps[int(np.flatnonzero(wide)[0])])
+        raise InvalidInput(f"metric {key!r}: step {bad} is out of range; steps must be integers from 0 to {INT64_MAX}")
+
+
+@dataclass(frozen=True)
+class _KeySummary:
+    step_min: int
+    step_max: int
+    last_step: int  # of the last point among those with the newest time
+    last_value: float
+    last_time: float
+
+
+def _summaries(batch: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[_KeySummary]:
+    """Per key of a batch (in its order, none empty): step range and latest point, computed on the
+    whole batch at once; a batch may hold tens of thousands of keys of a point or two each, where
+    numpy calls per key would cost more than the database."""
+    lengths = np.fromiter((len(g[1]) for g in batch.values()), dtype=np.int64, count=len(batch))
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    steps = np.concatenate([g[0] for g in batch.values()]).astype(np.int64)
+    values = np.concatenate([g[1] for g in batch.values()])
+    times = np.concatenate([g[2] for g in batch.values()])
+    newest = np.maximum.reduceat(times, starts)
+    position = np.arange(len(times))
+    at_newest = np.where(times == np.repeat(newest, lengths), position, -1)
+    last = np.maximum.reduceat(at_newest, starts)
+    rows = zip(np.minimum.reduceat(steps, starts).tolist(), np.maximum.reduceat(steps, starts).tolist(),
+               steps[last].tolist(), values[last].tolist(), times[last].tolist(), strict=True)
+    return [_KeySummary(*row) for row in rows]
+
+
+def _check_numbers(batch: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    """Finite values and times, non-negative int64 steps: checked on the whole batch at once (a batch
+    may hold tens of thousands of keys) and reported for the first key that fails."""
+    keys = list(batch)
+    ends = np.cumsum([len(g[1]) for g in batch.values()])
+
+    def first_bad(flags: np.ndarray) -> tuple[str, int] | None:
+        if flags.all():
+            return None
+        at = int(np.flatnonzero(~flags)[0])
+        k = int(np.searchsorted(ends, at, side="right"))
+        return keys[k], at - (int(ends[k - 1]) if k else 0)
+
+    groups = list(batch.values())
+    if not groups:
+        return
+    values = np.concatenate([g[1] for g in groups])
+    if bad := first_bad(np.isfinite(values)):
+        key, pos = bad
+        raise InvalidInput(f"metric {key!r}: value at position {pos} is {batch[key][1][pos]}; values must be finite")
+    if bad := first_bad(np.isfinite(np.concatenate([g[2] for g in groups]))):
+        raise InvalidInput(f"metric {bad[0]!r}: times must be finite unix seconds")
+    steps = np.concatenate([g[0] if g[0].dtype == np.int64 else np.zeros(len(g[0]), np.int64) for g in groups])
+    if bad := first_bad(steps >= 0):
+        raise InvalidInput(f"metric {bad[0]!r}: steps must be non-negative integers")
+
+
+def _executemany(conn: Any, statement: Any, rows: list[dict[str, Any]]) -> None:
+    """Run ``statement`` once per row through the driver's ``executemany``, without SQLAlchemy's
+    per-row parameter processing, which is most of the time of a batch of tens of thousands of keys.
+    The rows hold plain ints, floats, strings and bytes, which every driver binds as they are."""
+    compiled = statement.compile(dialect=conn.dialect, column_keys=list(rows[0]))
+    if compiled.positional:  # e.g. SQLite's "?": values in the order the statement names them
+        names = compiled.positiontup or []
+        conn.exec_driver_sql(compiled.string, [tuple(row[name] for name in names) for row in rows])
+    else:
+        conn.exec_driver_sql(compiled.string, rows)
+
+
+# One statement for the counts and latest values of every key in a batch. A late, older batch must
+# not overwrite the latest value, so the latest columns change only where the batch is newer; every
+# SET expression reads the row as it was, so the condition is the same for all three.
+_NEWER = or_(MetricKey.updated_at.is_(None), MetricKey.updated_at <= bindparam("b_time", type_=Float))
+_UPDATE_KEYS = (
+    update(MetricKey)
+    .where(MetricKey.id == bindparam("b_kid", type_=BigInteger))
+    .values(
+        count=MetricKey.count + bindparam("b_n", type_=BigInteger),
+        last_step=case((_NEWER, bindparam("b_step", type_=BigInteger)), else_=MetricKey.last_step),
+        last_value=case((_NEWER, bindparam("b_value", type_=Float)), else_=MetricKey.last_value),
+        updated_at=case((_NEWER, bindparam("b_time", type_=Float)), else_=MetricKey.updated_at),
+    )
+)
 
 
 def downsample(steps: np.ndarray, values: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -330,7 +455,7 @@ class Platform:
         if cwd is not None and not Path(cwd).is_dir():
             raise InvalidInput(f"working directory {cwd} does not exist on the server")
         self._check_command(command[0], env, cwd)
-        need = Resources(float(cpus), int(gpus), parse_memory(memory))
+        need = Resources(float(cpus), int(gpus), self._memory_bytes(memory))
         self.scheduler.check(need)
         token = secrets.token_urlsafe(24)
         now = time.time()
@@ -361,6 +486,16 @@ class Platform:
         return self.get_session(sid)
 
     @staticmethod
+    def _memory_bytes(memory: str | int | None) -> int:
+        try:
+            size = parse_memory(memory)
+        except OverflowError:  # more digits than a float holds
+            size = INT64_MAX + 1
+        if size > INT64_MAX:
+            raise InvalidInput(f"memory {memory!r} is larger than any machine; write it like 512M, 4G or 16GiB")
+        return size
+
+    @staticmethod
     def _check_command(program: str, env: dict[str, str], cwd: str | None) -> None:
         if os.sep in program:
             path = Path(program) if os.path.isabs(program) else Path(cwd or ".") / program
@@ -378,9 +513,20 @@ class Platform:
             raise NotFound(f"session {sid} not found; list sessions with `haneul ps`")
         return row._mapping
 
+    def status(self, sid: int) -> str:
+        """The session's status alone: what live streams poll, without the cost of :meth:`get_session`."""
+        with self.engine.connect() as conn:
+            status = conn.execute(select(Session.status).where(Session.id == sid)).scalar_one_or_none()
+        if status is None:
+            raise NotFound(f"session {sid} not found; list sessions with `haneul ps`")
+        return status
+
     def get_session(self, sid: int) -> dict[str, Any]:
+        """One session; ``metrics`` holds the latest values of its first :data:`SUMMARY_METRICS` keys and
+        ``metric_count`` counts them all (:meth:`metric_keys` pages through every key)."""
         out = self._public(self._row(sid))
         out["metrics"] = self.latest_metrics([sid]).get(sid, {})
+        out["metric_count"] = self._metric_counts([sid]).get(sid, 0)
         out["checkpoints"] = len(self.list_checkpoints(sid))
         if out["status"] == "queued":
             with contextlib.suppress(NotFound):
@@ -392,7 +538,9 @@ class Platform:
         keys = ("id", "name", "owner", "status", "command", "env", "cwd", "cpus", "gpus", "memory",
                 "priority", "executor", "pid", "exit_code", "reason", "created_at", "started_at",
                 "ended_at", "log_path", "workdir")
-        return {k: s[k] for k in keys}
+        out = {k: s[k] for k in keys}
+        out["env"] = mask_env(out["env"])
+        return out
 
     def list_sessions(
         self,
@@ -427,9 +575,11 @@ class Platform:
             rows = conn.execute(select(Session).where(*cond).order_by(*order).limit(limit).offset(offset)).all()
         items = [self._public(r._mapping) for r in rows]
         if with_metrics and items:
-            latest = self.latest_metrics([i["id"] for i in items])
+            sids = [i["id"] for i in items]
+            latest, counts = self.latest_metrics(sids), self._metric_counts(sids)
             for item in items:
                 item["metrics"] = latest.get(item["id"], {})
+                item["metric_count"] = counts.get(item["id"], 0)
         return items, total
 
     def stop_session(self, sid: int, *, grace: float = 5.0) -> dict[str, Any]:
@@ -479,73 +629,164 @@ class Platform:
             total += len(raw_values)
             if total > self.settings.max_metric_batch:
                 raise PayloadTooLarge(
-                    f"metric batch holds more than {self.settings.max_metric_batch} points; send smaller batches"
+                    f"metric batch holds more than {self.settings.max_metric_batch} points; send smaller batches",
+                    max_points=self.settings.max_metric_batch,
                 )
             try:
                 values = np.asarray(raw_values, dtype=np.float64)
-                steps_f = np.asarray(raw_steps, dtype=np.float64)
+                steps = _step_array(raw_steps)
                 raw_times = group.get("times")
                 times = np.full(len(values), now) if raw_times is None else np.asarray(raw_times, dtype=np.float64)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise InvalidInput(f"metric {key!r}: steps, values and times must all be numbers") from None
-            if values.ndim != 1 or steps_f.ndim != 1 or times.shape != values.shape:
+            if values.ndim != 1 or steps.ndim != 1 or times.shape != values.shape:
                 raise InvalidInput(f"metric {key!r}: steps, values and times must be flat lists of one length")
-            if not np.isfinite(values).all():
-                bad = int(np.flatnonzero(~np.isfinite(values))[0])
-                raise InvalidInput(f"metric {key!r}: value at position {bad} is {values[bad]}; values must be finite")
-            if (steps_f < 0).any() or (steps_f != np.floor(steps_f)).any() or not np.isfinite(steps_f).all():
-                raise InvalidInput(f"metric {key!r}: steps must be non-negative integers")
-            out[key] = (steps_f.astype(np.int64), values, times)
-        return out
+            if steps.dtype != np.int64:  # floats or wider integers: rare, checked here; int64 in bulk below
+                _check_steps(key, steps)
+            out[key] = (steps, values, times)
+        _check_numbers(out)
+        return {key: (steps.astype(np.int64, copy=False), values, times) for key, (steps, values, times) in out.items()}
 
     def ingest_metrics(self, sid: int, batch: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> int:
-        """Store a validated batch in one transaction; returns the number of points (durable on return)."""
-        total = 0
-        with self._write_lock, self.engine.begin() as conn:
-            known = dict(conn.execute(  # type: ignore[arg-type]
-                select(MetricKey.key, MetricKey.id).where(MetricKey.session_id == sid, MetricKey.key.in_(list(batch)))
-            ).all())
-            chunks = []
-            for key, (steps, values, times) in batch.items():
-                n = len(values)
-                if n == 0:
-                    continue
-                if key not in known:
-                    known[key] = conn.execute(insert(MetricKey).values(
-                        session_id=sid, key=key, count=0)).inserted_primary_key[0]  # type: ignore[index]
-                kid = known[key]
-                chunks.append(dict(key_id=kid, n=n, step_min=int(steps.min()), step_max=int(steps.max()),
-                                   steps=steps.astype("<i8").tobytes(), values=values.astype("<f8").tobytes(),
-                                   times=times.astype("<f8").tobytes()))
-                last = n - 1 - int(np.argmax(times[::-1]))  # the last point among the newest
-                newest = float(times[last])
-                conn.execute(update(MetricKey).where(MetricKey.id == kid).values(count=MetricKey.count + n))
-                # a late, older batch must not overwrite the latest value
-                conn.execute(update(MetricKey).where(
-                    MetricKey.id == kid, (MetricKey.updated_at.is_(None)) | (MetricKey.updated_at <= newest)
-                ).values(last_step=int(steps[last]), last_value=float(values[last]), updated_at=newest))
-                total += n
-            if chunks:
-                conn.execute(insert(MetricChunk), chunks)
-        return total
+        """Store a validated batch in one transaction; returns the number of points (durable on return).
 
-    def metric_keys(self, sid: int) -> list[dict[str, Any]]:
+        A batch costs a fixed handful of statements however many keys it holds (a batch of 30,000
+        keys must not become 90,000 round trips). A batch that would take the session over
+        ``HANEUL_MAX_METRIC_KEYS`` distinct keys is refused whole.
+        """
+        batch = {key: group for key, group in batch.items() if len(group[1])}
+        if not batch:
+            return 0
+        summaries = dict(zip(batch, _summaries(batch), strict=True))
+        with self._write_lock, self.engine.begin() as conn:
+            known = self._key_ids(conn, sid, list(batch))
+            new = [key for key in batch if key not in known]
+            if new:
+                self._check_key_limit(conn, sid, new)
+                # a new key starts out with this batch's count and latest point: only held keys need updating
+                _executemany(conn, insert(MetricKey), [
+                    dict(session_id=sid, key=key, count=len(batch[key][1]), last_step=summaries[key].last_step,
+                         last_value=summaries[key].last_value, updated_at=summaries[key].last_time)
+                    for key in new
+                ])
+            held = [dict(b_kid=known[key], b_n=len(batch[key][1]), b_step=s.last_step, b_value=s.last_value,
+                         b_time=s.last_time) for key, s in summaries.items() if key in known]
+            if held:
+                _executemany(conn, _UPDATE_KEYS, held)
+            if new:
+                known.update(self._key_ids(conn, sid, new))
+            _executemany(conn, insert(MetricChunk), [
+                dict(key_id=known[key], n=len(values), step_min=summaries[key].step_min,
+                     step_max=summaries[key].step_max, steps=steps.astype("<i8").tobytes(),
+                     values=values.astype("<f8").tobytes(), times=times.astype("<f8").tobytes())
+                for key, (steps, values, times) in batch.items()
+            ])
+        return sum(len(group[1]) for group in batch.values())
+
+    def _check_key_limit(self, conn: Any, sid: int, new: list[str]) -> None:
+        held = conn.execute(select(func.count()).select_from(MetricKey).where(MetricKey.session_id == sid)).scalar_one()
+        limit = self.settings.max_metric_keys
+        if held + len(new) > limit:
+            raise InvalidInput(
+                f"session {sid} would hold {held + len(new)} metric keys, over the limit of {limit} "
+                f"(new keys in this batch include {new[0][:60]!r}); report fewer distinct keys, "
+                "or raise HANEUL_MAX_METRIC_KEYS on the server"
+            )
+
+    @staticmethod
+    def _key_ids(conn: Any, sid: int, keys: list[str]) -> dict[str, int]:
+        """Ids of those of ``keys`` the session holds. For many keys one read of all the session's
+        keys beats dozens of IN (...) lists."""
+        if len(keys) > _IN_CHUNK:
+            wanted = set(keys)
+            rows = conn.execute(select(MetricKey.key, MetricKey.id).where(MetricKey.session_id == sid))
+            return {key: kid for key, kid in rows if key in wanted}
+        found: dict[str, int] = {}
+        for i in range(0, len(keys), _IN_CHUNK):
+            part = keys[i:i + _IN_CHUNK]
+            rows = conn.execute(select(MetricKey.key, MetricKey.id).where(
+                MetricKey.session_id == sid, MetricKey.key.in_(part)))
+            found.update((key, kid) for key, kid in rows)
+        return found
+
+    def metric_keys(self, sid: int, *, q: str | None = None, limit: int | None = None,
+                    offset: int = 0) -> list[dict[str, Any]]:
+        """The session's keys in key order; ``q`` keeps those containing it, ``limit``/``offset`` page."""
         self._row(sid)
+        query = select(MetricKey).where(MetricKey.session_id == sid)
+        if q:
+            query = query.where(MetricKey.key.contains(q, autoescape=True))
+        query = query.order_by(MetricKey.key).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(MetricKey).where(MetricKey.session_id == sid).order_by(MetricKey.key)).all()
+            rows = conn.execute(query).all()
         return [{"key": r.key, "count": r.count, "last_step": r.last_step, "last_value": r.last_value} for r in rows]
 
-    def latest_metrics(self, sids: list[int]) -> dict[int, dict[str, float | None]]:
+    def metric_key(self, sid: int, key: str) -> dict[str, Any] | None:
+        """One key's summary (count, last step and value), or None when the session has no such key."""
+        with self.engine.connect() as conn:
+            r = conn.execute(select(MetricKey).where(MetricKey.session_id == sid, MetricKey.key == key)).first()
+        return None if r is None else {"key": r.key, "count": r.count, "last_step": r.last_step,
+                                       "last_value": r.last_value}
+
+    def count_metric_keys(self, sid: int, *, q: str | None = None) -> int:
+        query = select(func.count()).select_from(MetricKey).where(MetricKey.session_id == sid)
+        if q:
+            query = query.where(MetricKey.key.contains(q, autoescape=True))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def latest_metrics(self, sids: list[int], *, per_session: int = SUMMARY_METRICS) -> dict[int, dict[str, float | None]]:
+        """The latest value of the first ``per_session`` keys (in report order) of each session."""
         if not sids:
             return {}
+        rank = func.row_number().over(partition_by=MetricKey.session_id, order_by=MetricKey.id).label("rank")
+        ranked = select(MetricKey.session_id, MetricKey.key, MetricKey.last_value, rank).where(
+            MetricKey.session_id.in_(sids)).subquery()
+        query = (select(ranked.c.session_id, ranked.c.key, ranked.c.last_value)
+                 .where(ranked.c.rank <= per_session).order_by(ranked.c.session_id, ranked.c.rank))
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(MetricKey.session_id, MetricKey.key, MetricKey.last_value).where(MetricKey.session_id.in_(sids))
-            ).all()
+            rows = conn.execute(query).all()
         out: dict[int, dict[str, float | None]] = {}
         for sid, key, value in rows:
             out.setdefault(sid, {})[key] = value
         return out
+
+    def _metric_counts(self, sids: list[int]) -> dict[int, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(MetricKey.session_id, func.count()).where(
+                MetricKey.session_id.in_(sids)).group_by(MetricKey.session_id)).all()
+        return {sid: int(n) for sid, n in rows}
+
+    def metric_updates(self, sid: int, *, after_id: int = 0, keys: list[str] | None = None,
+                       max_points: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Points stored after the cursor ``after_id``, grouped by key (``{"key", "steps", "values"}`` in
+        step order, each downsampled to ``max_points``), and the cursor to pass next time.
+
+        One query whatever the number of keys, which is what lets a live page follow a session
+        holding thousands of them; ``keys`` follows only those (keys not reported yet included).
+        """
+        query = (select(MetricChunk.id, MetricKey.key, MetricChunk.steps, MetricChunk.values)
+                 .join(MetricKey, MetricChunk.key_id == MetricKey.id)
+                 .where(MetricKey.session_id == sid, MetricChunk.id > after_id))
+        if keys is not None:
+            query = query.where(MetricKey.key.in_(keys))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(MetricChunk.id)).all()
+        if not rows:
+            return [], after_id
+        grouped: dict[str, list[Any]] = {}
+        for row in rows:
+            grouped.setdefault(row.key, []).append(row)
+        out = []
+        for key, chunks in grouped.items():
+            steps = np.concatenate([np.frombuffer(r.steps, dtype="<i8") for r in chunks])
+            values = np.concatenate([np.frombuffer(r.values, dtype="<f8") for r in chunks])
+            order = np.argsort(steps, kind="stable")
+            steps, values = downsample(steps[order], values[order], max_points)
+            out.append({"key": key, "steps": steps.tolist(), "values": values.tolist()})
+        return out, int(rows[-1].id)
 
     def query_metrics(
         self,
@@ -631,8 +872,8 @@ class Platform:
 
     def read_log(self, sid: int, *, offset: int = 0, limit: int = 1 << 20) -> tuple[bytes, int]:
         path = self.log_path(sid)
-        if not path.exists():
-            return b"", offset
+        if not path.exists() or offset >= path.stat().st_size:
+            return b"", offset  # nothing new (and a seek far past the end fails on some file systems)
         with open(path, "rb") as fh:
             fh.seek(offset)
             data = fh.read(limit)

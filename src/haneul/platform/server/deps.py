@@ -1,13 +1,24 @@
-"""Dependency aliases shared by the route modules."""
+"""Dependency aliases, parameter types and documented error answers shared by the route modules."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from annotated_types import Ge, Le
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
 
-from haneul.platform.service import Platform
+from haneul.platform.service import INT64_MAX, INT64_MIN, Platform
+
+# The database stores integers as signed 64-bit: a wider one must be a 400 naming the parameter, not
+# an overflow deep in the driver. Plain constraints (not Path()/Query()) so that a route can still
+# add its own Query(description=...).
+Int64 = Annotated[int, Ge(INT64_MIN), Le(INT64_MAX)]
+NonNegInt64 = Annotated[int, Ge(0), Le(INT64_MAX)]
+SessionId = Annotated[int, Ge(INT64_MIN), Le(INT64_MAX), Path(description="session id")]
 
 
 def get_platform(request: Request) -> Platform:
@@ -18,13 +29,68 @@ def get_templates(request: Request) -> Jinja2Templates:
     return request.app.state.templates
 
 
-def bearer_token(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    return None
+# declared as a security scheme so the OpenAPI document shows which routes need the session token
+_bearer = HTTPBearer(auto_error=False, scheme_name="session token",
+                     description="the session's token (HANEUL_TOKEN in the session's environment)")
+
+
+def bearer_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str | None:
+    return credentials.credentials.strip() if credentials is not None else None
 
 
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 TokenDep = Annotated[str | None, Depends(bearer_token)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class ErrorBody(BaseModel):
+    """What every 4xx and 5xx answer of the API carries (see :mod:`haneul.errors`)."""
+
+    error: ErrorDetail
+
+
+ERROR_DESCRIPTIONS = {
+    400: "invalid input: a malformed parameter or body",
+    401: "a valid session token is required",
+    404: "no such session, metric or checkpoint",
+    409: "the request clashes with the session's state",
+    413: "the request body or batch is too large",
+    500: "the server failed, or a stored file no longer matches its checksum",
+    507: "the server could not store the file (e.g. its disk is full)",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error answers a route can give, all in the :class:`ErrorBody` shape."""
+    return {code: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[code]} for code in codes}
+
+
+#: where the app's body limit keeps its state in the request scope (see ``server.app``)
+BODY_LIMIT_KEY = "haneul.body_limit"
+#: the OpenAPI extension that marks an operation whose body is streamed (no 413 from the body limit)
+STREAMED_BODY_EXTENSION = "x-haneul-streamed-body"
+
+
+@dataclass
+class BodyLimit:
+    max_bytes: int | None  # None: this request's body is not limited
+    received: int = 0
+
+
+def _streamed_body(request: Request) -> None:
+    limit = request.scope.get(BODY_LIMIT_KEY)
+    if isinstance(limit, BodyLimit):
+        limit.max_bytes = None
+
+
+#: for ``dependencies=[...]`` of a route that streams its body to disk (checkpoint uploads): the
+#: request body limit guards routes that read the whole body into memory, not this one
+StreamedBody = Depends(_streamed_body)

@@ -9,19 +9,35 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from haneul.platform.server.deps import PlatformDep, TokenDep
+from haneul.platform.server.deps import (
+    STREAMED_BODY_EXTENSION,
+    PlatformDep,
+    SessionId,
+    StreamedBody,
+    TokenDep,
+    errors,
+)
 
 router = APIRouter(prefix="/api/v1/sessions/{sid}/checkpoints", tags=["checkpoints"])
 
 
-@router.get("")
-def list_checkpoints(sid: int, platform: PlatformDep) -> list[dict[str, Any]]:
+@router.get("", responses=errors(400, 404))
+def list_checkpoints(sid: SessionId, platform: PlatformDep) -> list[dict[str, Any]]:
     platform.get_session(sid)
     return platform.list_checkpoints(sid)
 
 
-@router.put("/{name}", status_code=201)
-async def upload(sid: int, name: str, request: Request, platform: PlatformDep, token: TokenDep,
+@router.put(
+    "/{name}",
+    status_code=201,
+    responses=errors(400, 401, 404, 507),
+    dependencies=[StreamedBody],
+    openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
+        "schema": {"type": "string", "format": "binary"}}},
+        "description": "the file's bytes, streamed to disk (not bound by the request body limit). "
+        "Needs the session token."}, STREAMED_BODY_EXTENSION: True},
+)
+async def upload(sid: SessionId, name: str, request: Request, platform: PlatformDep, token: TokenDep,
                  kind: str = "file") -> dict[str, Any]:
     await run_in_threadpool(platform.authenticate, sid, token)
     # Spool the body to a temporary file first: the store then writes tmp-then-rename from disk
@@ -42,8 +58,14 @@ async def upload(sid: int, name: str, request: Request, platform: PlatformDep, t
         )
 
 
-@router.get("/{name}")
-def download(sid: int, name: str, platform: PlatformDep) -> FileResponse:
+@router.get(
+    "/{name}",
+    responses={**errors(400, 404, 500),
+               200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                     "description": "the file; X-Haneul-Sha256 carries its checksum"}},
+    response_class=FileResponse,
+)
+def download(sid: SessionId, name: str, platform: PlatformDep) -> FileResponse:
     record, path = platform.checkpoint_file(sid, name)
     return FileResponse(
         path,

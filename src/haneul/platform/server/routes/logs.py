@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from haneul.platform.server import sse
-from haneul.platform.server.deps import PlatformDep
+from haneul.platform.server.deps import NonNegInt64, PlatformDep, SessionId, errors
 
 router = APIRouter(prefix="/api/v1/sessions/{sid}", tags=["logs"])
 
@@ -20,12 +20,12 @@ class _LogFollower:
         self.pending = b""
 
 
-@router.get("/logs")
+@router.get("/logs", responses=errors(400, 404))
 def logs(
-    sid: int,
+    sid: SessionId,
     platform: PlatformDep,
     tail: Annotated[int, Query(ge=0, le=100_000)] = 100,
-    offset: Annotated[int | None, Query(ge=0, description="read from this byte offset instead of tailing")] = None,
+    offset: Annotated[NonNegInt64 | None, Query(description="read from this byte offset instead of tailing")] = None,
 ) -> dict[str, Any]:
     if offset is not None:
         data, end = platform.read_log(sid, offset=offset)
@@ -34,9 +34,9 @@ def logs(
     return {"lines": lines, "offset": end}
 
 
-@router.get("/stream/logs")
+@router.get("/stream/logs", responses=errors(400, 404))
 async def stream_logs(
-    sid: int,
+    sid: SessionId,
     request: Request,
     platform: PlatformDep,
     tail: Annotated[int, Query(ge=0, le=10_000)] = 100,
@@ -51,7 +51,7 @@ async def stream_logs(
             if follower.first:
                 frames.append(sse.frame(follower.first, event="lines"))
                 follower.first = []
-            ended = platform.get_session(sid)["status"] not in ("queued", "running")
+            ended = platform.status(sid) not in ("queued", "running")
             data, follower.offset = platform.read_log(sid, offset=follower.offset)
             buf = follower.pending + data
             if ended:

@@ -9,33 +9,58 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from haneul.errors import PayloadTooLarge
 from haneul.platform.server import sse
-from haneul.platform.server.deps import PlatformDep, TokenDep
+from haneul.platform.server.deps import (
+    INT64_MAX,
+    Int64,
+    NonNegInt64,
+    PlatformDep,
+    SessionId,
+    TokenDep,
+    errors,
+)
 
 router = APIRouter(prefix="/api/v1/sessions/{sid}", tags=["metrics"])
 
-MAX_BODY = 64 << 20
 _BATCH_EXAMPLE = {"metrics": {"loss": {"steps": [0, 1], "values": [2.3, 2.1], "times": [1.7e9, 1.7e9]}}}
+# The batch is parsed by hand (100,000 points through a pydantic model would be slow); this schema
+# documents what the parser accepts.
+_BATCH_SCHEMA = {
+    "type": "object",
+    "required": ["metrics"],
+    "properties": {"metrics": {
+        "type": "object",
+        "minProperties": 1,
+        "propertyNames": {"minLength": 1, "maxLength": 256},
+        "additionalProperties": {
+            "type": "object",
+            "required": ["steps", "values"],
+            "properties": {
+                "steps": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": INT64_MAX}},
+                "values": {"type": "array", "items": {"type": "number"}},
+                "times": {"type": "array", "items": {"type": "number"}, "description": "unix seconds"},
+            },
+        },
+    }},
+}
 
 
 @router.post(
     "/metrics",
+    responses=errors(400, 401, 404, 413),
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"example": _BATCH_EXAMPLE}},
-            "description": "points grouped by key; times are optional (server time). Needs the session token.",
+            "content": {"application/json": {"schema": _BATCH_SCHEMA, "example": _BATCH_EXAMPLE}},
+            "description": "points grouped by key; times are optional (server time); steps are integers "
+            "from 0 to 2^63-1. Needs the session token. The request body limit "
+            "(HANEUL_MAX_REQUEST_BYTES) and the batch limit (HANEUL_MAX_METRIC_BATCH points) give 413; "
+            "more keys than HANEUL_MAX_METRIC_KEYS in one session give 400.",
         }
     },
 )
-async def ingest(sid: int, request: Request, platform: PlatformDep, token: TokenDep) -> dict[str, int]:
-    length = int(request.headers.get("content-length") or 0)
-    if length > MAX_BODY:
-        raise PayloadTooLarge(f"metric batch of {length} bytes exceeds {MAX_BODY} bytes; send smaller batches")
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise PayloadTooLarge(f"metric batch exceeds {MAX_BODY} bytes; send smaller batches")
+async def ingest(sid: SessionId, request: Request, platform: PlatformDep, token: TokenDep) -> dict[str, int]:
+    body = await request.body()  # the app's request body limit stops an oversized one while it arrives
 
     def work() -> int:
         platform.authenticate(sid, token)
@@ -44,20 +69,26 @@ async def ingest(sid: int, request: Request, platform: PlatformDep, token: Token
     return {"accepted": await run_in_threadpool(work)}
 
 
-@router.get("/metrics")
-def keys(sid: int, platform: PlatformDep) -> list[dict[str, Any]]:
-    return platform.metric_keys(sid)
+@router.get("/metrics", responses=errors(400, 404))
+def keys(
+    sid: SessionId,
+    platform: PlatformDep,
+    q: Annotated[str | None, Query(description="only keys containing this text")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=100_000, description="at most this many keys (all when omitted)")] = None,
+    offset: Annotated[NonNegInt64, Query(description="skip this many keys (in key order)")] = 0,
+) -> list[dict[str, Any]]:
+    return platform.metric_keys(sid, q=q, limit=limit, offset=offset)
 
 
-@router.get("/metrics/{key:path}")
+@router.get("/metrics/{key:path}", responses=errors(400, 404))
 def history(
-    sid: int,
+    sid: SessionId,
     key: str,
     platform: PlatformDep,
-    step_min: int | None = None,
-    step_max: int | None = None,
+    step_min: Annotated[Int64 | None, Query()] = None,
+    step_max: Annotated[Int64 | None, Query()] = None,
     max_points: Annotated[int, Query(ge=0, le=1_000_000, description="0 = every point")] = 0,
-    after_id: Annotated[int, Query(ge=0, description="only points stored after this id")] = 0,
+    after_id: Annotated[NonNegInt64, Query(description="only points stored after this id")] = 0,
 ) -> Response:
     """``{"key", "total", "last_id", "steps": [...], "values": [...]}`` in step order."""
     got = platform.query_metrics(
@@ -66,32 +97,29 @@ def history(
     return Response(orjson.dumps(got), media_type="application/json")  # 100k points: skip the encoder
 
 
-@router.get("/stream/metrics")
+@router.get("/stream/metrics", responses=errors(400, 404))
 async def stream(
-    sid: int,
+    sid: SessionId,
     request: Request,
     platform: PlatformDep,
     max_points: Annotated[int, Query(ge=2, le=100_000)] = 2000,
+    key: Annotated[list[str] | None, Query(max_length=500, description="follow only these keys (repeat, up to "
+                                           "500); every key when omitted")] = None,
 ) -> Any:
     """Live metric points: one ``points`` event per key with new data; ``end`` when the session ends."""
-    platform.get_session(sid)
-    last: dict[str, int] = {}
+    await run_in_threadpool(platform.status, sid)  # 404 before the stream starts
+    cursor = 0
+    wanted = key or None
 
     async def poll() -> tuple[list[str], bool]:
         def work() -> tuple[list[str], bool]:
-            ended = platform.get_session(sid)["status"] not in ("queued", "running")
-            frames = []
-            for k in platform.metric_keys(sid):
-                key = k["key"]
-                got = platform.query_metrics(sid, key, after_id=last.get(key, 0), max_points=max_points)
-                if got["total"]:
-                    last[key] = got["last_id"]
-                    frames.append(sse.frame({"key": key, "steps": got["steps"], "values": got["values"]},
-                                            event="points"))
+            nonlocal cursor
+            ended = platform.status(sid) not in ("queued", "running")
+            # one query for every key with new points, not one per key: a session may hold thousands
+            updates, cursor = platform.metric_updates(sid, after_id=cursor, keys=wanted, max_points=max_points)
+            frames = [sse.frame(u, event="points") for u in updates]
             return frames, ended and not frames
 
         return await run_in_threadpool(work)
 
     return sse.stream(sse.follow(request, poll, interval=0.5))
-
-

@@ -13,10 +13,11 @@
   };
   function row(s, picked) {
     const metrics = Object.entries(s.metrics || {}).slice(0, 4)
-      .map(([k, v]) => `<span class="metric">${esc(k)}=${num(v)}</span>`).join("");
+      .map(([k, v]) => `<span class="metric">${esc(k)}=${num(v)}</span>`).join("") +
+      (s.metric_count > 4 ? `<span class="muted more">+${s.metric_count - 4} more</span>` : "");
     return `<tr data-id="${s.id}"><td><input type="checkbox" class="pick" value="${s.id}" ${picked.has(String(s.id)) ? "checked" : ""}></td>` +
       `<td><a href="/sessions/${s.id}">${s.id}</a></td><td><a href="/sessions/${s.id}">${esc(s.name)}</a></td>` +
-      `<td><span class="status ${s.status}">${s.status}</span></td><td>${esc(s.owner)}</td><td>${age(s.created_at)}</td>` +
+      `<td><span class="status ${esc(s.status)}">${esc(s.status)}</span></td><td>${esc(s.owner)}</td><td>${age(s.created_at)}</td>` +
       `<td class="metrics">${metrics}</td></tr>`;
   }
   async function refresh() {
