@@ -130,3 +130,10 @@ def test_no_dialog_module_imports_one_that_imports_it_back(module):
                 seen.add(dep)
                 todo.append(dep)
     assert module not in seen, f"haneul.dialog.{module} imports itself back through {sorted(seen)}"
+
+
+def test_an_unusable_endpoint_url_is_a_400_not_a_server_error(tmp_path):
+    c = client(MemoryStore(f"sqlite:///{tmp_path / 'memory.db'}"))
+    r = c.post("/api/v1/dialog/respond/kim", json={"dialogue": [{"role": "user", "text": "안녕하세요"}],
+                                                   "endpoint": "http://bad\x01host/v1"})
+    assert r.status_code == 400 and "is not a usable URL" in r.json()["error"]["message"]

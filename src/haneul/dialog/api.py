@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from haneul.dialog.operators import Operator, get_operator
 from haneul.dialog.stores import DIALOG_MIGRATIONS, BaseMemoryStore, MemoryStore, check_person
 from haneul.dialog.text import MAX_SENTENCE_CHARS
-from haneul.platform.plugins import Plugin
+from haneul.platform.plugins import Plugin, errors
 
 if TYPE_CHECKING:
     from haneul.platform.plugins import ServerContext
@@ -69,6 +69,10 @@ class RespondIn(BaseModel):
     top_k: int = 3
 
 
+NO_PERSON = {404: "no memory for this person, or no such version"}
+NO_MODEL = {404: "no such summariser model folder"}
+
+
 def plugin(ctx: ServerContext) -> Plugin:
     """The ``dialog`` server plugin: the routes over the server's database, and the tables' migrations."""
     store = MemoryStore(ctx.engine, home=ctx.home)
@@ -98,32 +102,32 @@ def create_router(store: BaseMemoryStore | None = None, *, home: Path | None = N
     def people() -> dict[str, list[str]]:
         return {"people": memory.people()}
 
-    @router.get("/memory/{person}")
+    @router.get("/memory/{person}", responses=errors(404, described=NO_PERSON))
     def show(person: str) -> dict[str, Any]:
         person = check_person(person)
         latest = memory.latest(person)
         return {"person": person, "version": latest.version if latest else 0,
                 "sentences": latest.sentences if latest else []}
 
-    @router.post("/memory/{person}/update")
+    @router.post("/memory/{person}/update", responses=errors(404, 409, 502, described=NO_PERSON))
     def update(person: str, body: UpdateIn) -> dict[str, Any]:
         res = memory.update(person, body.summary, operator=operator_for(body), expected_version=body.expected_version,
                             session=body.session, max_chars=body.max_chars)
         return res.to_dict()
 
-    @router.get("/memory/{person}/history")
+    @router.get("/memory/{person}/history", responses=errors(404, described=NO_PERSON))
     def history(person: str) -> list[dict[str, Any]]:
         return [v.to_dict() for v in memory.history(person)]
 
-    @router.get("/memory/{person}/versions/{version}")
+    @router.get("/memory/{person}/versions/{version}", responses=errors(404, described=NO_PERSON))
     def version(person: str, version: int) -> dict[str, Any]:
         return memory.get(person, version).to_dict()
 
-    @router.post("/memory/{person}/revert")
+    @router.post("/memory/{person}/revert", responses=errors(404, 409, described=NO_PERSON))
     def revert(person: str, body: RevertIn) -> dict[str, Any]:
         return memory.revert(person, body.version, expected_version=body.expected_version).to_dict()
 
-    @router.post("/summarize")
+    @router.post("/summarize", responses=errors(404, 502, described=NO_MODEL))
     def summarize(body: SummarizeIn) -> dict[str, Any]:
         from haneul.dialog.summarizer import get_summarizer
 
@@ -137,7 +141,7 @@ def create_router(store: BaseMemoryStore | None = None, *, home: Path | None = N
             s = get_summarizer(body.backend, endpoint=body.endpoint, lm_model=body.lm_model, timeout=body.timeout)
         return s.summarize([t.model_dump() for t in body.dialogue], body.memory).to_dict()
 
-    @router.post("/respond/{person}")
+    @router.post("/respond/{person}", responses=errors(404, 502, described=NO_PERSON))
     def respond(person: str, body: RespondIn) -> dict[str, Any]:
         from haneul.dialog.lm import ChatClient
         from haneul.dialog.responder import Responder

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from haneul.errors import HaneulError, register
+from haneul.errors import HaneulError, InvalidInput, register
 
 
 @register
@@ -54,6 +54,9 @@ class ChatClient:
         try:
             with httpx.Client(timeout=self.timeout, transport=self.transport) as client:
                 resp = client.post(url, json=body, headers=headers)
+        except httpx.InvalidURL as exc:
+            raise InvalidInput(f"endpoint {self.base_url!r} is not a usable URL ({exc}); pass an OpenAI-compatible "
+                               "base URL such as http://127.0.0.1:8000/v1") from None
         except httpx.TimeoutException:
             raise LMUnavailable(
                 f"{url} timed out after {self.timeout:g}s; raise --timeout or check the server"

@@ -23,11 +23,12 @@ from fastapi.responses import HTMLResponse
 
 from haneul.errors import InvalidInput, PayloadTooLarge
 from haneul.evals.store import ResultStore, leaderboard, summary
-from haneul.platform.plugins import NavEntry, Plugin, ServerContext
+from haneul.platform.plugins import NavEntry, Plugin, ServerContext, errors
 
 #: a results document holds aggregated scores only (no per-item records): a few hundred KiB at most
 MAX_BODY = 32 * 1024 * 1024
 TEMPLATES = Path(__file__).with_name("templates")
+NO_RUN = {404: "no published evaluation run with this id"}
 
 
 def plugin(ctx: ServerContext) -> Plugin:
@@ -68,12 +69,12 @@ def create_router(ctx: ServerContext) -> APIRouter:
         items = [summary(r) for r in store.records(model=model)]
         return {"items": items, "total": len(items)}
 
-    @router.get("/api/v1/evals/results/{rid}", tags=["evals"])
+    @router.get("/api/v1/evals/results/{rid}", tags=["evals"], responses=errors(404, described=NO_RUN))
     def get_result(rid: str, request: Request) -> dict[str, Any]:
         """One run: ``{id, created_at, session, results}`` where ``results`` is the posted document."""
         return store.get(rid)
 
-    @router.delete("/api/v1/evals/results/{rid}", tags=["evals"])
+    @router.delete("/api/v1/evals/results/{rid}", tags=["evals"], responses=errors(404, described=NO_RUN))
     def delete_result(rid: str, request: Request) -> dict[str, Any]:
         store.delete(rid)
         return {"id": rid, "deleted": True}

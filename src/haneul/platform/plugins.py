@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
 
 from haneul.errors import InvalidInput, PluginError
 
@@ -39,12 +40,45 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GROUP", "NavEntry", "Plugin", "ServerContext", "Principal", "CurrentPrincipal", "PluginFactory",
-    "discover", "load_plugins",
+    "discover", "load_plugins", "ErrorBody", "errors",
 ]
 
 #: the entry-point group the server reads plugins from
 GROUP = "haneul.plugins"
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class ErrorBody(BaseModel):
+    """What every 4xx and 5xx answer of the API carries (see :mod:`haneul.errors`)."""
+
+    error: ErrorDetail
+
+
+ERROR_DESCRIPTIONS = {
+    400: "invalid input: a malformed parameter or body",
+    401: "a valid session token is required",
+    404: "no such session, metric or checkpoint",
+    409: "the request clashes with the session's state",
+    413: "the request body or batch is too large",
+    500: "the server failed, or a stored file no longer matches its checksum",
+    502: "an upstream server (a model endpoint the request named) failed",
+    503: "a server the request depends on cannot be reached",
+    507: "the server could not store the file (e.g. its disk is full)",
+}
+
+
+def errors(*codes: int, described: Mapping[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error answers a route can give, all in the :class:`ErrorBody` shape;
+    ``described`` words a code for this route (``{404: "no such person"}``). A plugin's routes pass it
+    as ``responses=errors(404, 409)`` so the server's spec documents what they answer."""
+    words = {**ERROR_DESCRIPTIONS, **(described or {})}
+    return {code: {"model": ErrorBody, "description": words[code]} for code in codes}
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from haneul.errors import InvalidInput
-from haneul.platform.plugins import Plugin, ServerContext
+from haneul.platform.plugins import Plugin, ServerContext, errors
 
 
 def plugin(ctx: ServerContext) -> Plugin:
@@ -44,7 +44,8 @@ def create_router(root: str | Path) -> APIRouter:
             cache[folder] = (stamp, RecModel.load(folder))
         return cache[folder][1]
 
-    @router.get("/api/v1/rec/{model_name}/recommend/{user}")
+    @router.get("/api/v1/rec/{model_name}/recommend/{user}",
+                responses=errors(404, described={404: "no trained model with this name"}))
     def recommend_route(
         model_name: str,
         user: str,

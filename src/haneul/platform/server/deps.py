@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from annotated_types import Ge, Le
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel
 
+# the error shapes live with the plugin contract, so plugins document their errors the same way
+from haneul.platform.plugins import ERROR_DESCRIPTIONS as ERROR_DESCRIPTIONS
+from haneul.platform.plugins import ErrorBody as ErrorBody
+from haneul.platform.plugins import ErrorDetail as ErrorDetail
+from haneul.platform.plugins import errors as errors
 from haneul.platform.service import INT64_MAX, INT64_MIN, Platform
 
 # The database stores integers as signed 64-bit: a wider one must be a 400 naming the parameter, not
@@ -43,34 +47,6 @@ def bearer_token(
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 TokenDep = Annotated[str | None, Depends(bearer_token)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    details: dict[str, Any] | None = None
-
-
-class ErrorBody(BaseModel):
-    """What every 4xx and 5xx answer of the API carries (see :mod:`haneul.errors`)."""
-
-    error: ErrorDetail
-
-
-ERROR_DESCRIPTIONS = {
-    400: "invalid input: a malformed parameter or body",
-    401: "a valid session token is required",
-    404: "no such session, metric or checkpoint",
-    409: "the request clashes with the session's state",
-    413: "the request body or batch is too large",
-    500: "the server failed, or a stored file no longer matches its checksum",
-    507: "the server could not store the file (e.g. its disk is full)",
-}
-
-
-def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for the error answers a route can give, all in the :class:`ErrorBody` shape."""
-    return {code: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[code]} for code in codes}
 
 
 #: where the app's body limit keeps its state in the request scope (see ``server.app``)
