@@ -29,6 +29,8 @@ def haneul_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     """Every test gets its own HANEUL_HOME and runs outside any platform session."""
     home = tmp_path_factory.mktemp("haneul-home")
     monkeypatch.setenv("HANEUL_HOME", str(home))
+    # sessions sample no system metrics unless a test asks (exact metric keys stay predictable)
+    monkeypatch.setenv("HANEUL_SYS_METRICS_INTERVAL", "0")
     for var in ("HANEUL_SESSION", "HANEUL_SERVER", "HANEUL_TOKEN", "HANEUL_DB_URL", "HANEUL_ARTIFACT_ROOT"):
         monkeypatch.delenv(var, raising=False)
     reload_settings()

@@ -5,6 +5,7 @@ Importing ``haneul`` gives only the in-session SDK, which works the same inside 
 code may call it unconditionally::
 
     import haneul
+    haneul.config({"lr": 3e-4, "opt": {"name": "adamw"}})
     haneul.report(step=10, loss=0.42)
     haneul.save("last", model.state_dict())
 """
@@ -14,8 +15,10 @@ from __future__ import annotations
 from haneul.platform.sdk import (
     DATASET_PATH,
     bind,
+    config,
     flush,
     load,
+    log_artifact,
     paused,
     report,
     save,
@@ -27,8 +30,10 @@ __version__ = "0.1.0"
 __all__ = [
     "DATASET_PATH",
     "bind",
+    "config",
     "flush",
     "load",
+    "log_artifact",
     "paused",
     "report",
     "save",

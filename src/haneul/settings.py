@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = 32 << 20
     # server plugins (entry-point names, comma-separated) to leave out at start-up
     disable_plugins: str = ""
+    # seconds between samples of a session's CPU, memory and GPU use (sys/* metrics); 0 turns them off.
+    # The launcher reads it from the session's environment, so `haneul run --env` can change it per session.
+    sys_metrics_interval: float = Field(default=10.0, ge=0)
 
     @property
     def database_url(self) -> str:

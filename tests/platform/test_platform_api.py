@@ -214,3 +214,16 @@ def test_downsample_keeps_extremes() -> None:
     assert len(s) <= 50 and 10.0 in v and list(s) == sorted(s)
     s2, v2 = downsample(steps[:10], values[:10], 50)
     assert len(s2) == 10
+
+
+@pytest.mark.parametrize("command, name", [
+    (["python", "train.py", "--lr", "3e-4"], "train.py"),
+    (["torchrun", "--nproc-per-node", "2", "src/train.py", "--epochs", "3"], "train.py"),
+    (["python", "-m", "pkg.train", "--x", "1"], "pkg.train"),
+    (["python", "-c", "print(1)"], "python"),
+    (["nvidia-smi"], "nvidia-smi"),
+])
+def test_a_session_is_named_after_its_script(command: list[str], name: str) -> None:
+    from haneul.platform.service import default_name
+
+    assert default_name(command) == name

@@ -50,5 +50,6 @@ def test_session_page_shows_live_chart_and_log(live_server: LiveServer, tmp_path
     row = page.text_content(f"tr[data-id='{sid}']")
     assert "done" in row and "loss=" in row
     page.goto(f"{live_server.url}/compare?ids={sid}&key=loss")
-    page.wait_for_selector("#compare .main-svg", timeout=20_000)
-    assert page.evaluate("document.getElementById('compare').data[0].name") == f"#{sid}"
+    page.wait_for_selector(".compare-chart[data-key=loss] .main-svg", timeout=20_000)
+    name = page.evaluate("document.querySelector('.compare-chart[data-key=loss]').data[0].name")
+    assert name.endswith(f" #{sid}") and len(name) > len(f" #{sid}")  # the session's name, then its id

@@ -109,6 +109,8 @@ def fuzzed_app(haneul_home: Path, tmp_path: Path) -> Iterator[tuple[Any, int, st
             batch = {"metrics": {"loss": {"steps": [0, 1], "values": [1.0, 0.5]}, "a/b": {"steps": [0], "values": [2.0]}}}
             assert client.post(f"/api/v1/sessions/{sid}/metrics", data=json.dumps(batch), headers=auth).ok
             assert client.put(f"/api/v1/sessions/{sid}/checkpoints/ck", data=b"abc", headers=auth).ok
+            assert client.put(f"/api/v1/sessions/{sid}/artifacts/preds/a.csv", data=b"x,y\n1,2\n",
+                              headers=auth).ok
             log = Path(app.state.platform.log_path(sid))
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text("one\ntwo\n")

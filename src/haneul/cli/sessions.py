@@ -1,4 +1,5 @@
-"""Session commands: run, ps, logs, stop, metrics, plot, checkpoints (top-level ``haneul`` commands)."""
+"""Session commands: run, ps, logs, stop, metrics, plot, checkpoints, archive, restore, delete
+(top-level ``haneul`` commands)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ def register(app: typer.Typer) -> None:
     app.command("metrics")(metrics)
     app.command("plot")(plot)
     app.command("checkpoints")(checkpoints)
+    app.command("archive")(archive)
+    app.command("restore")(restore)
+    app.command("delete")(delete)
 
 
 def _client() -> Any:
@@ -35,12 +39,12 @@ def _client() -> Any:
     return Client()
 
 
-def _parse_env(pairs: list[str]) -> dict[str, str]:
+def _parse_env(pairs: list[str], option: str = "--env") -> dict[str, str]:
     env = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise InvalidInput(f"--env {pair!r} must look like KEY=VALUE")
+            raise InvalidInput(f"{option} {pair!r} must look like KEY=VALUE")
         env[key] = value
     return env
 
@@ -53,6 +57,8 @@ def run(
     memory: str = typer.Option(None, help="Memory to reserve, e.g. 4G (only scheduled on when capacity sets it)."),
     priority: int = typer.Option(0, help="Higher runs first; first come first served within a priority."),
     env: list[str] = typer.Option([], "--env", "-e", help="KEY=VALUE added to the session's environment; repeatable."),
+    project: str = typer.Option(None, "--project", "-p", help="The session's project (default: this folder's name)."),
+    tag: list[str] = typer.Option([], "--tag", "-t", help="KEY=VALUE label, searchable as tags.KEY; repeatable."),
     in_place: bool = typer.Option(False, "--in-place", help="Run in this folder instead of a snapshot copy of it."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Stream the session's log until it ends; exit with its status."),
     as_json: JsonOpt = False,
@@ -63,7 +69,9 @@ def run(
     over 20 MB and .git/.venv are left out) and the command runs there with HANEUL_SESSION,
     HANEUL_SERVER and a session token in its environment, so `haneul.report` and `haneul.save` reach
     the server. PATH, VIRTUAL_ENV, CONDA_PREFIX and PYTHONPATH come from this shell, so the
-    session uses the same Python. Example: haneul run --name bert -- python train.py --lr 3e-4
+    session uses the same Python. The command's --name value pairs are recorded as params, and the
+    git commit, branch and uncommitted diff of the folder when it is a git work tree.
+    Example: haneul run --name bert --project nsmc --tag model=bert -- python train.py --lr 3e-4
     """
     from haneul.platform.client import inherited_env
 
@@ -71,7 +79,7 @@ def run(
     session = client.create_session(
         command=command, name=name, owner=getpass.getuser(), cpus=cpus, gpus=gpus, memory=memory,
         priority=priority, env={**inherited_env(), **_parse_env(env)},
-        cwd=os.getcwd(), snapshot=not in_place,
+        cwd=os.getcwd(), snapshot=not in_place, project=project, tags=_parse_env(tag, "--tag"),
     )
     page = f"{client.url}/sessions/{session['id']}"
     if as_json:
@@ -100,7 +108,12 @@ def ps(
     status: list[str] = typer.Option([], "--status", "-s", help="Only these statuses; repeatable."),
     owner: str = typer.Option(None, help="Only sessions of this owner."),
     query: str = typer.Option(None, "--name", help="Only sessions whose name contains this."),
-    sort: str = typer.Option("id", help="Sort by id, name, owner, status, created_at, started_at, ended_at, priority."),
+    project: str = typer.Option(None, "--project", "-p", help="Only sessions of this project."),
+    filter: str = typer.Option(None, "--filter", "-F", help='Search expression, e.g. '
+                               '\'params.lr < 1e-3 and metrics.val_acc > 0.8 and tags.model = "bert"\'.'),
+    archived: bool = typer.Option(False, "--archived", help="Show archived sessions instead of active ones."),
+    sort: str = typer.Option("id", help="Sort by id, name, owner, status, created_at, started_at, ended_at, "
+                             "priority, params.KEY or metrics.KEY."),
     asc: bool = typer.Option(False, "--asc", help="Ascending order (default: newest first)."),
     limit: int = typer.Option(20, help="How many sessions to show."),
     offset: int = typer.Option(0, help="Skip this many (pagination)."),
@@ -108,20 +121,21 @@ def ps(
 ) -> None:
     """List sessions with their status (and why a session ended badly), age and latest metric values."""
     client = _client()
-    res = client.list_sessions(status=status or None, owner=owner, q=query, sort=sort,
-                                  desc=not asc, limit=limit, offset=offset)
+    res = client.list_sessions(status=status or None, owner=owner, q=query, project=project, filter=filter,
+                               archived=1 if archived else 0, sort=sort, desc=not asc, limit=limit, offset=offset)
     if as_json:
         output.print_json(res)
         return
     from rich.text import Text
 
-    rows = [{"id": str(s["id"]), "name": s["name"], "status": s["status"], "owner": s["owner"],
+    rows = [{"id": str(s["id"]), "name": s["name"], "project": s.get("project", ""), "status": s["status"],
+             "owner": s["owner"],
              "age": age(s["created_at"]), "why": _why(s),
              "metrics": "  ".join(f"{k}={v:.4g}" for k, v in list(s.get("metrics", {}).items())[:4])}
             for s in res["items"]]
-    columns = ["id", "name", "status", "owner", "age", "metrics"]
+    columns = ["id", "name", "project", "status", "owner", "age", "metrics"]
     if any(row["why"] for row in rows):
-        columns.insert(3, "why")
+        columns.insert(4, "why")
     colour = {"status": lambda status: Text(status, style=STATUS_COLOURS.get(status, "white"))}
     output.print_table(rows, columns=columns, formats=colour, title=f"{res['total']} sessions")
     if rows:
@@ -245,3 +259,27 @@ def checkpoints(
     output.emit(items, as_json=as_json, show=lambda: output.print_table(
         [(c["name"], c["kind"], c["size"], c["sha256"][:16], age(c["created_at"])) for c in items],
         columns=["name", "kind", "size", "sha256", "age"], title=f"session {session} checkpoints"))
+
+
+def archive(session: int = typer.Argument(..., help="Session id.")) -> None:
+    """Hide a session from the default lists (haneul ps --archived shows it; haneul restore brings it back)."""
+    _client().archive_session(session)
+    output.say(f"session {session}: archived")
+
+
+def restore(session: int = typer.Argument(..., help="Session id.")) -> None:
+    """Bring an archived session back to the default lists."""
+    _client().restore_session(session)
+    output.say(f"session {session}: restored")
+
+
+def delete(
+    session: int = typer.Argument(..., help="Session id."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm: the session cannot be brought back."),
+) -> None:
+    """Delete a session for good: its metrics, checkpoints and working folder (a running one is refused)."""
+    if not yes:
+        raise InvalidInput(f"deleting session {session} removes its metrics, checkpoints and folder for good; "
+                           f"add --yes to confirm (or archive it: haneul archive {session})")
+    _client().delete_session(session)
+    output.say(f"session {session}: deleted")

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -100,6 +101,31 @@ class Client:
     def stop_session(self, sid: int | str) -> dict[str, Any]:
         return self._json("POST", f"/api/v1/sessions/{sid}/stop")
 
+    def update_session(self, sid: int | str, **body: Any) -> dict[str, Any]:
+        """Edit ``notes`` and ``tags`` (a tag set to None is removed)."""
+        return self._json("PATCH", f"/api/v1/sessions/{sid}", json=body)
+
+    def set_params(self, sid: int | str, params: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", f"/api/v1/sessions/{sid}/params", json={"params": params})
+
+    def archive_session(self, sid: int | str) -> dict[str, Any]:
+        return self._json("POST", f"/api/v1/sessions/{sid}/archive")
+
+    def restore_session(self, sid: int | str) -> dict[str, Any]:
+        return self._json("POST", f"/api/v1/sessions/{sid}/restore")
+
+    def delete_session(self, sid: int | str) -> dict[str, Any]:
+        return self._json("DELETE", f"/api/v1/sessions/{sid}")
+
+    def list_projects(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/api/v1/projects")
+
+    def list_views(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/api/v1/views")
+
+    def save_view(self, **body: Any) -> dict[str, Any]:
+        return self._json("POST", "/api/v1/views", json=body)
+
     # -- metrics
     def log_metrics(self, sid: int | str, groups: dict[str, tuple[list[int], list[float], list[float]]]) -> int:
         """Ship points grouped by key, ``{key: (steps, values, times)}``, in one batch."""
@@ -144,6 +170,39 @@ class Client:
             dest.unlink(missing_ok=True)
             raise IntegrityError(f"checkpoint {name!r} of session {sid} failed its sha256 check after download")
         return kind, dest
+
+    # -- artifacts
+    def list_artifacts(self, sid: int | str) -> list[dict[str, Any]]:
+        return self._json("GET", f"/api/v1/sessions/{sid}/artifacts")
+
+    def upload_artifact(self, sid: int | str, path: str, src: Path) -> dict[str, Any]:
+        record = self._json("PUT", f"/api/v1/sessions/{sid}/artifacts/{quote(path)}",
+                            content=iter_file(src), timeout=None)
+        if record["sha256"] != sha256_file(src):
+            raise IntegrityError(f"artifact {path!r} arrived corrupted on the server; log it again")
+        return record
+
+    def artifact_preview(self, sid: int | str, path: str, lines: int = 50) -> dict[str, Any]:
+        return self._json("GET", f"/api/v1/sessions/{sid}/artifacts/{quote(path)}",
+                          params={"preview": 1, "lines": lines})
+
+    def download_artifact(self, sid: int | str, path: str, dest: Path) -> Path:
+        """Write artifact ``path`` to ``dest`` atomically; its sha256 is checked after the download."""
+        try:
+            with self._http.stream("GET", f"/api/v1/sessions/{sid}/artifacts/{quote(path)}", timeout=None) as res:
+                if res.status_code >= 400:
+                    res.read()
+                    raise _error_from(res)
+                expected = res.headers.get("x-haneul-sha256", "")
+                with atomic_open(dest, "wb") as fh:
+                    for chunk in res.iter_bytes(1 << 20):
+                        fh.write(chunk)
+        except httpx.TransportError as exc:
+            raise ServerUnavailable(f"cannot reach the haneul server at {self.url}: {exc}") from None
+        if expected and sha256_file(dest) != expected:
+            dest.unlink(missing_ok=True)
+            raise IntegrityError(f"artifact {path!r} of session {sid} failed its sha256 check after download")
+        return dest
 
     # -- logs
     def tail_logs(self, sid: int | str, lines: int = 100) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The in-session SDK: ``haneul.report``, ``save``, ``load``, ``bind``, ``session_id``, ``DATASET_PATH``.
+"""The in-session SDK: ``haneul.report``, ``config``, ``save``, ``load``, ``bind``, ``session_id``,
+``DATASET_PATH``.
 
 Inside a platform session the executor sets ``HANEUL_SESSION``, ``HANEUL_SERVER`` and
 ``HANEUL_TOKEN``; metrics are shipped to the server and checkpoints uploaded to its artifact store.
@@ -791,6 +792,85 @@ def load(name: str, session: str | None = None) -> Any:
     return _unpack(kind, path)
 
 
+# --------------------------------------------------------------------------------------------------
+# artifacts
+
+
+def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> list[dict[str, Any]]:
+    """Keep a file or a folder (plots, predictions, configs, audio) with this session.
+
+    A file is stored as ``name`` (default: its file name); a folder's files are stored one by one
+    under ``name`` (default: the folder's name) with their paths inside it, e.g.
+    ``log_artifact("out/plots")`` stores ``plots/loss.png``. Outside a session they are copied to
+    ``HANEUL_HOME/local/<run>/artifacts``. Returns a record (path, size, sha256, media type) per file.
+    """
+    from haneul.platform.store import validate_artifact_path
+
+    src = Path(path)
+    if not src.exists():
+        raise InvalidInput(f"log_artifact: {src} does not exist; pass an existing file or folder")
+    prefix = validate_artifact_path(name if name is not None else src.resolve().name)
+    if src.is_dir():
+        # sorted so that a folder is stored (and listed while it uploads) in a stable order
+        files = [(f"{prefix}/{f.relative_to(src).as_posix()}", f) for f in sorted(src.rglob("*")) if f.is_file()]
+    else:
+        files = [(prefix, src)]
+    for dest, _ in files:
+        validate_artifact_path(dest)  # every path before any upload: a bad one leaves nothing half-logged
+    sid = session_id()
+    if sid is None:
+        from haneul.platform.store import ArtifactStore
+
+        store = ArtifactStore(_local_dir() / "artifacts")
+        return [store.put(dest, f) for dest, f in files]
+    from haneul.platform.client import Client
+
+    client = Client.from_env()
+    try:
+        return [client.upload_artifact(sid, dest, f) for dest, f in files]
+    finally:
+        client.close()
+
+
+def config(params: Any) -> dict[str, Any]:
+    """Record hyper-parameters: a dict (nested dicts are flattened with dots, ``{"opt": {"lr": 1e-3}}``
+    -> ``opt.lr``) or an ``argparse.Namespace``. Returns the flattened params.
+
+    Inside a session they are stored on the server at once (a key given again, or taken from the
+    command line at launch, is replaced); outside one they are merged into
+    ``$HANEUL_HOME/local/<run>/params.json`` with a line on stderr. Like :func:`report`, a server that
+    cannot be reached costs a line in the log, not the training run.
+    """
+    import json
+
+    from haneul.platform.params import flatten_params
+
+    if not isinstance(params, dict):
+        if not hasattr(params, "__dict__"):
+            raise InvalidInput(f"config() takes a dict or an argparse.Namespace, not {type(params).__name__}")
+        params = vars(params)
+    flat = flatten_params(params)
+    sid = session_id()
+    if sid is None:
+        path = _local_dir() / "params.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        held = json.loads(path.read_text()) if path.exists() else {}
+        from haneul.io import atomic_write_text
+
+        atomic_write_text(path, json.dumps({**held, **flat}, indent=2, ensure_ascii=False))
+        _Reporter._say(f"[haneul] config: {len(flat)} params -> {path}")
+        return flat
+    from haneul.platform.client import Client
+
+    try:
+        Client.from_env().set_params(sid, flat)
+    except HaneulError as exc:
+        if not _transient(exc):
+            raise
+        _Reporter._say(f"[haneul] config: could not store params on the server ({_message(exc)})")
+    return flat
+
+
 def paused() -> bool:
     """True when the platform asked this session to pause (it should save and exit cleanly)."""
     flag = os.environ.get("HANEUL_PAUSE_FILE")
@@ -810,8 +890,10 @@ __all__ = [
     "NotFound",
     "bind",
     "bound",
+    "config",
     "flush",
     "load",
+    "log_artifact",
     "paused",
     "report",
     "resend",

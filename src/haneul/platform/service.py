@@ -12,18 +12,34 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
+import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import orjson
-from sqlalchemy import BigInteger, Engine, Float, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    Float,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    not_,
+    or_,
+    select,
+    update,
+)
 
 from haneul.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
 from haneul.platform.db import (
@@ -35,9 +51,12 @@ from haneul.platform.db import (
     migrate,
     version_table,
 )
+from haneul.platform.db.models import SavedView, SessionParam, SessionTag
 from haneul.platform.executors import Executor, Exit, Handle, LaunchSpec, get_executor
+from haneul.platform.params import command_params, flatten_params
 from haneul.platform.scheduler import Resources, Scheduler, parse_memory
-from haneul.platform.store import CheckpointStore, validate_name
+from haneul.platform.search import And, Compare, Node, Not, Or, parse
+from haneul.platform.store import ArtifactStore, CheckpointStore, validate_artifact_path, validate_name
 from haneul.settings import Settings
 
 STATUSES = ("queued", "running", "done", "failed", "stopped", "lost")
@@ -86,6 +105,74 @@ def snapshot_code(src: Path, dest: Path, *, exclude: tuple[Path, ...] = ()) -> i
                 )
             shutil.copy2(path, dest / rel / name)
     return total
+
+
+# ---------------------------------------------------------------------- params, tags, git
+MAX_PARAMS = 10_000  # per session: far above any real config, low enough to bound one request
+MAX_TAG_LEN = 1024
+GIT_TIMEOUT_S = 5.0
+GIT_DIFF_MAX = 1 << 20  # the dirty diff kept in the session folder; larger diffs are cut here
+_PROJECT = re.compile(r"[\w][\w.\-]{0,127}")
+
+
+def _param_row(sid: int, key: str, value: Any) -> dict[str, Any]:
+    number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    text = None
+    if number is None and value is not None:
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)[:1024]
+    return {"session_id": sid, "key": key, "value": value, "num": number, "text": text}
+
+
+def check_tags(tags: Mapping[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, value in tags.items():
+        if not key or len(key) > MAX_KEY_LEN:
+            raise InvalidInput(f"tag key {str(key)[:40]!r} must be 1-{MAX_KEY_LEN} characters")
+        text = str(value)
+        if len(text) > MAX_TAG_LEN:
+            raise InvalidInput(f"tag {key!r} is {len(text)} characters long; keep tags under {MAX_TAG_LEN}")
+        out[str(key)] = text
+    return out
+
+
+def check_project(project: str) -> str:
+    if not _PROJECT.fullmatch(project):
+        raise InvalidInput(f"project {project[:60]!r} must be 1-128 letters, digits, '_', '-' or '.', "
+                           "starting with a letter or digit, e.g. --project nsmc")
+    return project
+
+
+def project_name(folder: str | os.PathLike[str]) -> str:
+    """The default project of code in ``folder``: the folder's name made into a valid project name."""
+    name = re.sub(r"[^\w.\-]+", "-", Path(folder).resolve().name).strip("-.")[:128]
+    return name if name and _PROJECT.fullmatch(name) else "default"
+
+
+def _git(folder: Path, *args: str) -> bytes | None:
+    try:
+        done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, timeout=GIT_TIMEOUT_S,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None  # no git on this machine, or a repository too slow to ask: record nothing
+    return done.stdout if done.returncode == 0 else None
+
+
+def capture_git(folder: Path) -> tuple[dict[str, Any] | None, bytes]:
+    """Commit, branch and dirtiness of the git work tree ``folder`` is in, and its uncommitted diff
+    (at most :data:`GIT_DIFF_MAX` bytes); ``(None, b"")`` when it is not one or git is missing."""
+    inside = _git(folder, "rev-parse", "--is-inside-work-tree")
+    if inside is None or inside.strip() != b"true":
+        return None, b""
+    commit = _git(folder, "rev-parse", "HEAD")
+    branch = _git(folder, "rev-parse", "--abbrev-ref", "HEAD")
+    status = _git(folder, "status", "--porcelain")
+    diff = (_git(folder, "diff", "HEAD", "--no-ext-diff", "--no-color") if commit else None) or b""
+    info = {"commit": commit.decode().strip() if commit else None,
+            "branch": branch.decode().strip() if branch else None,
+            "dirty": bool(status and status.strip())}
+    if len(diff) > GIT_DIFF_MAX:
+        diff = diff[:GIT_DIFF_MAX] + b"\n[diff cut at 1 MB]\n"
+    return info, diff
 
 
 class HomeLock:
@@ -259,6 +346,78 @@ def downsample(steps: np.ndarray, values: np.ndarray, max_points: int) -> tuple[
     keep = np.concatenate([base + np.nanargmin(grid, axis=1), base + np.nanargmax(grid, axis=1)])
     keep = np.unique(keep)
     return steps[keep], values[keep]
+
+
+def _archived_mode(archived: str | bool | None) -> str:
+    if archived is None or archived is False or str(archived).lower() in ("", "0", "false", "no"):
+        return "active"
+    if archived is True or str(archived).lower() in ("1", "true", "yes"):
+        return "archived"
+    if str(archived).lower() == "all":
+        return "all"
+    raise InvalidInput(f"archived={str(archived)[:40]!r} must be 0 (active sessions), 1 (archived ones) or all")
+
+
+def _sort_column(sort: str) -> Any:
+    """The column to order by: a session column, or the number of a param or the latest value of a
+    metric (``params.lr``, ``metrics.loss``)."""
+    scope, dot, key = sort.partition(".")
+    if dot and key and scope == "params":
+        return (select(SessionParam.num).where(SessionParam.session_id == Session.id, SessionParam.key == key)
+                .scalar_subquery())
+    if dot and key and scope == "metrics":
+        return (select(MetricKey.last_value).where(MetricKey.session_id == Session.id, MetricKey.key == key)
+                .scalar_subquery())
+    if sort not in SORTABLE:
+        raise InvalidInput(f"cannot sort by {sort!r}; choose one of: {', '.join(sorted(SORTABLE))}, "
+                           "params.KEY or metrics.KEY")
+    return getattr(Session, sort)
+
+
+def _compare(column: Any, op: str, value: Any) -> Any:
+    if op == "contains":
+        return column.contains(value, autoescape=True)
+    return {"=": column.__eq__, "!=": column.__ne__, "<": column.__lt__, "<=": column.__le__,
+            ">": column.__gt__, ">=": column.__ge__}[op](value)
+
+
+def _as_text(value: float | str) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return str(value)
+
+
+def _to_sql(node: Node) -> Any:
+    """A search tree as one SQL condition on ``sessions``. Each param, tag or metric comparison is an
+    ``id IN (...)`` over its (key, value) index, so the database never reads every session's values."""
+    if isinstance(node, And):
+        return and_(*(_to_sql(part) for part in node.parts))
+    if isinstance(node, Or):
+        return or_(*(_to_sql(part) for part in node.parts))
+    if isinstance(node, Not):
+        return not_(_to_sql(node.part))
+    assert isinstance(node, Compare)
+    if node.scope == "session":
+        column = getattr(Session, node.key)
+        text_field = node.key in ("name", "owner", "status", "project", "notes")
+        return _compare(column, node.op, _as_text(node.value) if text_field else node.value)
+    if node.scope == "params":
+        numeric = isinstance(node.value, float) and node.op != "contains"
+        column = SessionParam.num if numeric else SessionParam.text
+        inner = select(SessionParam.session_id).where(
+            SessionParam.key == node.key, _compare(column, node.op, node.value if numeric else _as_text(node.value)))
+    elif node.scope == "tags":
+        inner = select(SessionTag.session_id).where(
+            SessionTag.key == node.key, _compare(SessionTag.value, node.op, _as_text(node.value)))
+    else:
+        inner = select(MetricKey.session_id).where(
+            MetricKey.key == node.key, _compare(MetricKey.last_value, node.op, node.value))
+    return Session.id.in_(inner)
+
+
+def _view(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "filter": row.filter, "columns": list(row.columns or []),
+            "sort": row.sort, "desc": bool(row.desc), "created_at": row.created_at}
 
 
 class Platform:
@@ -443,12 +602,23 @@ class Platform:
         env: dict[str, str] | None = None,
         cwd: str | None = None,
         snapshot: bool = True,
+        project: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Queue a session (it starts at once when resources allow).
 
         With ``cwd`` and ``snapshot`` the folder is copied into the session's own working directory
-        and the command runs there; with ``snapshot=False`` it runs in ``cwd`` itself.
+        and the command runs there; with ``snapshot=False`` it runs in ``cwd`` itself. The command
+        line's ``--name value`` pairs become params (``params`` given here win on the same key), and
+        when ``cwd`` is in a git work tree its commit, branch and dirtiness are recorded, with the
+        uncommitted diff in ``git.diff`` of the session folder.
         """
+        project = check_project(project) if project else (project_name(cwd) if cwd else "default")
+        tags = check_tags(tags or {})
+        all_params = {**command_params(command), **flatten_params(params or {})}
+        if len(all_params) > MAX_PARAMS:
+            raise InvalidInput(f"{len(all_params)} params is over the limit of {MAX_PARAMS} per session")
         if not command or not all(isinstance(c, str) for c in command):
             raise InvalidInput("command must be a non-empty list of strings, e.g. [\"python\", \"train.py\"]")
         env = {str(k): str(v) for k, v in (env or {}).items()}
@@ -457,19 +627,28 @@ class Platform:
         self._check_command(command[0], env, cwd)
         need = Resources(float(cpus), int(gpus), self._memory_bytes(memory))
         self.scheduler.check(need)
+        git, diff = capture_git(Path(cwd)) if cwd is not None else (None, b"")
         token = secrets.token_urlsafe(24)
         now = time.time()
         with self._lock:
             with self.engine.begin() as conn:
                 sid = conn.execute(
                     insert(Session).values(
-                        name=name or Path(command[-1] if len(command) > 1 else command[0]).name[:128],
+                        name=name or default_name(command),
                         owner=owner, status="queued", command=command, env=env, cwd=cwd,
                         cpus=need.cpus, gpus=need.gpus, memory=need.memory, priority=priority,
                         executor=self.executor.name, token_hash=_hash_token(token), created_at=now,
+                        project=project, notes="", archived=False, git=git,
                     )
                 ).inserted_primary_key[0]  # type: ignore[index]
+                if all_params:
+                    conn.execute(insert(SessionParam), [_param_row(sid, k, v) for k, v in all_params.items()])
+                if tags:
+                    conn.execute(insert(SessionTag), [{"session_id": sid, "key": k, "value": v} for k, v in tags.items()])
                 workdir = self.settings.sessions_dir / str(sid)
+                if diff:
+                    workdir.mkdir(parents=True, exist_ok=True)
+                    (workdir / "git.diff").write_bytes(diff)
                 run_in = cwd
                 if cwd is not None and snapshot:
                     try:
@@ -525,6 +704,7 @@ class Platform:
         """One session; ``metrics`` holds the latest values of its first :data:`SUMMARY_METRICS` keys and
         ``metric_count`` counts them all (:meth:`metric_keys` pages through every key)."""
         out = self._public(self._row(sid))
+        self._attach_meta([out])
         out["metrics"] = self.latest_metrics([sid]).get(sid, {})
         out["metric_count"] = self._metric_counts([sid]).get(sid, 0)
         out["checkpoints"] = len(self.list_checkpoints(sid))
@@ -537,10 +717,29 @@ class Platform:
     def _public(s: Any) -> dict[str, Any]:
         keys = ("id", "name", "owner", "status", "command", "env", "cwd", "cpus", "gpus", "memory",
                 "priority", "executor", "pid", "exit_code", "reason", "created_at", "started_at",
-                "ended_at", "log_path", "workdir")
+                "ended_at", "log_path", "workdir", "project", "notes", "git")
         out = {k: s[k] for k in keys}
         out["env"] = mask_env(out["env"])
+        out["archived"] = bool(s["archived"])
         return out
+
+    def _attach_meta(self, items: list[dict[str, Any]]) -> None:
+        """Fill ``params`` and ``tags`` of session answers: two queries for a whole page."""
+        sids = [item["id"] for item in items]
+        params: dict[int, dict[str, Any]] = {sid: {} for sid in sids}
+        tags: dict[int, dict[str, str]] = {sid: {} for sid in sids}
+        with self.engine.connect() as conn:
+            for i in range(0, len(sids), _IN_CHUNK):
+                part = sids[i:i + _IN_CHUNK]
+                for sid, key, value in conn.execute(select(SessionParam.session_id, SessionParam.key, SessionParam.value)
+                                                    .where(SessionParam.session_id.in_(part)).order_by(SessionParam.key)):
+                    params[sid][key] = value
+                for sid, key, value in conn.execute(select(SessionTag.session_id, SessionTag.key, SessionTag.value)
+                                                    .where(SessionTag.session_id.in_(part)).order_by(SessionTag.key)):
+                    tags[sid][key] = value
+        for item in items:
+            item["params"] = params[item["id"]]
+            item["tags"] = tags[item["id"]]
 
     def list_sessions(
         self,
@@ -548,14 +747,21 @@ class Platform:
         status: list[str] | None = None,
         owner: str | None = None,
         q: str | None = None,
+        project: str | None = None,
+        filter: str | None = None,
+        archived: str | bool | None = None,
         sort: str = "id",
         desc: bool = True,
         limit: int = 50,
         offset: int = 0,
         with_metrics: bool = True,
+        columns: list[str] | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
-        if sort not in SORTABLE:
-            raise InvalidInput(f"cannot sort by {sort!r}; choose one of: {', '.join(sorted(SORTABLE))}")
+        """Sessions matching every filter given. ``filter`` is a search expression (see
+        :mod:`haneul.platform.search`); ``archived`` is false (the default: active sessions only), true
+        (archived ones only) or ``"all"``; ``sort`` is a column or ``params.KEY`` / ``metrics.KEY``
+        (sessions without that key last). With ``columns`` (``params.KEY``, ``metrics.KEY``, ``tags.KEY``)
+        each item also carries ``columns``: those values, None where a session has no such key."""
         for st in status or []:
             if st not in STATUSES:
                 raise InvalidInput(f"status {st!r} is unknown; choose from: {', '.join(STATUSES)}")
@@ -568,19 +774,161 @@ class Platform:
             cond.append(Session.owner == owner)
         if q:
             cond.append(Session.name.contains(q, autoescape=True))
-        col = getattr(Session, sort)
-        order = [col.desc() if desc else col.asc(), Session.id.desc() if desc else Session.id.asc()]
+        if project:
+            cond.append(Session.project == project)
+        mode = _archived_mode(archived)
+        if mode != "all":
+            cond.append(Session.archived.is_(mode == "archived"))
+        node = parse(filter) if filter else None
+        if node is not None:
+            cond.append(_to_sql(node))
+        sort_col = _sort_column(sort)
+        order = [sort_col.is_(None), sort_col.desc() if desc else sort_col.asc(),
+                 Session.id.desc() if desc else Session.id.asc()]
         with self.engine.connect() as conn:
             total = conn.execute(select(func.count()).select_from(Session).where(*cond)).scalar_one()
             rows = conn.execute(select(Session).where(*cond).order_by(*order).limit(limit).offset(offset)).all()
         items = [self._public(r._mapping) for r in rows]
+        if items:
+            self._attach_meta(items)
         if with_metrics and items:
             sids = [i["id"] for i in items]
             latest, counts = self.latest_metrics(sids), self._metric_counts(sids)
             for item in items:
                 item["metrics"] = latest.get(item["id"], {})
                 item["metric_count"] = counts.get(item["id"], 0)
+        if columns and items:
+            self._attach_columns(items, columns)
         return items, total
+
+    def _attach_columns(self, items: list[dict[str, Any]], columns: list[str]) -> None:
+        metric_keys = [c.partition(".")[2] for c in columns if c.startswith("metrics.")]
+        values = self.metric_values([i["id"] for i in items], metric_keys)
+        for item in items:
+            row: dict[str, Any] = {}
+            for col in columns:
+                scope, _, key = col.partition(".")
+                if scope == "metrics":
+                    row[col] = values.get(item["id"], {}).get(key)
+                elif scope in ("params", "tags"):
+                    row[col] = item[scope].get(key)
+                else:
+                    raise InvalidInput(f"column {col[:60]!r} must be params.KEY, metrics.KEY or tags.KEY")
+            item["columns"] = row
+
+    def metric_values(self, sids: list[int], keys: list[str]) -> dict[int, dict[str, float | None]]:
+        """The latest value of each of ``keys`` for each session (for columns picked on the list page)."""
+        if not sids or not keys:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(MetricKey.session_id, MetricKey.key, MetricKey.last_value).where(
+                MetricKey.session_id.in_(sids), MetricKey.key.in_(keys[:_IN_CHUNK]))).all()
+        out: dict[int, dict[str, float | None]] = {}
+        for sid, key, value in rows:
+            out.setdefault(sid, {})[key] = value
+        return out
+
+    # ------------------------------------------------------------------ params, tags, notes
+    def set_params(self, sid: int, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Record (or overwrite) params of a session; nested dicts are flattened with dots."""
+        flat = flatten_params(params)
+        self._row(sid)
+        with self.engine.begin() as conn:
+            held = conn.execute(select(func.count()).select_from(SessionParam).where(
+                SessionParam.session_id == sid, SessionParam.key.not_in(list(flat)[:_IN_CHUNK]))).scalar_one()
+            if held + len(flat) > MAX_PARAMS:
+                raise InvalidInput(f"session {sid} would hold over {MAX_PARAMS} params; record fewer")
+            for i in range(0, len(flat), _IN_CHUNK):
+                part = list(flat)[i:i + _IN_CHUNK]
+                conn.execute(delete(SessionParam).where(SessionParam.session_id == sid, SessionParam.key.in_(part)))
+            if flat:
+                conn.execute(insert(SessionParam), [_param_row(sid, k, v) for k, v in flat.items()])
+        return self.get_session(sid)
+
+    def update_session(self, sid: int, *, notes: str | None = None,
+                       tags: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+        """Replace the notes and set tags (a tag given as None is removed)."""
+        self._row(sid)
+        with self.engine.begin() as conn:
+            if notes is not None:
+                conn.execute(update(Session).where(Session.id == sid).values(notes=notes))
+            if tags:
+                gone = [k for k, v in tags.items() if v is None]
+                kept = check_tags({k: v for k, v in tags.items() if v is not None})
+                conn.execute(delete(SessionTag).where(SessionTag.session_id == sid,
+                                                      SessionTag.key.in_([*gone, *kept])))
+                if kept:
+                    conn.execute(insert(SessionTag), [{"session_id": sid, "key": k, "value": v}
+                                                      for k, v in kept.items()])
+        return self.get_session(sid)
+
+    # ------------------------------------------------------------------ archive and delete
+    def archive_session(self, sid: int, *, archived: bool = True) -> dict[str, Any]:
+        """Hide a session from the default list (``archived=False`` restores it); nothing is deleted."""
+        self._row(sid)
+        with self.engine.begin() as conn:
+            conn.execute(update(Session).where(Session.id == sid).values(archived=archived))
+        return self.get_session(sid)
+
+    def delete_session(self, sid: int) -> dict[str, Any]:
+        """Remove a session for good: its rows, metrics, params, tags, checkpoints and working folder.
+        A queued or running session is refused; stop it first."""
+        with self._lock:
+            s = self._row(sid)
+            if s["status"] in ACTIVE:
+                raise Conflict(f"session {sid} is {s['status']}; stop it first (haneul stop {sid}), then delete it")
+            with self.engine.begin() as conn:
+                key_ids = select(MetricKey.id).where(MetricKey.session_id == sid)
+                conn.execute(delete(MetricChunk).where(MetricChunk.key_id.in_(key_ids)))
+                for table in (MetricKey, Checkpoint, SessionParam, SessionTag):
+                    conn.execute(delete(table).where(table.session_id == sid))
+                conn.execute(delete(Session).where(Session.id == sid))
+        shutil.rmtree(self.settings.artifacts / "sessions" / str(sid), ignore_errors=True)
+        if s["workdir"]:
+            shutil.rmtree(s["workdir"], ignore_errors=True)
+        return {"id": sid, "deleted": True}
+
+    # ------------------------------------------------------------------ projects and saved views
+    def list_projects(self) -> list[dict[str, Any]]:
+        """Every project with its session counts and latest activity, most recently active first."""
+        latest = func.max(func.coalesce(Session.ended_at, Session.started_at, Session.created_at))
+        running = func.sum(case((Session.status.in_(ACTIVE), 1), else_=0))
+        archived = func.sum(case((Session.archived.is_(True), 1), else_=0))
+        query = (select(Session.project, func.count(), running, archived, latest)
+                 .group_by(Session.project).order_by(latest.desc()))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [{"project": p, "sessions": int(n), "active": int(r or 0), "archived": int(a or 0),
+                 "latest_activity": t} for p, n, r, a, t in rows]
+
+    def list_views(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(SavedView).order_by(SavedView.name)).all()
+        return [_view(r) for r in rows]
+
+    def save_view(self, *, name: str, filter: str = "", columns: list[str] | None = None, sort: str = "id",
+                  desc: bool = True) -> dict[str, Any]:
+        """Store a named view (a view of the same name is replaced); the filter and sort are checked now."""
+        name = name.strip()
+        if not name or len(name) > 128:
+            raise InvalidInput(f"view name {name[:40]!r} must be 1-128 characters")
+        parse(filter)
+        _sort_column(sort)
+        columns = [c for c in (columns or []) if c]
+        for col in columns:
+            if not col.startswith(("params.", "metrics.", "tags.")):
+                raise InvalidInput(f"column {col[:60]!r} must be params.KEY, metrics.KEY or tags.KEY")
+        with self.engine.begin() as conn:
+            conn.execute(delete(SavedView).where(SavedView.name == name))
+            vid = conn.execute(insert(SavedView).values(name=name, filter=filter, columns=columns, sort=sort,
+                                                         desc=desc, created_at=time.time())).inserted_primary_key[0]  # type: ignore[index]
+            row = conn.execute(select(SavedView).where(SavedView.id == vid)).one()
+        return _view(row)
+
+    def delete_view(self, vid: int) -> None:
+        with self.engine.begin() as conn:
+            if conn.execute(delete(SavedView).where(SavedView.id == vid)).rowcount == 0:
+                raise NotFound(f"saved view {vid} not found; list them at GET /api/v1/views")
 
     def stop_session(self, sid: int, *, grace: float = 5.0) -> dict[str, Any]:
         with self._lock:
@@ -866,6 +1214,30 @@ class Platform:
         CheckpointStore.verify(record, path)
         return record, path
 
+    # ------------------------------------------------------------------ artifacts
+    def _artifact_store(self, sid: int) -> ArtifactStore:
+        return ArtifactStore(self.settings.artifacts / "sessions" / str(sid) / "artifacts")
+
+    def save_artifact(self, sid: int, *, path: str, chunks: Iterator[bytes]) -> dict[str, Any]:
+        validate_artifact_path(path)
+        self._row(sid)
+        return self._artifact_store(sid).put_chunks(path, chunks)
+
+    def list_artifacts(self, sid: int) -> list[dict[str, Any]]:
+        self._row(sid)
+        return self._artifact_store(sid).list()
+
+    def artifact_file(self, sid: int, path: str) -> tuple[dict[str, Any], Path]:
+        """The record and verified file of an artifact (sha256 checked against the session's index)."""
+        validate_artifact_path(path)
+        self._row(sid)
+        return self._artifact_store(sid).get(path)
+
+    def artifact_preview(self, sid: int, path: str, *, lines: int = 50) -> dict[str, Any]:
+        validate_artifact_path(path)
+        self._row(sid)
+        return self._artifact_store(sid).preview(path, lines=lines)
+
     # ------------------------------------------------------------------ logs
     def log_path(self, sid: int) -> Path:
         return Path(self._row(sid)["log_path"])
@@ -895,3 +1267,96 @@ class Platform:
                 data = fh.read(size - start)
         text = data.decode("utf-8", errors="replace").splitlines()
         return text[-lines:] if lines else [], size
+
+    # ------------------------------------------------------------------ chart reads
+    def metric_series(
+        self,
+        sid: int,
+        key: str,
+        *,
+        step_min: int | None = None,
+        step_max: int | None = None,
+        max_points: int = 0,
+        after_id: int = 0,
+        times: bool = False,
+        band: bool = False,
+    ) -> dict[str, Any]:
+        """:meth:`query_metrics` for charts that need more than steps and values (a separate read so
+        the plain history does not pay for them).
+
+        ``times`` adds each kept point's time (unix seconds). ``band`` adds, when the server
+        downsampled, one entry per bucket — its first and last step (and time), lowest and highest
+        value — so a chart can shade the range its min/max line stands for; ``None`` when every point
+        was kept.
+        """
+        self._row(sid)
+        with self.engine.connect() as conn:
+            kid = conn.execute(
+                select(MetricKey.id).where(MetricKey.session_id == sid, MetricKey.key == key)
+            ).scalar_one_or_none()
+            if kid is None:
+                raise NotFound(f"session {sid} has no metric {key!r}; see `haneul metrics {sid}` for its keys")
+            query = select(MetricChunk.id, MetricChunk.steps, MetricChunk.values, MetricChunk.times).where(
+                MetricChunk.key_id == kid, MetricChunk.id > after_id)
+            if step_min is not None:
+                query = query.where(MetricChunk.step_max >= step_min)
+            if step_max is not None:
+                query = query.where(MetricChunk.step_min <= step_max)
+            rows = conn.execute(query.order_by(MetricChunk.id)).all()
+        steps = np.concatenate([np.frombuffer(r.steps, dtype="<i8") for r in rows] or [np.zeros(0, "<i8")])
+        values = np.concatenate([np.frombuffer(r.values, dtype="<f8") for r in rows] or [np.zeros(0)])
+        stamps = np.concatenate([np.frombuffer(r.times, dtype="<f8") for r in rows] or [np.zeros(0)])
+        keep = np.ones(len(steps), dtype=bool)
+        if step_min is not None:
+            keep &= steps >= step_min
+        if step_max is not None:
+            keep &= steps <= step_max
+        order = np.flatnonzero(keep)[np.argsort(steps[keep], kind="stable")]  # equal steps: arrival order
+        steps, values, stamps = steps[order], values[order], stamps[order]
+        # downsample over positions, so the same kept points pick their times too
+        kept, _ = downsample(np.arange(len(steps)), values, max_points)
+        out: dict[str, Any] = {"key": key, "total": len(steps), "last_id": int(rows[-1].id) if rows else after_id,
+                               "steps": steps[kept].tolist(), "values": values[kept].tolist()}
+        if times:
+            out["times"] = stamps[kept].tolist()
+        if band:
+            out["band"] = _bucket_band(steps, values, stamps if times else None, max_points)
+        return out
+
+
+def _bucket_band(steps: np.ndarray, values: np.ndarray, times: np.ndarray | None,
+                 max_points: int) -> dict[str, list[Any]] | None:
+    """Each bucket's step (and time) span with its lowest and highest value, bucketed as :func:`downsample`
+    buckets; ``None`` when nothing was dropped."""
+    n = len(steps)
+    if max_points <= 0 or n <= max_points:
+        return None
+    width = -(-n // max(1, max_points // 2))
+    buckets = -(-n // width)
+    padded = np.full(buckets * width, np.nan)
+    padded[:n] = values
+    grid = padded.reshape(buckets, width)
+    first = np.arange(buckets) * width
+    last = np.minimum(first + width, n) - 1
+    out: dict[str, list[Any]] = {"step_first": steps[first].tolist(), "step_last": steps[last].tolist(),
+                                 "min": np.nanmin(grid, axis=1).tolist(), "max": np.nanmax(grid, axis=1).tolist()}
+    if times is not None:
+        out["time_first"] = times[first].tolist()
+        out["time_last"] = times[last].tolist()
+    return out
+
+
+def default_name(command: Sequence[str]) -> str:
+    """A session's name when none is given: the script it runs (``python train.py --lr 3e-4`` and
+    ``torchrun --nproc-per-node 2 train.py`` -> ``train.py``; ``python -m pkg.train`` -> ``pkg.train``),
+    else the program (``nvidia-smi``)."""
+    args = [str(a) for a in command]
+    for prev, arg in zip(args, args[1:], strict=False):
+        if prev == "-m":
+            return arg[:128]
+        if not arg.startswith("-") and Path(arg).suffix in SCRIPT_SUFFIXES:
+            return Path(arg).name[:128]
+    return Path(args[0]).name[:128] or "session"
+
+
+SCRIPT_SUFFIXES = {".py", ".sh", ".bash", ".ipynb", ".R", ".r", ".jl", ".js", ".pl", ".rb", ".lua"}

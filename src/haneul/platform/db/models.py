@@ -1,9 +1,13 @@
-"""Metadata tables: users, teams, sessions, metric keys and points, checkpoints.
+"""Metadata tables: users, teams, sessions (with their params, tags and notes), metric keys and points,
+checkpoints, saved views of the sessions list.
 
 Written against SQLAlchemy's portable types so the same schema runs on SQLite (the embedded
 default) and PostgreSQL. Metrics are the hot path: each shipped batch of a metric is one
 ``metric_chunks`` row of packed arrays, keyed by ``key_id`` (one row in ``metric_keys`` per session and
 metric name, which also caches the latest value so list pages never read points).
+
+Params and tags are key/value rows indexed by (key, value) rather than JSON on the session, so a
+search such as ``params.lr < 1e-3`` over 10,000 sessions is an index range scan, not a table scan.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -20,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite only gives an auto-incrementing rowid to a column declared exactly INTEGER PRIMARY KEY.
@@ -72,11 +78,59 @@ class Session(Base):
     created_at: Mapped[float] = mapped_column(Float, index=True)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    project: Mapped[str] = mapped_column(String(128), index=True, default="default", server_default="default")
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    archived: Mapped[bool] = mapped_column(Boolean, index=True, default=False, server_default=sa_false())
+    git: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)  # commit, branch, dirty
+
+
+class SessionParam(Base):
+    """One hyper-parameter of a session. ``value`` keeps it as given (a JSON number, string or bool);
+    ``num`` holds numbers and ``text`` everything else, each indexed with the key for searches."""
+
+    __tablename__ = "session_params"
+    __table_args__ = (
+        UniqueConstraint("session_id", "key"),
+        Index("ix_session_params_key_num", "key", "num"),
+        Index("ix_session_params_key_text", "key", "text"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(256))
+    value: Mapped[object] = mapped_column(JSON, nullable=True)
+    num: Mapped[float | None] = mapped_column(Float, nullable=True)
+    text: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+
+
+class SessionTag(Base):
+    __tablename__ = "session_tags"
+    __table_args__ = (UniqueConstraint("session_id", "key"), Index("ix_session_tags_key_value", "key", "value"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(256))
+    value: Mapped[str] = mapped_column(String(1024))
+
+
+class SavedView(Base):
+    """A named sessions list: filter expression, chosen columns and sort, shared by everyone."""
+
+    __tablename__ = "saved_views"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    filter: Mapped[str] = mapped_column(Text, default="")
+    columns: Mapped[list[str]] = mapped_column(JSON, default=list)
+    sort: Mapped[str] = mapped_column(String(300), default="id")
+    desc: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[float] = mapped_column(Float)
 
 
 class MetricKey(Base):
     __tablename__ = "metric_keys"
-    __table_args__ = (UniqueConstraint("session_id", "key"),)
+    # (key, last_value) serves searches such as metrics.val_acc > 0.8 over every session
+    __table_args__ = (UniqueConstraint("session_id", "key"), Index("ix_metric_keys_key_value", "key", "last_value"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
@@ -121,4 +175,5 @@ class Checkpoint(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
-__all__ = ["Base", "Checkpoint", "MetricChunk", "MetricKey", "Session", "Team", "User"]
+__all__ = ["Base", "Checkpoint", "MetricChunk", "MetricKey", "SavedView", "Session", "SessionParam", "SessionTag",
+           "Team", "User"]

@@ -1,7 +1,8 @@
 """The local executor: each session is a subprocess in its own process group and working folder.
 
 Sessions are started through ``launcher.py`` in a new session (``setsid``), so a server restart
-does not take them down; the launcher writes the exit code to ``<workdir>/exit_code``. A process is
+does not take them down; the launcher writes the exit code to ``<workdir>/exit_code`` and samples
+the session's system metrics (see ``launcher.py``). A process is
 identified by pid *and* its kernel start time, so a recycled pid is never mistaken for a session.
 """
 
@@ -35,6 +36,24 @@ def process_start_time(pid: int) -> str | None:
     return fields[19]
 
 
+def sys_metrics_interval(env: dict[str, str]) -> float:
+    """Seconds between system-metric samples for a session with environment ``env``
+    (``HANEUL_SYS_METRICS_INTERVAL``, which ``haneul run --env`` can set per session; 0 turns it off)."""
+    from haneul.settings import Settings
+
+    raw = env.get("HANEUL_SYS_METRICS_INTERVAL")
+    if raw is None or not raw.strip():
+        return float(Settings.model_fields["sys_metrics_interval"].default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not (value >= 0 and value != float("inf")):
+        raise InvalidInput(f"HANEUL_SYS_METRICS_INTERVAL={raw!r} is invalid; use seconds >= 0 (0 turns "
+                           "system metrics off)")
+    return value
+
+
 class LocalExecutor(Executor):
     name = "local"
 
@@ -51,9 +70,11 @@ class LocalExecutor(Executor):
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         exit_file = spec.workdir / "exit_code"
         exit_file.unlink(missing_ok=True)
+        interval = sys_metrics_interval(spec.env)
         with open(spec.log_path, "ab", buffering=0) as log:
             proc = subprocess.Popen(
-                [sys.executable, "-S", str(LAUNCHER), str(exit_file), "--", *spec.command],
+                [sys.executable, "-S", str(LAUNCHER), str(exit_file), "--sys-interval", str(interval),
+                 "--", *spec.command],
                 cwd=str(spec.cwd or spec.workdir),
                 env=spec.env,
                 stdin=subprocess.DEVNULL,

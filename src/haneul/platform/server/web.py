@@ -7,14 +7,18 @@ plotly.js is served from the installed ``plotly`` package: no CDN, no build step
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import jinja2
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 
 from haneul.errors import InvalidInput, NotFound
 from haneul.platform.format import age
@@ -25,7 +29,8 @@ HERE = Path(__file__).with_name("web")
 router = APIRouter(include_in_schema=False)
 
 #: the platform's own header links; plugins add theirs between these (orders 10-20 and 1000)
-NAV = (NavEntry("Sessions", "/", 10), NavEntry("Compare", "/compare", 20), NavEntry("API", "/api/v1/docs", 1000))
+NAV = (NavEntry("Sessions", "/", 10), NavEntry("Projects", "/projects", 15), NavEntry("Compare", "/compare", 20),
+       NavEntry("API", "/api/v1/docs", 1000))
 #: metrics shown per row of the sessions list
 ROW_METRICS = 4
 #: charts on one page of a session's keys; a session with more gets a filter and pages of keys
@@ -49,8 +54,85 @@ def make_templates(plugin_folders: Mapping[str, Path], nav: Iterable[NavEntry]) 
     templates = Jinja2Templates(env=jinja2.Environment(loader=loader, autoescape=True))
     templates.env.filters["age"] = age
     templates.env.filters["num"] = _fmt_value
+    templates.env.filters["notes"] = render_notes
+    templates.env.filters["cell"] = _fmt_cell
     templates.env.globals["nav"] = sorted([*NAV, *nav], key=lambda e: e.order)
     return templates
+
+
+def _fmt_cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def render_notes(text: str | None) -> Markup:
+    """Notes as HTML: a small Markdown subset (headings, lists, **bold**, `code`, fenced blocks,
+    paragraphs). Every character of the text is escaped first, so notes can never inject markup."""
+    out: list[str] = []
+    in_list = in_code = False
+    for line in (text or "").splitlines():
+        if line.strip().startswith("```"):
+            out.append("</pre>" if in_code else "<pre>")
+            in_code = not in_code
+            continue
+        if in_code:
+            out.append(str(escape(line)))
+            continue
+        html = str(escape(line.strip()))
+        html = re.sub(r"`([^`]+)`", r"<code>\1</code>", html)
+        html = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", html)
+        item = re.match(r"[-*] (.*)", html)
+        if in_list and not item:
+            out.append("</ul>")
+            in_list = False
+        if item:
+            if not in_list:
+                out.append("<ul>")
+                in_list = True
+            out.append(f"<li>{item.group(1)}</li>")
+        elif heading := re.match(r"(#{1,4}) (.*)", html):
+            level = len(heading.group(1)) + 2  # below the page's own h1/h2
+            out.append(f"<h{level}>{heading.group(2)}</h{level}>")
+        elif html:
+            out.append(f"<p>{html}</p>")
+    out.append("</ul>" if in_list else "")
+    out.append("</pre>" if in_code else "")
+    return Markup("\n".join(out))
+
+
+def _list_page(request: Request, platform: Any, templates: Jinja2Templates, *, project: str | None,
+               status: list[str] | None, owner: str | None, q: str | None, filter: str | None, cols: str | None,
+               archived: str, sort: str, desc: bool, page: int, per_page: int,
+               template: str = "sessions.html") -> Any:
+    """The sessions table, for the sessions page and a project's page. A bad filter expression is
+    shown above an empty table, so it can be corrected in the box where it was typed."""
+    status = [s for s in (status or []) if s]
+    columns = [c for c in (cols or "").split(",") if c]
+    error = None
+    try:
+        items, total = platform.list_sessions(
+            status=status or None, owner=owner or None, q=q or None, project=project, filter=filter or None,
+            archived=archived, sort=sort, desc=desc, limit=per_page, offset=(page - 1) * per_page,
+            columns=columns or None,
+        )
+    except InvalidInput as exc:
+        items, total, error = [], 0, exc.message
+    offered = sorted({f"params.{k}" for i in items for k in i["params"]}
+                     | {f"metrics.{k}" for i in items for k in i.get("metrics", {})}
+                     | {f"tags.{k}" for i in items for k in i["tags"]} | set(columns))
+    query = urlencode([("project", project or ""), *(("status", st) for st in status), ("owner", owner or ""),
+                       ("q", q or ""), ("filter", filter or ""), ("cols", ",".join(columns)),
+                       ("archived", archived)])
+    return templates.TemplateResponse(request, template, {
+        "items": items, "total": total, "page": page, "per_page": per_page, "pages": max(1, -(-total // per_page)),
+        "status": status, "owner": owner or "", "q": q or "", "sort": sort, "desc": desc, "filter": filter or "",
+        "cols": columns, "offered": offered, "archived": archived, "error": error, "project": project,
+        "views": platform.list_views(), "query": query,
+        "row_metrics": ROW_METRICS, "statuses": ["queued", "running", "done", "failed", "stopped", "lost"],
+    })
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -61,21 +143,45 @@ def sessions_page(
     status: Annotated[list[str] | None, Query()] = None,
     owner: str | None = None,
     q: str | None = None,
+    project: str | None = None,
+    filter: str | None = None,
+    cols: str | None = None,
+    archived: str = "0",
     sort: str = "id",
     desc: bool = True,
     page: Annotated[int, Query(ge=1, le=_PAGE_MAX)] = 1,
     per_page: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Any:
-    status = [s for s in (status or []) if s]
-    items, total = platform.list_sessions(
-        status=status or None, owner=owner or None, q=q or None, sort=sort, desc=desc,
-        limit=per_page, offset=(page - 1) * per_page,
-    )
-    return templates.TemplateResponse(request, "sessions.html", {
-        "items": items, "total": total, "page": page, "per_page": per_page, "pages": max(1, -(-total // per_page)),
-        "status": status, "owner": owner or "", "q": q or "", "sort": sort, "desc": desc,
-        "row_metrics": ROW_METRICS, "statuses": ["queued", "running", "done", "failed", "stopped", "lost"],
-    })
+    return _list_page(request, platform, templates, project=project or None, status=status, owner=owner, q=q,
+                      filter=filter, cols=cols, archived=archived, sort=sort, desc=desc, page=page,
+                      per_page=per_page)
+
+
+@router.get("/projects", response_class=HTMLResponse)
+def projects_page(request: Request, platform: PlatformDep, templates: TemplatesDep) -> Any:
+    return templates.TemplateResponse(request, "projects.html", {"projects": platform.list_projects()})
+
+
+@router.get("/projects/{name}", response_class=HTMLResponse)
+def project_page(
+    name: str,
+    request: Request,
+    platform: PlatformDep,
+    templates: TemplatesDep,
+    status: Annotated[list[str] | None, Query()] = None,
+    owner: str | None = None,
+    q: str | None = None,
+    filter: str | None = None,
+    cols: str | None = None,
+    archived: str = "0",
+    sort: str = "id",
+    desc: bool = True,
+    page: Annotated[int, Query(ge=1, le=_PAGE_MAX)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Any:
+    return _list_page(request, platform, templates, project=name, status=status, owner=owner, q=q,
+                      filter=filter, cols=cols, archived=archived, sort=sort, desc=desc, page=page,
+                      per_page=per_page, template="project.html")
 
 
 @router.get("/sessions/{sid}", response_class=HTMLResponse)
@@ -116,24 +222,67 @@ def _parse_ids(ids: str) -> list[int]:
 
 @router.get("/compare", response_class=HTMLResponse)
 def compare_page(
-    request: Request, platform: PlatformDep, templates: TemplatesDep, ids: str = "", key: str | None = None
+    request: Request,
+    platform: PlatformDep,
+    templates: TemplatesDep,
+    ids: str = "",
+    key: Annotated[list[str] | None, Query(description="metric keys to chart (repeat for more)")] = None,
 ) -> Any:
     sids = _parse_ids(ids)
     sessions = [platform.get_session(sid) for sid in sids]
     names: dict[str, None] = {}  # ordered and O(1) membership: sessions may hold thousands of keys
     for sid in sids:
         names.update(dict.fromkeys(k["key"] for k in platform.metric_keys(sid, limit=COMPARE_KEYS)))
-    keys = sorted(names)
-    key = key or (keys[0] if keys else "")
-    if key and key not in names:
-        keys.insert(0, key)
-    latest = {}
+    chosen = list(dict.fromkeys(k for k in (key or []) if k)) or ([next(iter(names))] if names else [])
+    keys = [*(k for k in chosen if k not in names), *sorted(names)]
+    latest: dict[int, dict[str, float | None]] = {}
     for sid in sids:
-        found = platform.metric_key(sid, key) if key else None
-        latest[sid] = found["last_value"] if found else None
+        found = {k: platform.metric_key(sid, k) for k in chosen}
+        latest[sid] = {k: f["last_value"] if f else None for k, f in found.items()}
+    diff = params_diff(sessions)
+    chart_data = {
+        "sessions": [{"id": s["id"], "name": s["name"]} for s in sessions],
+        "keys": chosen,
+        "latest": {str(sid): values for sid, values in latest.items()},
+        "params": {str(s["id"]): {k: (s.get("params") or {}).get(k) for k in diff.numeric} for s in sessions},
+        "numeric": diff.numeric,
+    }
     return templates.TemplateResponse(request, "compare.html", {
-        "sessions": sessions, "ids": ",".join(map(str, sids)), "keys": keys, "key": key, "latest": latest,
+        "sessions": sessions, "ids": ",".join(map(str, sids)), "keys": keys, "chosen": chosen, "latest": latest,
+        "diff": diff, "chart_data": chart_data,
     })
+
+
+@dataclass(frozen=True)
+class ParamsDiff:
+    """The params that tell compared sessions apart: ``keys`` whose values differ (a key some
+    sessions lack counts), ``numeric`` those of them that are numbers in every session (the axes a
+    parallel-coordinates plot can draw); ``recorded`` is False when no session carries params."""
+
+    recorded: bool
+    keys: list[str]
+    numeric: list[str]
+
+
+def params_diff(sessions: list[dict[str, Any]]) -> ParamsDiff:
+    recorded: list[dict[str, Any]] = [s["params"] for s in sessions if isinstance(s.get("params"), dict)]
+    if not recorded:
+        return ParamsDiff(False, [], [])
+    missing = object()
+    every = sorted({k for params in recorded for k in params})
+    keys = []
+    for k in every:
+        values = [(s.get("params") or {}).get(k, missing) for s in sessions]
+        # True == 1 in Python; a flag and a count are still different values
+        marked = [(isinstance(v, bool), v) for v in values]
+        if any(v is missing or m != marked[0] for v, m in zip(values, marked, strict=True)):
+            keys.append(k)
+
+    def is_number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    numeric = [k for k in keys if all(is_number((s.get("params") or {}).get(k)) for s in sessions)]
+    return ParamsDiff(True, keys, numeric)
 
 
 @router.get("/static/plotly.min.js")

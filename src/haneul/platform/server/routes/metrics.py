@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request
@@ -80,21 +81,49 @@ def keys(
     return platform.metric_keys(sid, q=q, limit=limit, offset=offset)
 
 
-@router.get("/metrics/{key:path}", responses=errors(400, 404))
+@router.get(
+    "/metrics/{key:path}",
+    responses={**errors(400, 404), 200: {"description": "the points, as JSON (or CSV with format=csv)",
+                                         "content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 def history(
     sid: SessionId,
     key: str,
     platform: PlatformDep,
-    step_min: Annotated[Int64 | None, Query()] = None,
-    step_max: Annotated[Int64 | None, Query()] = None,
+    step_min: Annotated[Int64 | None, Query(description="only points at this step or later")] = None,
+    step_max: Annotated[Int64 | None, Query(description="only points at this step or earlier")] = None,
     max_points: Annotated[int, Query(ge=0, le=1_000_000, description="0 = every point")] = 0,
     after_id: Annotated[NonNegInt64, Query(description="only points stored after this id")] = 0,
+    times: Annotated[bool, Query(description="add each point's time (unix seconds) as `times`")] = False,
+    band: Annotated[bool, Query(description="when downsampled, add `band`: each bucket's step span with its "
+                                "lowest and highest value (null when every point was kept)")] = False,
+    format: Annotated[Literal["json", "csv"], Query(description="csv: `step,value,time` lines, a download")] = "json",
 ) -> Response:
-    """``{"key", "total", "last_id", "steps": [...], "values": [...]}`` in step order."""
-    got = platform.query_metrics(
-        sid, key, step_min=step_min, step_max=step_max, max_points=max_points, after_id=after_id
-    )
+    """``{"key", "total", "last_id", "steps": [...], "values": [...]}`` in step order (``times`` and
+    ``band`` when asked for)."""
+    if format == "csv":
+        got = platform.metric_series(sid, key, step_min=step_min, step_max=step_max, max_points=max_points,
+                                     after_id=after_id, times=True)
+        return Response(_csv(got), media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="session-{sid}-{_file_safe(key)}.csv"'})
+    if times or band:
+        got = platform.metric_series(sid, key, step_min=step_min, step_max=step_max, max_points=max_points,
+                                     after_id=after_id, times=times, band=band)
+    else:
+        got = platform.query_metrics(
+            sid, key, step_min=step_min, step_max=step_max, max_points=max_points, after_id=after_id
+        )
     return Response(orjson.dumps(got), media_type="application/json")  # 100k points: skip the encoder
+
+
+def _csv(got: dict[str, Any]) -> bytes:
+    # repr keeps every float exactly; a spreadsheet reads the times as unix seconds
+    rows = (f"{s},{v!r},{t!r}\n" for s, v, t in zip(got["steps"], got["values"], got["times"], strict=True))
+    return ("step,value,time\n" + "".join(rows)).encode()
+
+
+def _file_safe(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("._") or "metric"
 
 
 @router.get("/stream/metrics", responses=errors(400, 404))

@@ -1,4 +1,5 @@
-"""Sessions: create, list (filters, sort, pagination), get, stop."""
+"""Sessions: create, list (filters, search expressions, sort, pagination), get, stop, params, notes and
+tags, archive, restore and delete."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AfterValidator, BaseModel, Field
 
-from haneul.platform.server.deps import Int64, NonNegInt64, PlatformDep, SessionId, errors
+from haneul.platform.server.deps import Int64, NonNegInt64, PlatformDep, SessionId, TokenDep, errors
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
@@ -44,6 +45,20 @@ class SessionCreate(BaseModel):
     )
     cwd: Text | None = Field(default=None, description="working directory on the server's machine")
     snapshot: bool = Field(default=True, description="copy cwd into the session folder and run there")
+    project: str | None = Field(default=None, max_length=128,
+                                description="the session's project (default: the name of the cwd folder)")
+    tags: dict[str, str] = Field(default_factory=dict, description="free key/value labels, searchable as tags.KEY")
+    params: dict[str, Any] = Field(default_factory=dict, description="hyper-parameters (nested dicts are "
+                                   "flattened with dots); the command line's --name value pairs are added")
+
+
+class SessionPatch(BaseModel):
+    notes: str | None = Field(default=None, max_length=1_000_000, description="Markdown text; replaces the notes")
+    tags: dict[str, str | None] | None = Field(default=None, description="tags to set; a null value removes one")
+
+
+class ParamsBody(BaseModel):
+    params: dict[str, Any] = Field(description="hyper-parameters; nested dicts are flattened with dots")
 
 
 class SessionList(BaseModel):
@@ -64,14 +79,21 @@ def list_sessions(
     status: Annotated[list[str] | None, Query(description="repeat to match several")] = None,
     owner: str | None = None,
     q: Annotated[str | None, Query(description="substring of the name")] = None,
-    sort: str = "id",
+    project: str | None = None,
+    filter: Annotated[str | None, Query(description='search expression, e.g. params.lr < 1e-3 and '
+                                        'metrics.val_acc > 0.8 and tags.model = "bert"')] = None,
+    archived: Annotated[str, Query(description="0: active sessions, 1: archived ones, all: both")] = "0",
+    columns: Annotated[str | None, Query(description="comma-separated params.KEY / metrics.KEY / tags.KEY: "
+                                         "each item then carries their values in 'columns'")] = None,
+    sort: Annotated[str, Query(description="a column, params.KEY or metrics.KEY")] = "id",
     desc: bool = True,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[NonNegInt64, Query()] = 0,
 ) -> SessionList:
     """Each item's ``metrics`` holds the latest values of its first few keys; ``metric_count`` counts them all."""
     items, total = platform.list_sessions(
-        status=status, owner=owner, q=q, sort=sort, desc=desc, limit=limit, offset=offset
+        status=status, owner=owner, q=q, project=project, filter=filter, archived=archived, sort=sort,
+        desc=desc, limit=limit, offset=offset, columns=[c for c in (columns or "").split(",") if c] or None,
     )
     return SessionList(items=items, total=total, limit=limit, offset=offset)
 
@@ -84,3 +106,32 @@ def get_session(sid: SessionId, platform: PlatformDep) -> dict[str, Any]:
 @router.post("/{sid}/stop", responses=errors(400, 404, 409))
 def stop_session(sid: SessionId, platform: PlatformDep) -> dict[str, Any]:
     return platform.stop_session(sid)
+
+
+@router.patch("/{sid}", responses=errors(400, 404))
+def patch_session(sid: SessionId, body: SessionPatch, platform: PlatformDep) -> dict[str, Any]:
+    """Edit what people own on a session: its notes and tags."""
+    return platform.update_session(sid, notes=body.notes, tags=body.tags)
+
+
+@router.post("/{sid}/params", responses=errors(400, 401, 404))
+def set_params(sid: SessionId, body: ParamsBody, platform: PlatformDep, token: TokenDep) -> dict[str, Any]:
+    """Record hyper-parameters from inside the session (``haneul.config``); a key given again is replaced."""
+    platform.authenticate(sid, token)
+    return platform.set_params(sid, body.params)
+
+
+@router.post("/{sid}/archive", responses=errors(400, 404))
+def archive_session(sid: SessionId, platform: PlatformDep) -> dict[str, Any]:
+    return platform.archive_session(sid, archived=True)
+
+
+@router.post("/{sid}/restore", responses=errors(400, 404))
+def restore_session(sid: SessionId, platform: PlatformDep) -> dict[str, Any]:
+    return platform.archive_session(sid, archived=False)
+
+
+@router.delete("/{sid}", responses=errors(400, 404, 409))
+def delete_session(sid: SessionId, platform: PlatformDep) -> dict[str, Any]:
+    """Remove the session, its metrics, checkpoints and working folder; a queued or running one is refused."""
+    return platform.delete_session(sid)

@@ -1,0 +1,89 @@
+"""Artifacts: upload by relative path (session token, streamed body), list, download, preview."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+
+from haneul.platform.server.deps import (
+    STREAMED_BODY_EXTENSION,
+    PlatformDep,
+    SessionId,
+    StreamedBody,
+    TokenDep,
+    errors,
+)
+from haneul.platform.store import MAX_PREVIEW_LINES
+
+router = APIRouter(prefix="/api/v1/sessions/{sid}/artifacts", tags=["artifacts"])
+
+# A stored SVG or HTML file opened straight from the server would run its scripts with the site's
+# origin; sandboxed, it is only shown. nosniff keeps a browser from guessing a riskier type.
+_SAFE_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
+
+
+@router.get("", responses=errors(400, 404, 500))
+def list_artifacts(sid: SessionId, platform: PlatformDep) -> list[dict[str, Any]]:
+    """Every artifact of the session by path: ``path``, ``size``, ``sha256``, ``media_type``, ``created_at``."""
+    return platform.list_artifacts(sid)
+
+
+@router.put(
+    "/{path:path}",
+    status_code=201,
+    responses=errors(400, 401, 404, 409, 500, 507),
+    dependencies=[StreamedBody],
+    openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
+        "schema": {"type": "string", "format": "binary"}}},
+        "description": "the file's bytes, streamed to disk (not bound by the request body limit). "
+        "Needs the session token."}, STREAMED_BODY_EXTENSION: True},
+)
+async def upload(sid: SessionId, path: str, request: Request, platform: PlatformDep,
+                 token: TokenDep) -> dict[str, Any]:
+    """Store one file at ``path`` (relative: ``plots/loss.png``), replacing an earlier one there."""
+    await run_in_threadpool(platform.authenticate, sid, token)
+    from haneul.platform.store import validate_artifact_path
+
+    validate_artifact_path(path)  # before the body is read: a bad path costs no upload
+    with tempfile.TemporaryFile() as spool:  # as for checkpoints: keep disk writes off the event loop
+        async for chunk in request.stream():
+            spool.write(chunk)
+        spool.seek(0)
+
+        def chunks() -> Iterator[bytes]:
+            while data := spool.read(1 << 20):
+                yield data
+
+        return await run_in_threadpool(lambda: platform.save_artifact(sid, path=path, chunks=chunks()))
+
+
+@router.get(
+    "/{path:path}",
+    responses={**errors(400, 404, 500),
+               200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                                 "application/json": {"schema": {"type": "object"}}},
+                     "description": "the file (X-Haneul-Sha256 carries its checksum), or with preview=1 its "
+                     "first lines as JSON: kind 'table' (columns, rows), 'text' (lines) or 'none'"}},
+)
+def download(
+    sid: SessionId,
+    path: str,
+    platform: PlatformDep,
+    preview: Annotated[bool, Query(description="answer the first lines or rows as JSON instead of the file")] = False,
+    lines: Annotated[int, Query(ge=1, le=MAX_PREVIEW_LINES, description="lines or rows in a preview")] = 50,
+) -> Any:
+    if preview:
+        return platform.artifact_preview(sid, path, lines=lines)
+    record, file = platform.artifact_file(sid, path)
+    return FileResponse(
+        file,
+        media_type=record["media_type"],
+        filename=path.rsplit("/", 1)[-1],
+        content_disposition_type="inline",
+        headers={"X-Haneul-Sha256": record["sha256"], **_SAFE_HEADERS},
+    )
