@@ -783,8 +783,11 @@ class Platform:
         if node is not None:
             cond.append(_to_sql(node))
         sort_col = _sort_column(sort)
-        order = [sort_col.is_(None), sort_col.desc() if desc else sort_col.asc(),
-                 Session.id.desc() if desc else Session.id.asc()]
+        order = [sort_col.desc() if desc else sort_col.asc(), Session.id.desc() if desc else Session.id.asc()]
+        if "." in sort:
+            # sessions without the param or metric go last; only for these, because an expression in
+            # ORDER BY keeps SQLite from walking a column's index and makes it sort every row
+            order.insert(0, sort_col.is_(None))
         with self.engine.connect() as conn:
             total = conn.execute(select(func.count()).select_from(Session).where(*cond)).scalar_one()
             rows = conn.execute(select(Session).where(*cond).order_by(*order).limit(limit).offset(offset)).all()
