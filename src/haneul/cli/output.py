@@ -163,6 +163,8 @@ def note(text: str, *, style: str | None = None) -> None:
     """A status line or warning on stderr (``style`` e.g. ``"yellow"``); never part of the result."""
     from rich.text import Text
 
+    sys.stdout.flush()  # after the result printed before it, on a terminal showing both
+
     stderr().print(Text(text, style=style or ""), highlight=False, soft_wrap=True)
 
 
