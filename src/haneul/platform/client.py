@@ -154,22 +154,27 @@ class Client:
         return record
 
     def download_checkpoint(self, sid: int | str, name: str, dest: Path) -> tuple[str, Path]:
+        headers = self._download(f"/api/v1/sessions/{sid}/checkpoints/{name}", dest,
+                                 what=f"checkpoint {name!r} of session {sid}")
+        return headers.get("x-haneul-kind", "file"), dest
+
+    def _download(self, path: str, dest: Path, *, what: str) -> httpx.Headers:
+        """Stream ``path`` to ``dest`` atomically and check it against the sha256 the server sent."""
         try:
-            with self._http.stream("GET", f"/api/v1/sessions/{sid}/checkpoints/{name}", timeout=None) as res:
+            with self._http.stream("GET", path, timeout=None) as res:
                 if res.status_code >= 400:
                     res.read()
                     raise _error_from(res)
-                expected = res.headers.get("x-haneul-sha256", "")
-                kind = res.headers.get("x-haneul-kind", "file")
                 with atomic_open(dest, "wb") as fh:
                     for chunk in res.iter_bytes(1 << 20):
                         fh.write(chunk)
         except httpx.TransportError as exc:
             raise ServerUnavailable(f"cannot reach the haneul server at {self.url}: {exc}") from None
+        expected = res.headers.get("x-haneul-sha256", "")
         if expected and sha256_file(dest) != expected:
             dest.unlink(missing_ok=True)
-            raise IntegrityError(f"checkpoint {name!r} of session {sid} failed its sha256 check after download")
-        return kind, dest
+            raise IntegrityError(f"{what} failed its sha256 check after download")
+        return res.headers
 
     # -- artifacts
     def list_artifacts(self, sid: int | str) -> list[dict[str, Any]]:
@@ -188,20 +193,8 @@ class Client:
 
     def download_artifact(self, sid: int | str, path: str, dest: Path) -> Path:
         """Write artifact ``path`` to ``dest`` atomically; its sha256 is checked after the download."""
-        try:
-            with self._http.stream("GET", f"/api/v1/sessions/{sid}/artifacts/{quote(path)}", timeout=None) as res:
-                if res.status_code >= 400:
-                    res.read()
-                    raise _error_from(res)
-                expected = res.headers.get("x-haneul-sha256", "")
-                with atomic_open(dest, "wb") as fh:
-                    for chunk in res.iter_bytes(1 << 20):
-                        fh.write(chunk)
-        except httpx.TransportError as exc:
-            raise ServerUnavailable(f"cannot reach the haneul server at {self.url}: {exc}") from None
-        if expected and sha256_file(dest) != expected:
-            dest.unlink(missing_ok=True)
-            raise IntegrityError(f"artifact {path!r} of session {sid} failed its sha256 check after download")
+        self._download(f"/api/v1/sessions/{sid}/artifacts/{quote(path)}", dest,
+                       what=f"artifact {path!r} of session {sid}")
         return dest
 
     # -- logs
