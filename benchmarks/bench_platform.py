@@ -172,7 +172,7 @@ def bench_sessions_page(n_sessions: int, work: Path) -> dict:
             api_times.append(time.perf_counter() - t0)
         return {"sessions": n_sessions, "page_s_median": statistics.median(times[2:]),
                 "list_api_filtered_sorted_s_median": statistics.median(api_times[2:]),
-                **_bench_search(server, home, n_sessions)}
+                **_bench_search(server, home, n_sessions), **_bench_keys(server)}
     finally:
         server.close()
 
@@ -213,6 +213,22 @@ def _bench_search(server: Server, home: Path, n_sessions: int) -> dict:
             "search_param_and_metric_s_median": statistics.median(filtered[2:]),
             "search_baseline_unfiltered_list_s_median": statistics.median(plain[2:]),
             "search_target_s": 0.2}
+
+
+def _bench_keys(server: Server) -> dict:
+    """The column picker's keys over every session (after ``_bench_search`` gave each session two params
+    and three metrics); the baseline is one page of the plain list in the same loop."""
+    keys_times, plain = [], []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        r = httpx.get(f"{server.url}/api/v1/sessions/keys", timeout=30)
+        keys_times.append(time.perf_counter() - t0)
+        assert r.status_code == 200 and r.json()["params"] == ["batch_size", "lr"], r.text[:200]
+        t0 = time.perf_counter()
+        httpx.get(f"{server.url}/api/v1/sessions", params={"limit": 50}, timeout=30)
+        plain.append(time.perf_counter() - t0)
+    return {"keys_route_s_median": statistics.median(keys_times[2:]),
+            "keys_baseline_list_s_median": statistics.median(plain[2:])}
 
 
 MANY_KEYS_WORKER = textwrap.dedent("""

@@ -67,6 +67,8 @@ MAX_KEY_LEN = 256
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 #: how many of a session's keys (the first reported) a session summary carries in ``metrics``
 SUMMARY_METRICS = 20
+#: distinct keys of each kind (params, metrics, tags) that ``Platform.session_keys`` answers at most
+SESSION_KEYS = 500
 #: environment variable names containing one of these (any case) have their values masked in answers
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
 MASK = "••••••"
@@ -413,6 +415,39 @@ def _to_sql(node: Node) -> Any:
         inner = select(MetricKey.session_id).where(
             MetricKey.key == node.key, _compare(MetricKey.last_value, node.op, node.value))
     return Session.id.in_(inner)
+
+
+def _list_conditions(*, status: list[str] | None, owner: str | None, q: str | None, project: str | None,
+                     filter: str | None, archived: str | bool | None) -> list[Any]:
+    """The WHERE conditions on ``sessions`` shared by the list and its keys (see ``list_sessions``)."""
+    for st in status or []:
+        if st not in STATUSES:
+            raise InvalidInput(f"status {st!r} is unknown; choose from: {', '.join(STATUSES)}")
+    cond: list[Any] = []
+    if status:
+        cond.append(Session.status.in_(status))
+    if owner:
+        cond.append(Session.owner == owner)
+    if q:
+        cond.append(Session.name.contains(q, autoescape=True))
+    if project:
+        cond.append(Session.project == project)
+    mode = _archived_mode(archived)
+    if mode != "all":
+        cond.append(Session.archived.is_(mode == "archived"))
+    node = parse(filter) if filter else None
+    if node is not None:
+        cond.append(_to_sql(node))
+    return cond
+
+
+def _key_conditions(sid: int, q: str | None, exclude_prefix: str | None) -> list[Any]:
+    cond = [MetricKey.session_id == sid]
+    if q:
+        cond.append(MetricKey.key.contains(q, autoescape=True))
+    if exclude_prefix:
+        cond.append(not_(MetricKey.key.startswith(exclude_prefix, autoescape=True)))
+    return cond
 
 
 def _view(row: Any) -> dict[str, Any]:
@@ -762,26 +797,9 @@ class Platform:
         (archived ones only) or ``"all"``; ``sort`` is a column or ``params.KEY`` / ``metrics.KEY``
         (sessions without that key last). With ``columns`` (``params.KEY``, ``metrics.KEY``, ``tags.KEY``)
         each item also carries ``columns``: those values, None where a session has no such key."""
-        for st in status or []:
-            if st not in STATUSES:
-                raise InvalidInput(f"status {st!r} is unknown; choose from: {', '.join(STATUSES)}")
         if not 1 <= limit <= 1000 or offset < 0:
             raise InvalidInput("limit must be 1-1000 and offset non-negative")
-        cond: list[Any] = []
-        if status:
-            cond.append(Session.status.in_(status))
-        if owner:
-            cond.append(Session.owner == owner)
-        if q:
-            cond.append(Session.name.contains(q, autoescape=True))
-        if project:
-            cond.append(Session.project == project)
-        mode = _archived_mode(archived)
-        if mode != "all":
-            cond.append(Session.archived.is_(mode == "archived"))
-        node = parse(filter) if filter else None
-        if node is not None:
-            cond.append(_to_sql(node))
+        cond = _list_conditions(status=status, owner=owner, q=q, project=project, filter=filter, archived=archived)
         sort_col = _sort_column(sort)
         order = [sort_col.desc() if desc else sort_col.asc(), Session.id.desc() if desc else Session.id.asc()]
         if "." in sort:
@@ -803,6 +821,31 @@ class Platform:
         if columns and items:
             self._attach_columns(items, columns)
         return items, total
+
+    def session_keys(
+        self,
+        *,
+        status: list[str] | None = None,
+        owner: str | None = None,
+        q: str | None = None,
+        project: str | None = None,
+        filter: str | None = None,
+        archived: str | bool | None = None,
+        limit: int = SESSION_KEYS,
+    ) -> dict[str, list[str]]:
+        """The distinct param, metric and tag keys over the sessions ``list_sessions`` would match with
+        the same filters: the first ``limit`` of each in key order (what the column picker offers)."""
+        if not 1 <= limit <= SESSION_KEYS:
+            raise InvalidInput(f"limit must be 1-{SESSION_KEYS}")
+        matching = select(Session.id).where(
+            *_list_conditions(status=status, owner=owner, q=q, project=project, filter=filter, archived=archived))
+        out: dict[str, list[str]] = {}
+        with self.engine.connect() as conn:
+            for name, table in (("params", SessionParam), ("metrics", MetricKey), ("tags", SessionTag)):
+                query = (select(table.key).where(table.session_id.in_(matching)).distinct()
+                         .order_by(table.key).limit(limit))
+                out[name] = list(conn.execute(query).scalars())
+        return out
 
     def _attach_columns(self, items: list[dict[str, Any]], columns: list[str]) -> None:
         metric_keys = [c.partition(".")[2] for c in columns if c.startswith("metrics.")]
@@ -1061,12 +1104,11 @@ class Platform:
         return found
 
     def metric_keys(self, sid: int, *, q: str | None = None, limit: int | None = None,
-                    offset: int = 0) -> list[dict[str, Any]]:
-        """The session's keys in key order; ``q`` keeps those containing it, ``limit``/``offset`` page."""
+                    offset: int = 0, exclude_prefix: str | None = None) -> list[dict[str, Any]]:
+        """The session's keys in key order; ``q`` keeps those containing it, ``exclude_prefix`` leaves out
+        those starting with it (``"sys/"``: the system metrics), ``limit``/``offset`` page."""
         self._row(sid)
-        query = select(MetricKey).where(MetricKey.session_id == sid)
-        if q:
-            query = query.where(MetricKey.key.contains(q, autoescape=True))
+        query = select(MetricKey).where(*_key_conditions(sid, q, exclude_prefix))
         query = query.order_by(MetricKey.key).offset(offset)
         if limit is not None:
             query = query.limit(limit)
@@ -1081,10 +1123,8 @@ class Platform:
         return None if r is None else {"key": r.key, "count": r.count, "last_step": r.last_step,
                                        "last_value": r.last_value}
 
-    def count_metric_keys(self, sid: int, *, q: str | None = None) -> int:
-        query = select(func.count()).select_from(MetricKey).where(MetricKey.session_id == sid)
-        if q:
-            query = query.where(MetricKey.key.contains(q, autoescape=True))
+    def count_metric_keys(self, sid: int, *, q: str | None = None, exclude_prefix: str | None = None) -> int:
+        query = select(func.count()).select_from(MetricKey).where(*_key_conditions(sid, q, exclude_prefix))
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 

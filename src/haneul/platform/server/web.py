@@ -35,6 +35,8 @@ NAV = (NavEntry("Sessions", "/", 10), NavEntry("Projects", "/projects", 15), Nav
 ROW_METRICS = 4
 #: charts on one page of a session's keys; a session with more gets a filter and pages of keys
 PAGE_KEYS = 24
+#: metric keys the launcher reports (CPU, memory, GPU): drawn in the session page's System section
+SYSTEM_PREFIX = "sys/"
 #: keys offered per session in the compare page's key list
 COMPARE_KEYS = 500
 _PAGE_MAX = 1_000_000_000  # page numbers beyond any real list, still far inside 64-bit offsets
@@ -195,16 +197,21 @@ def session_page(
 ) -> Any:
     session = platform.get_session(sid)
     mq = mq or None
-    total = platform.count_metric_keys(sid, q=mq)
+    # the launcher's sys/* keys have their own section (_system.html): the charts, pages and counts
+    # here are of the run's own keys, and the system keys are counted apart
+    total = platform.count_metric_keys(sid, q=mq, exclude_prefix=SYSTEM_PREFIX)
+    main_keys = total if mq is None else platform.count_metric_keys(sid, exclude_prefix=SYSTEM_PREFIX)
     pages = max(1, -(-total // PAGE_KEYS))
     mpage = min(mpage, pages)
-    keys = platform.metric_keys(sid, q=mq, limit=PAGE_KEYS, offset=(mpage - 1) * PAGE_KEYS)
+    keys = platform.metric_keys(sid, q=mq, limit=PAGE_KEYS, offset=(mpage - 1) * PAGE_KEYS,
+                                exclude_prefix=SYSTEM_PREFIX)
     return templates.TemplateResponse(request, "session.html", {
-        "s": session, "keys": keys, "key_total": total, "all_keys": session["metric_count"],
+        "s": session, "keys": keys, "key_total": total, "all_keys": main_keys,
+        "system_keys": session["metric_count"] - main_keys, "system_prefix": SYSTEM_PREFIX,
         "mq": mq or "", "mpage": mpage, "mpages": pages, "first": (mpage - 1) * PAGE_KEYS + 1,
         # with one page of keys and no filter the page follows every key, so keys reported later
         # get their charts too; otherwise it follows exactly the keys it shows
-        "follow_all": mq is None and session["metric_count"] <= PAGE_KEYS, "page_keys": PAGE_KEYS,
+        "follow_all": mq is None and main_keys <= PAGE_KEYS, "page_keys": PAGE_KEYS,
         "checkpoints": platform.list_checkpoints(sid),
     })
 

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import AfterValidator, BaseModel, Field
 
 from haneul.platform.server.deps import Int64, NonNegInt64, PlatformDep, SessionId, TokenDep, errors
+from haneul.platform.service import SESSION_KEYS
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
@@ -96,6 +97,31 @@ def list_sessions(
         desc=desc, limit=limit, offset=offset, columns=[c for c in (columns or "").split(",") if c] or None,
     )
     return SessionList(items=items, total=total, limit=limit, offset=offset)
+
+
+class SessionKeys(BaseModel):
+    params: list[str]
+    metrics: list[str]
+    tags: list[str]
+
+
+# declared before /{sid}, which would otherwise take "keys" for a session id
+@router.get("/keys", responses=errors(400))
+def session_keys(
+    platform: PlatformDep,
+    status: Annotated[list[str] | None, Query(description="repeat to match several")] = None,
+    owner: str | None = None,
+    q: Annotated[str | None, Query(description="substring of the name")] = None,
+    project: str | None = None,
+    filter: Annotated[str | None, Query(description="search expression, as for the list")] = None,
+    archived: Annotated[str, Query(description="0: active sessions, 1: archived ones, all: both")] = "0",
+    limit: Annotated[int, Query(ge=1, le=SESSION_KEYS, description="keys of each kind")] = SESSION_KEYS,
+) -> SessionKeys:
+    """The distinct param, metric and tag keys of the sessions the same filters list, each sorted and cut
+    at ``limit``: the columns the sessions page offers."""
+    keys = platform.session_keys(status=status, owner=owner, q=q, project=project, filter=filter,
+                                 archived=archived, limit=limit)
+    return SessionKeys(**keys)
 
 
 @router.get("/{sid}", responses=errors(400, 404))

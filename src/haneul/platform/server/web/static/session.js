@@ -282,12 +282,14 @@
   const series = {};  // key -> chart state
   const followAll = charts.dataset.followAll === "true";
   const maxCharts = Number(charts.dataset.maxCharts || 24);
+  const skipPrefix = charts.dataset.skipPrefix || "";  // sys/* keys: drawn in the System section
   const shown = [...charts.querySelectorAll(".chart[data-key]")];
   function chartFor(key) {
     if (series[key]) return series[key];
     let div = shown.find((d) => d.dataset.key === key);
     if (!div) {
       if (!followAll || Object.keys(series).length >= maxCharts) return null;
+      if (skipPrefix && key.startsWith(skipPrefix)) return null;
       const none = document.getElementById("no-metrics");
       if (none) none.remove();
       div = document.createElement("div");
