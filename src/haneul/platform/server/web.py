@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import jinja2
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
@@ -105,58 +105,63 @@ def render_notes(text: str | None) -> Markup:
     return Markup("\n".join(out))
 
 
-def _list_page(request: Request, platform: Any, templates: Jinja2Templates, *, project: str | None,
-               status: list[str] | None, owner: str | None, q: str | None, filter: str | None, cols: str | None,
-               archived: str, sort: str, desc: bool, page: int, per_page: int,
-               template: str = "sessions.html") -> Any:
+class ListQuery:
+    """The query of a sessions table (the sessions page and a project's page), read by FastAPI."""
+
+    def __init__(
+        self,
+        status: Annotated[list[str] | None, Query()] = None,
+        owner: str | None = None,
+        q: str | None = None,
+        filter: str | None = None,
+        cols: str | None = None,
+        archived: str = "0",
+        sort: str = "id",
+        desc: bool = True,
+        page: Annotated[int, Query(ge=1, le=_PAGE_MAX)] = 1,
+        per_page: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> None:
+        self.status = [s for s in (status or []) if s]
+        self.owner, self.q, self.filter = owner or "", q or "", filter or ""
+        self.cols = [c for c in (cols or "").split(",") if c]
+        self.archived, self.sort, self.desc, self.page, self.per_page = archived, sort, desc, page, per_page
+
+
+ListQueryDep = Annotated[ListQuery, Depends()]
+
+
+def _list_page(request: Request, platform: Any, templates: Jinja2Templates, query: ListQuery, *,
+               project: str | None, template: str = "sessions.html") -> Any:
     """The sessions table, for the sessions page and a project's page. A bad filter expression is
     shown above an empty table, so it can be corrected in the box where it was typed."""
-    status = [s for s in (status or []) if s]
-    columns = [c for c in (cols or "").split(",") if c]
-    error = None
+    lq, error = query, None
     try:
         items, total = platform.list_sessions(
-            status=status or None, owner=owner or None, q=q or None, project=project, filter=filter or None,
-            archived=archived, sort=sort, desc=desc, limit=per_page, offset=(page - 1) * per_page,
-            columns=columns or None,
+            status=lq.status or None, owner=lq.owner or None, q=lq.q or None, project=project,
+            filter=lq.filter or None, archived=lq.archived, sort=lq.sort, desc=lq.desc, limit=lq.per_page,
+            offset=(lq.page - 1) * lq.per_page, columns=lq.cols or None,
         )
     except InvalidInput as exc:
         items, total, error = [], 0, exc.message
     offered = sorted({f"params.{k}" for i in items for k in i["params"]}
                      | {f"metrics.{k}" for i in items for k in i.get("metrics", {})}
-                     | {f"tags.{k}" for i in items for k in i["tags"]} | set(columns))
-    query = urlencode([("project", project or ""), *(("status", st) for st in status), ("owner", owner or ""),
-                       ("q", q or ""), ("filter", filter or ""), ("cols", ",".join(columns)),
-                       ("archived", archived)])
+                     | {f"tags.{k}" for i in items for k in i["tags"]} | set(lq.cols))
+    link = urlencode([("project", project or ""), *(("status", st) for st in lq.status), ("owner", lq.owner),
+                      ("q", lq.q), ("filter", lq.filter), ("cols", ",".join(lq.cols)), ("archived", lq.archived)])
     return templates.TemplateResponse(request, template, {
-        "items": items, "total": total, "page": page, "per_page": per_page, "pages": max(1, -(-total // per_page)),
-        "status": status, "owner": owner or "", "q": q or "", "sort": sort, "desc": desc, "filter": filter or "",
-        "cols": columns, "offered": offered, "archived": archived, "error": error, "project": project,
-        "views": platform.list_views(), "query": query,
-        "row_metrics": ROW_METRICS, "statuses": ["queued", "running", "done", "failed", "stopped", "lost"],
+        "items": items, "total": total, "page": lq.page, "per_page": lq.per_page,
+        "pages": max(1, -(-total // lq.per_page)), "status": lq.status, "owner": lq.owner, "q": lq.q,
+        "sort": lq.sort, "desc": lq.desc, "filter": lq.filter, "cols": lq.cols, "offered": offered,
+        "archived": lq.archived, "error": error, "project": project, "views": platform.list_views(),
+        "query": link, "row_metrics": ROW_METRICS,
+        "statuses": ["queued", "running", "done", "failed", "stopped", "lost"],
     })
 
 
 @router.get("/", response_class=HTMLResponse)
-def sessions_page(
-    request: Request,
-    platform: PlatformDep,
-    templates: TemplatesDep,
-    status: Annotated[list[str] | None, Query()] = None,
-    owner: str | None = None,
-    q: str | None = None,
-    project: str | None = None,
-    filter: str | None = None,
-    cols: str | None = None,
-    archived: str = "0",
-    sort: str = "id",
-    desc: bool = True,
-    page: Annotated[int, Query(ge=1, le=_PAGE_MAX)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> Any:
-    return _list_page(request, platform, templates, project=project or None, status=status, owner=owner, q=q,
-                      filter=filter, cols=cols, archived=archived, sort=sort, desc=desc, page=page,
-                      per_page=per_page)
+def sessions_page(request: Request, platform: PlatformDep, templates: TemplatesDep, query: ListQueryDep,
+                  project: str | None = None) -> Any:
+    return _list_page(request, platform, templates, query, project=project or None)
 
 
 @router.get("/projects", response_class=HTMLResponse)
@@ -165,25 +170,9 @@ def projects_page(request: Request, platform: PlatformDep, templates: TemplatesD
 
 
 @router.get("/projects/{name}", response_class=HTMLResponse)
-def project_page(
-    name: str,
-    request: Request,
-    platform: PlatformDep,
-    templates: TemplatesDep,
-    status: Annotated[list[str] | None, Query()] = None,
-    owner: str | None = None,
-    q: str | None = None,
-    filter: str | None = None,
-    cols: str | None = None,
-    archived: str = "0",
-    sort: str = "id",
-    desc: bool = True,
-    page: Annotated[int, Query(ge=1, le=_PAGE_MAX)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> Any:
-    return _list_page(request, platform, templates, project=name, status=status, owner=owner, q=q,
-                      filter=filter, cols=cols, archived=archived, sort=sort, desc=desc, page=page,
-                      per_page=per_page, template="project.html")
+def project_page(name: str, request: Request, platform: PlatformDep, templates: TemplatesDep,
+                 query: ListQueryDep) -> Any:
+    return _list_page(request, platform, templates, query, project=name, template="project.html")
 
 
 @router.get("/sessions/{sid}", response_class=HTMLResponse)
