@@ -1194,6 +1194,15 @@ class Platform:
         ``after_id`` returns only points that arrived after that cursor (``last_id`` of an earlier
         answer), which is how live charts follow a running session.
         """
+        points = self._read_points(sid, key, step_min=step_min, step_max=step_max, after_id=after_id)
+        steps, values = downsample(points.steps, points.values, max_points)
+        return {"key": key, "total": len(points.steps), "last_id": points.last_id,
+                "steps": steps.tolist(), "values": values.tolist()}
+
+    def _read_points(self, sid: int, key: str, *, step_min: int | None, step_max: int | None, after_id: int,
+                     times: bool = False) -> _Points:
+        """One metric's stored points after ``after_id`` within the step range, in step order (equal steps in
+        arrival order); their times only when asked, so the plain history does not read them."""
         self._row(sid)
         with self.engine.connect() as conn:
             kid = conn.execute(
@@ -1201,28 +1210,24 @@ class Platform:
             ).scalar_one_or_none()
             if kid is None:
                 raise NotFound(f"session {sid} has no metric {key!r}; see `haneul metrics {sid}` for its keys")
-            query = select(MetricChunk.id, MetricChunk.steps, MetricChunk.values).where(
-                MetricChunk.key_id == kid, MetricChunk.id > after_id)
+            columns = [MetricChunk.id, MetricChunk.steps, MetricChunk.values, *([MetricChunk.times] if times else [])]
+            query = select(*columns).where(MetricChunk.key_id == kid, MetricChunk.id > after_id)
             if step_min is not None:
                 query = query.where(MetricChunk.step_max >= step_min)
             if step_max is not None:
                 query = query.where(MetricChunk.step_min <= step_max)
             rows = conn.execute(query.order_by(MetricChunk.id)).all()
-        if not rows:
-            return {"key": key, "total": 0, "last_id": after_id, "steps": [], "values": []}
-        steps = np.concatenate([np.frombuffer(r.steps, dtype="<i8") for r in rows])
-        values = np.concatenate([np.frombuffer(r.values, dtype="<f8") for r in rows])
+        steps = np.concatenate([np.frombuffer(r.steps, dtype="<i8") for r in rows] or [np.zeros(0, "<i8")])
+        values = np.concatenate([np.frombuffer(r.values, dtype="<f8") for r in rows] or [np.zeros(0)])
+        stamps = np.concatenate([np.frombuffer(r.times, dtype="<f8") for r in rows] or [np.zeros(0)]) if times else None
         keep = np.ones(len(steps), dtype=bool)
         if step_min is not None:
             keep &= steps >= step_min
         if step_max is not None:
             keep &= steps <= step_max
-        if not keep.all():
-            steps, values = steps[keep], values[keep]
-        order = np.argsort(steps, kind="stable")  # equal steps stay in arrival order
-        steps, values = downsample(steps[order], values[order], max_points)
-        return {"key": key, "total": int(keep.sum()), "last_id": int(rows[-1].id),
-                "steps": steps.tolist(), "values": values.tolist()}
+        order = np.flatnonzero(keep)[np.argsort(steps[keep], kind="stable")]
+        return _Points(int(rows[-1].id) if rows else after_id, steps[order], values[order],
+                       stamps[order] if stamps is not None else None)
 
     # ------------------------------------------------------------------ checkpoints
     def _ckpt_store(self, sid: int) -> CheckpointStore:
@@ -1332,39 +1337,25 @@ class Platform:
         value — so a chart can shade the range its min/max line stands for; ``None`` when every point
         was kept.
         """
-        self._row(sid)
-        with self.engine.connect() as conn:
-            kid = conn.execute(
-                select(MetricKey.id).where(MetricKey.session_id == sid, MetricKey.key == key)
-            ).scalar_one_or_none()
-            if kid is None:
-                raise NotFound(f"session {sid} has no metric {key!r}; see `haneul metrics {sid}` for its keys")
-            query = select(MetricChunk.id, MetricChunk.steps, MetricChunk.values, MetricChunk.times).where(
-                MetricChunk.key_id == kid, MetricChunk.id > after_id)
-            if step_min is not None:
-                query = query.where(MetricChunk.step_max >= step_min)
-            if step_max is not None:
-                query = query.where(MetricChunk.step_min <= step_max)
-            rows = conn.execute(query.order_by(MetricChunk.id)).all()
-        steps = np.concatenate([np.frombuffer(r.steps, dtype="<i8") for r in rows] or [np.zeros(0, "<i8")])
-        values = np.concatenate([np.frombuffer(r.values, dtype="<f8") for r in rows] or [np.zeros(0)])
-        stamps = np.concatenate([np.frombuffer(r.times, dtype="<f8") for r in rows] or [np.zeros(0)])
-        keep = np.ones(len(steps), dtype=bool)
-        if step_min is not None:
-            keep &= steps >= step_min
-        if step_max is not None:
-            keep &= steps <= step_max
-        order = np.flatnonzero(keep)[np.argsort(steps[keep], kind="stable")]  # equal steps: arrival order
-        steps, values, stamps = steps[order], values[order], stamps[order]
+        points = self._read_points(sid, key, step_min=step_min, step_max=step_max, after_id=after_id, times=times)
+        steps, values, stamps = points.steps, points.values, points.times
         # downsample over positions, so the same kept points pick their times too
         kept, _ = downsample(np.arange(len(steps)), values, max_points)
-        out: dict[str, Any] = {"key": key, "total": len(steps), "last_id": int(rows[-1].id) if rows else after_id,
+        out: dict[str, Any] = {"key": key, "total": len(steps), "last_id": points.last_id,
                                "steps": steps[kept].tolist(), "values": values[kept].tolist()}
-        if times:
+        if stamps is not None:
             out["times"] = stamps[kept].tolist()
         if band:
-            out["band"] = _bucket_band(steps, values, stamps if times else None, max_points)
+            out["band"] = _bucket_band(steps, values, stamps, max_points)
         return out
+
+
+@dataclass(frozen=True)
+class _Points:
+    last_id: int  # the cursor for the next read (``after_id``)
+    steps: np.ndarray
+    values: np.ndarray
+    times: np.ndarray | None
 
 
 def _bucket_band(steps: np.ndarray, values: np.ndarray, times: np.ndarray | None,
