@@ -13,15 +13,7 @@
   const view = { smooth: Math.min(0.99, Math.max(0, Number(q.get("smooth")) || 0)), logy: q.get("logy") === "1" };
   const smooth = document.getElementById("smooth"), smoothValue = document.getElementById("smooth-value");
   const logy = document.getElementById("logy");
-  // TensorBoard's debiased exponential moving average (the session page draws the same)
-  function ema(values, weight) {
-    if (!(weight > 0)) return values;
-    let last = 0;
-    return values.map((v, i) => {
-      last = last * weight + (1 - weight) * v;
-      return last / (1 - Math.pow(weight, i + 1));
-    });
-  }
+  const ema = haneulEma;  // static/smoothing.js
   const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
   const faint = (hex) => `rgba(${parseInt(hex.slice(1, 3), 16)}, ${parseInt(hex.slice(3, 5), 16)}, ${parseInt(hex.slice(5, 7), 16)}, 0.25)`;
 

@@ -113,16 +113,7 @@
   }
 
   // ------------------------------------------------------------------ drawing
-  // TensorBoard's smoothing: an exponential moving average, debiased so the first points are not
-  // pulled towards zero.
-  function ema(values, weight) {
-    if (!(weight > 0)) return values;
-    let last = 0;
-    return values.map((v, i) => {
-      last = last * weight + (1 - weight) * v;
-      return last / (1 - Math.pow(weight, i + 1));
-    });
-  }
+  const ema = haneulEma;  // static/smoothing.js
   const tzShift = new Date().getTimezoneOffset() * 60000;  // date axes show UTC; shift to local time
   const started = Number(root.dataset.started) || null;
   function relUnit(c) {
