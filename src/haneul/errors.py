@@ -63,6 +63,20 @@ class Unauthorized(HaneulError):
     http_status = 401
 
 
+class Forbidden(HaneulError):
+    """The caller is known and may see the resource, but its role may not do this (a viewer writing)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class TooManyRequests(HaneulError):
+    """A quota is spent (e.g. a team's daily submissions); the message says when it refills."""
+
+    code = "too_many_requests"
+    http_status = 429
+
+
 class StorageError(HaneulError):
     """An artifact could not be written or read back intact (full disk, checksum mismatch)."""
 

@@ -17,12 +17,14 @@ import httpx
 import orjson
 
 from haneul.errors import (
+    Forbidden,
     HaneulError,
     IntegrityError,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
     ServerUnavailable,
+    TooManyRequests,
     Unauthorized,
 )
 from haneul.io import atomic_open, iter_file, sha256_file
@@ -48,12 +50,20 @@ def inherited_env() -> dict[str, str]:
 
 
 class Client:
+    """A connection to a haneul server. Without a ``token`` it uses the one :func:`find_token` finds
+    for the URL: ``HANEUL_API_TOKEN``, the ``haneul login`` of that server, or on this machine the
+    local admin's token that the server wrote on its first start."""
+
     def __init__(self, url: str | None = None, *, token: str | None = None, timeout: float = 60.0) -> None:
         if url is None:
             from haneul.settings import get_settings
 
             url = get_settings().server_url
         self.url = url.rstrip("/")
+        if token is None:
+            from haneul.platform.credentials import find_token
+
+            token = find_token(self.url)
         self.token = token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
@@ -228,7 +238,7 @@ class Client:
 # what a status means when the answer is not haneul's JSON (a proxy's page): whether a caller retries,
 # splits a batch or gives up depends on the class
 _BY_STATUS: dict[int, type[HaneulError]] = {
-    400: InvalidInput, 401: Unauthorized, 404: NotFound, 413: PayloadTooLarge,
+    400: InvalidInput, 401: Unauthorized, 403: Forbidden, 404: NotFound, 413: PayloadTooLarge, 429: TooManyRequests,
     502: ServerUnavailable, 503: ServerUnavailable, 504: ServerUnavailable,
 }
 

@@ -30,7 +30,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from haneul.errors import InvalidInput, PluginError
+from haneul.errors import Forbidden, InvalidInput, NotFound, PluginError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from haneul.settings import Settings
 
 __all__ = [
-    "GROUP", "NavEntry", "Plugin", "ServerContext", "Principal", "CurrentPrincipal", "PluginFactory",
+    "GROUP", "NavEntry", "Plugin", "ServerContext", "Principal", "CurrentPrincipal", "PluginFactory", "WRITE_ROLES",
     "discover", "load_plugins", "ErrorBody", "errors",
 ]
 
@@ -62,10 +62,12 @@ class ErrorBody(BaseModel):
 
 ERROR_DESCRIPTIONS = {
     400: "invalid input: a malformed parameter or body",
-    401: "a valid session token is required",
-    404: "no such session, metric or checkpoint",
+    401: "a valid token (or a web login) is required",
+    403: "the caller's role may only read this resource",
+    404: "no such resource (another team's resources answer 404 too)",
     409: "the request clashes with the session's state",
     413: "the request body or batch is too large",
+    429: "a quota is spent (e.g. the team's daily submissions)",
     500: "the server failed, or a stored file no longer matches its checksum",
     502: "an upstream server (a model endpoint the request named) failed",
     503: "a server the request depends on cannot be reached",
@@ -90,12 +92,69 @@ class NavEntry:
     order: int = 100
 
 
+#: a team role that may read and write its team's resources; "viewer" may only read
+WRITE_ROLES = frozenset({"owner", "member"})
+
+
 @dataclass(frozen=True)
 class Principal:
-    """Who is making a request. Until accounts exist every request is the local user."""
+    """Who is making a request, and what they may touch.
+
+    Resources (sessions, datasets, leaderboards, deployments, ...) belong to a team. A principal
+    reads a team's resources when it has any role there and writes them as ``owner`` or ``member``;
+    an ``admin`` reads and writes every team's. A session's own token (``session_id`` set) reads what
+    its team may read and writes only its own session's metrics, params, checkpoints and artifacts.
+
+    Routes check with :meth:`check_read` (another team's resource is a 404, so its existence is not
+    leaked) and :meth:`check_write` (a viewer writing is a 403). ``Principal()`` is the local admin.
+    """
 
     name: str = "local"
     admin: bool = True
+    user_id: int | None = None
+    roles: Mapping[int, str] = field(default_factory=dict)  # team id -> "owner" | "member" | "viewer"
+    team_id: int | None = None  # where this principal's new resources go (its default team)
+    session_id: int | None = None  # set when the request carries a session's own token
+
+    def can_read(self, team_id: int | None) -> bool:
+        return self.admin or (team_id is not None and team_id in self.roles)
+
+    def can_write(self, team_id: int | None) -> bool:
+        if self.session_id is not None:
+            return False  # a session writes only its own session (see can_write_session)
+        return self.admin or (team_id is not None and self.roles.get(team_id) in WRITE_ROLES)
+
+    def can_write_session(self, session_id: int, team_id: int | None) -> bool:
+        """May write a session's metrics, params, checkpoints and artifacts: its own token, or a
+        writer of its team."""
+        return self.session_id == session_id if self.session_id is not None else self.can_write(team_id)
+
+    def readable_teams(self) -> set[int] | None:
+        """The teams whose resources this principal lists; ``None`` means every team (an admin)."""
+        return None if self.admin else set(self.roles)
+
+    def check_read(self, team_id: int | None, what: str) -> None:
+        """Raise the 404 a missing resource gives when this principal may not read ``what``."""
+        if not self.can_read(team_id):
+            raise NotFound(f"{what} not found")
+
+    def check_write(self, team_id: int | None, what: str) -> None:
+        """404 when the resource is not readable, 403 when the principal's role may only read it."""
+        self.check_read(team_id, what)
+        if not self.can_write(team_id):
+            role = "a session token" if self.session_id is not None else \
+                f"role {self.roles.get(team_id, 'none')!r}" if team_id is not None else "no team"
+            raise Forbidden(f"{self.name} may not change {what}: {role} may only read it; "
+                            "ask a team owner for the member role")
+
+    def writable_team(self, team: int | None = None) -> int:
+        """The team a new resource goes to: ``team`` if given (and writable), else the default team."""
+        target = team if team is not None else self.team_id
+        if target is None:
+            raise InvalidInput(f"{self.name} belongs to no team; ask an admin to add you to one "
+                               "(haneul team add-member TEAM USER)")
+        self.check_write(target, f"team {target}")
+        return target
 
 
 def current_principal(request: Request) -> Principal:

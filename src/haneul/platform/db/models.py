@@ -1,4 +1,4 @@
-"""Metadata tables: users, teams, sessions (with their params, tags and notes), metric keys and points,
+"""Metadata tables: users, teams, memberships, API tokens, sessions (with their params, tags and notes), metric keys and points,
 checkpoints, saved views of the sessions list.
 
 Written against SQLAlchemy's portable types so the same schema runs on SQLite (the embedded
@@ -45,12 +45,50 @@ class Team(Base):
 
 
 class User(Base):
+    """A person or a service account. ``admin`` users manage users and teams and see every team."""
+
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
-    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), nullable=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), nullable=True)  # the default team
     created_at: Mapped[float] = mapped_column(Float)
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)  # argon2id; None: tokens only
+    admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+
+
+class Membership(Base):
+    """A user's role in a team: ``owner`` (manages members), ``member`` (reads and writes) or ``viewer``."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id", "team_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class ApiToken(Base):
+    """A bearer credential of a user: an API token (``kind="api"``) or a browser login (``"web"``).
+
+    The secret is shown once and stored only as an argon2id hash; ``key`` is the public part of the
+    token that finds the row without a scan. A web login also carries its CSRF token.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    kind: Mapped[str] = mapped_column(String(8), default="api")
+    csrf: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Session(Base):
@@ -82,6 +120,7 @@ class Session(Base):
     notes: Mapped[str] = mapped_column(Text, default="", server_default="")
     archived: Mapped[bool] = mapped_column(Boolean, index=True, default=False, server_default=sa_false())
     git: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)  # commit, branch, dirty
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True, nullable=True)
 
 
 class SessionParam(Base):
@@ -114,12 +153,13 @@ class SessionTag(Base):
 
 
 class SavedView(Base):
-    """A named sessions list: filter expression, chosen columns and sort, shared by everyone."""
+    """A named sessions list: filter expression, chosen columns and sort, shared within its team."""
 
     __tablename__ = "saved_views"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True, nullable=True)
     filter: Mapped[str] = mapped_column(Text, default="")
     columns: Mapped[list[str]] = mapped_column(JSON, default=list)
     sort: Mapped[str] = mapped_column(String(300), default="id")
@@ -175,5 +215,5 @@ class Checkpoint(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
-__all__ = ["Base", "Checkpoint", "MetricChunk", "MetricKey", "SavedView", "Session", "SessionParam", "SessionTag",
+__all__ = ["ApiToken", "Base", "Checkpoint", "Membership", "MetricChunk", "MetricKey", "SavedView", "Session", "SessionParam", "SessionTag",
            "Team", "User"]
