@@ -20,10 +20,12 @@ from haneul.errors import HaneulError
 HELP = "haneul (하늘): a Korean-first ML platform. Run training sessions, watch them live, keep checkpoints."
 
 # Modules that add top-level commands (each defines ``register(app)``).
-TOP_LEVEL = ["haneul.cli.server", "haneul.cli.sessions"]
+TOP_LEVEL = ["haneul.cli.server", "haneul.cli.sessions", "haneul.cli.accounts", "haneul.cli.deploy"]
 
 # Sub-command groups: ``haneul <name> ...`` from a module exposing ``app``.
 GROUPS = {
+    "dataset": "haneul.cli.dataset",
+    "model": "haneul.cli.model",
     "lm": "haneul.cli.lm",
     "eval": "haneul.cli.evals",
     "quant": "haneul.cli.quant",

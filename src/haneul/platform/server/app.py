@@ -97,11 +97,20 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         return {"status": "ok", "version": __version__, "home": str(settings.home),
                 "limits": {"max_metric_batch": settings.max_metric_batch}}
 
-    from haneul.platform.server.routes import artifacts, checkpoints, logs, metrics, projects, sessions
+    from haneul.platform.server.routes import (
+        artifacts,
+        checkpoints,
+        datasets,
+        deployments,
+        logs,
+        metrics,
+        projects,
+        sessions,
+    )
     from haneul.platform.server.web import make_templates
     from haneul.platform.server.web import router as web_router
 
-    for routes in (sessions, metrics, checkpoints, artifacts, logs, projects):
+    for routes in (sessions, metrics, checkpoints, artifacts, logs, projects, datasets, deployments):
         app.include_router(routes.router)
     for loaded in plugins:
         plugin = loaded.plugin

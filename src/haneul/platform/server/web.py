@@ -30,6 +30,7 @@ router = APIRouter(include_in_schema=False)
 
 #: the platform's own header links; plugins add theirs between these (orders 10-20 and 1000)
 NAV = (NavEntry("Sessions", "/", 10), NavEntry("Projects", "/projects", 15), NavEntry("Compare", "/compare", 20),
+       NavEntry("Datasets", "/datasets", 25), NavEntry("Deployments", "/deployments", 27),
        NavEntry("API", "/api/v1/docs", 1000))
 #: metrics shown per row of the sessions list
 ROW_METRICS = 4
