@@ -48,6 +48,14 @@ def wait_http(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+# the local admin's token of the server under test (each server writes one on its first start)
+_AUTH: dict[str, str] = {}
+
+
+def get(url: str, **kwargs: object) -> httpx.Response:
+    return httpx.get(url, headers=_AUTH, **kwargs)  # type: ignore[arg-type]
+
+
 class Server:
     def __init__(self, home: Path, **settings: str) -> None:
         self.home = home
@@ -59,6 +67,7 @@ class Server:
         self.proc = subprocess.Popen([str(BIN / "haneul"), "server"], env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_http(f"{self.url}/api/v1/health")
+        _AUTH["Authorization"] = f"Bearer {(home / 'admin.token').read_text().strip()}"
 
     def run(self, *cmd: str, cwd: Path) -> int:
         out = subprocess.run([str(BIN / "haneul"), "run", "--", *cmd], env=self.env, cwd=cwd,
@@ -68,7 +77,7 @@ class Server:
     def wait_done(self, sid: int, timeout: float = 600) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            s = httpx.get(f"{self.url}/api/v1/sessions/{sid}").json()
+            s = get(f"{self.url}/api/v1/sessions/{sid}").json()
             if s["status"] not in ("queued", "running"):
                 return s
             time.sleep(0.05)
@@ -100,20 +109,20 @@ def bench_haneul(points: int, work: Path) -> dict:
         sid = server.run("python", "worker.py", str(points), cwd=work)
         s = server.wait_done(sid)
         assert s["status"] == "done", s
-        res = json.loads(httpx.get(f"{server.url}/api/v1/sessions/{sid}/logs").json()["lines"][-1])
-        keys = {k["key"]: k["count"] for k in httpx.get(f"{server.url}/api/v1/sessions/{sid}/metrics").json()}
+        res = json.loads(get(f"{server.url}/api/v1/sessions/{sid}/logs").json()["lines"][-1])
+        keys = {k["key"]: k["count"] for k in get(f"{server.url}/api/v1/sessions/{sid}/metrics").json()}
         stored = keys["loss"]
         assert stored == points, (stored, points)
         reads = []
         for _ in range(5):
             t0 = time.perf_counter()
-            got = httpx.get(f"{server.url}/api/v1/sessions/{sid}/metrics/loss", timeout=60).json()
+            got = get(f"{server.url}/api/v1/sessions/{sid}/metrics/loss", timeout=60).json()
             reads.append(time.perf_counter() - t0)
             assert got["total"] == points
         down = []
         for _ in range(5):
             t0 = time.perf_counter()
-            httpx.get(f"{server.url}/api/v1/sessions/{sid}/metrics/loss", params={"max_points": 1000})
+            get(f"{server.url}/api/v1/sessions/{sid}/metrics/loss", params={"max_points": 1000})
             down.append(time.perf_counter() - t0)
         # launch latency: CLI invocation to the first line of user code
         lat = []
@@ -121,7 +130,7 @@ def bench_haneul(points: int, work: Path) -> dict:
             t0 = time.time()
             sid2 = server.run("python", "-c", "import time; print(repr(time.time()), flush=True)", cwd=work)
             server.wait_done(sid2)
-            first = float(httpx.get(f"{server.url}/api/v1/sessions/{sid2}/logs").json()["lines"][0])
+            first = float(get(f"{server.url}/api/v1/sessions/{sid2}/logs").json()["lines"][0])
             lat.append(first - t0)
         return {
             "ingest_points": points,
@@ -164,11 +173,11 @@ def bench_sessions_page(n_sessions: int, work: Path) -> dict:
         times, api_times = [], []
         for _ in range(20):
             t0 = time.perf_counter()
-            r = httpx.get(f"{server.url}/", timeout=30)
+            r = get(f"{server.url}/", timeout=30)
             times.append(time.perf_counter() - t0)
             assert r.status_code == 200 and f"{n_sessions} sessions" in r.text
             t0 = time.perf_counter()
-            httpx.get(f"{server.url}/api/v1/sessions", params={"limit": 50, "status": "done", "sort": "name"})
+            get(f"{server.url}/api/v1/sessions", params={"limit": 50, "status": "done", "sort": "name"})
             api_times.append(time.perf_counter() - t0)
         return {"sessions": n_sessions, "page_s_median": statistics.median(times[2:]),
                 "list_api_filtered_sorted_s_median": statistics.median(api_times[2:]),
@@ -203,11 +212,11 @@ def _bench_search(server: Server, home: Path, n_sessions: int) -> dict:
     filtered, plain = [], []
     for _ in range(20):
         t0 = time.perf_counter()
-        r = httpx.get(url, params={"filter": SEARCH, "limit": 50}, timeout=30)
+        r = get(url, params={"filter": SEARCH, "limit": 50}, timeout=30)
         filtered.append(time.perf_counter() - t0)
         assert r.status_code == 200 and r.json()["total"] == expected, r.text[:200]
         t0 = time.perf_counter()
-        httpx.get(url, params={"limit": 50}, timeout=30)
+        get(url, params={"limit": 50}, timeout=30)
         plain.append(time.perf_counter() - t0)
     return {"search_filter": SEARCH, "search_matches": expected,
             "search_param_and_metric_s_median": statistics.median(filtered[2:]),
@@ -221,11 +230,11 @@ def _bench_keys(server: Server) -> dict:
     keys_times, plain = [], []
     for _ in range(20):
         t0 = time.perf_counter()
-        r = httpx.get(f"{server.url}/api/v1/sessions/keys", timeout=30)
+        r = get(f"{server.url}/api/v1/sessions/keys", timeout=30)
         keys_times.append(time.perf_counter() - t0)
         assert r.status_code == 200 and r.json()["params"] == ["batch_size", "lr"], r.text[:200]
         t0 = time.perf_counter()
-        httpx.get(f"{server.url}/api/v1/sessions", params={"limit": 50}, timeout=30)
+        get(f"{server.url}/api/v1/sessions", params={"limit": 50}, timeout=30)
         plain.append(time.perf_counter() - t0)
     return {"keys_route_s_median": statistics.median(keys_times[2:]),
             "keys_baseline_list_s_median": statistics.median(plain[2:])}
@@ -249,7 +258,7 @@ def _median_get(url: str, repeats: int = 10, **params: object) -> float:
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        r = httpx.get(url, params=params, timeout=120)
+        r = get(url, params=params, timeout=120)
         times.append(time.perf_counter() - t0)
         assert r.status_code == 200, (url, r.status_code, r.text[:200])
     return statistics.median(times)
@@ -271,7 +280,7 @@ def bench_many_keys(n_keys: int, work: Path) -> dict:
         sid = server.run("python", "many_keys.py", str(n_keys), cwd=work)
         s = server.wait_done(sid)
         assert s["status"] == "done", s
-        res = json.loads(httpx.get(f"{server.url}/api/v1/sessions/{sid}/logs").json()["lines"][-1])
+        res = json.loads(get(f"{server.url}/api/v1/sessions/{sid}/logs").json()["lines"][-1])
         assert res["accepted"] == 2 * n_keys and s["metric_count"] == n_keys, (res, s["metric_count"])
         after = {"sessions_page_s_median": _median_get(f"{server.url}/"),
                  "session_page_s_median": _median_get(f"{server.url}/sessions/{sid}"),

@@ -31,8 +31,11 @@ def haneul_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     monkeypatch.setenv("HANEUL_HOME", str(home))
     # sessions sample no system metrics unless a test asks (exact metric keys stay predictable)
     monkeypatch.setenv("HANEUL_SYS_METRICS_INTERVAL", "0")
-    for var in ("HANEUL_SESSION", "HANEUL_SERVER", "HANEUL_TOKEN", "HANEUL_DB_URL", "HANEUL_ARTIFACT_ROOT"):
+    for var in ("HANEUL_SESSION", "HANEUL_SERVER", "HANEUL_TOKEN", "HANEUL_API_TOKEN", "HANEUL_DB_URL",
+                "HANEUL_ARTIFACT_ROOT"):
         monkeypatch.delenv(var, raising=False)
+    # `haneul login` keeps tokens under XDG_CONFIG_HOME: never the real one of whoever runs the tests
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     reload_settings()
     yield home
     from haneul.platform import sdk

@@ -37,6 +37,16 @@ class Settings(BaseSettings):
     # seconds between samples of a session's CPU, memory and GPU use (sys/* metrics); 0 turns them off.
     # The launcher reads it from the session's environment, so `haneul run --env` can change it per session.
     sys_metrics_interval: float = Field(default=10.0, ge=0)
+    # seconds `haneul deploy` waits for each replica to load its checkpoint and answer /health
+    deploy_ready_timeout_s: float = Field(default=120.0, gt=0)
+    # seconds a session asked to pause (haneul pause, or preempted) has to save and exit before it is stopped
+    pause_grace_s: float = Field(default=60.0, ge=0)
+    # competitions (haneul submit): submissions per team per dataset in any 24 hours, and the limits of the
+    # eval script's process (seconds, address space) and of the session's code predicting the test inputs
+    submit_daily_limit: int = Field(default=10, ge=0)
+    submit_eval_timeout_s: float = Field(default=600.0, gt=0)
+    submit_eval_memory: str = "4G"
+    submit_infer_timeout_s: float = Field(default=1800.0, gt=0)
 
     @property
     def database_url(self) -> str:

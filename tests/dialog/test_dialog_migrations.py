@@ -9,6 +9,7 @@ from sqlalchemy import create_engine, inspect, text
 from haneul.dialog.memory import Memory
 from haneul.dialog.stores import MemoryStore
 from haneul.dialog.stores.sql import Base, MemoryVersionRow
+from haneul.platform.testing import as_admin
 from haneul.settings import Settings
 
 TABLES = {"dialog_memory_versions", "dialog_memory_ops"}
@@ -79,6 +80,7 @@ def test_the_platform_server_database_gets_the_dialog_tables_at_start(tmp_path):
 
     home = tmp_path / "server-home"
     with TestClient(create_app(Settings(home=home))) as client:
+        as_admin(client)
         r = client.post("/api/v1/dialog/memory/kim/update", json={"summary": ["노인정에 다니심"], "operator": "lexical"})
         assert r.status_code == 200 and r.json()["version"] == 1
     url = f"sqlite:///{home / 'haneul.db'}"
@@ -106,6 +108,7 @@ def test_a_server_database_with_tables_from_the_old_create_all_is_adopted_at_sta
     engine.dispose()
 
     with TestClient(create_app(Settings(home=home))) as client:
+        as_admin(client)
         assert client.get("/api/v1/dialog/memory/kim").json() == {"person": "kim", "version": 1,
                                                                   "sentences": ["노인정에 다니심"]}
     assert rows(f"sqlite:///{home / 'haneul.db'}", "SELECT version_num FROM alembic_version_dialog") == [("dialog_0001",)]

@@ -15,12 +15,15 @@ from haneul.settings import Settings, reload_settings
 
 
 @pytest.fixture
-def platform_server(tmp_path):
-    """The full platform app (sessions, metrics, installed plugins) over its own HANEUL_HOME."""
+def platform_server(tmp_path, monkeypatch):
+    """The full platform app (sessions, metrics, installed plugins) over its own HANEUL_HOME; clients
+    here use its local admin's token."""
+    from haneul.platform.credentials import local_admin_token
     from haneul.platform.server.app import create_app
 
     home = tmp_path / "server-home"
     with serve(create_app(Settings(home=home))) as url:
+        monkeypatch.setenv("HANEUL_API_TOKEN", local_admin_token(home))
         yield url, home
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from haneul.platform.testing import as_admin
+
 
 def _app(home: Path):  # type: ignore[no-untyped-def]
     from haneul.platform.server import create_app
@@ -24,6 +26,7 @@ def evals_api(haneul_home: Path) -> Iterator:  # type: ignore[type-arg]
     from fastapi.testclient import TestClient
 
     with TestClient(_app(haneul_home)) as client:
+        as_admin(client)
         yield client
 
 

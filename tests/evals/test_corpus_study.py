@@ -156,6 +156,7 @@ def test_cells_run_as_platform_sessions(study_inputs: dict[str, Path], haneul_ho
     server = start_server(haneul_home / "server")
     try:
         monkeypatch.setenv("HANEUL_SERVER", server.url)
+        monkeypatch.setenv("HANEUL_API_TOKEN", server.token)  # the server's home is not HANEUL_HOME here
         reload_settings()
         p = study_inputs
         cfg = StudyConfig(corpora={"reviews": [str(p["reviews"])]}, tasks=f"nsmc={p['nsmc']}", sizes=[500],

@@ -10,6 +10,7 @@ import pytest
 from evals_results_helpers import results_doc
 
 from haneul.cli.main import main
+from haneul.platform.testing import auth_headers
 from haneul.settings import reload_settings
 
 
@@ -46,7 +47,7 @@ def test_publish_uploads_a_results_file(evals_server, tmp_path, capsys):
     cli(["eval", "publish", str(run), "--server", evals_server, "--json"])  # the folder works too
     info = json.loads(capsys.readouterr().out)
     assert info["id"] == rid and info["created"] is False and info["session"] == 12
-    items = httpx.get(f"{evals_server}/api/v1/evals/results").json()["items"]
+    items = httpx.get(f"{evals_server}/api/v1/evals/results", headers=auth_headers(evals_server)).json()["items"]
     assert [(i["id"], i["model"], i["session"]) for i in items] == [(rid, "ko-small", 12)]
 
 
@@ -95,9 +96,9 @@ def test_eval_run_publishes_when_a_server_is_configured(evals_server, toy_model,
     captured = capsys.readouterr()
     assert json.loads(captured.out)["tasks"]["nsmc"]["shots"]["0"]["mean"]["acc"] == 60.0
     assert "published: run " in captured.err and f"{evals_server}/evals" in captured.err
-    items = httpx.get(f"{evals_server}/api/v1/evals/results").json()["items"]
+    items = httpx.get(f"{evals_server}/api/v1/evals/results", headers=auth_headers(evals_server)).json()["items"]
     assert [(i["model"], i["tasks"]) for i in items] == [("toy", ["nsmc"])]
-    stored = httpx.get(f"{evals_server}/api/v1/evals/results/{items[0]['id']}").json()["results"]
+    stored = httpx.get(f"{evals_server}/api/v1/evals/results/{items[0]['id']}", headers=auth_headers(evals_server)).json()["results"]
     assert stored["tasks"] == json.loads((out / "results.json").read_text())["tasks"]
     cli(["eval", "run", "--model", "toy", "--task", f"nsmc={nsmc(tmp_path)}", "--out", str(out), "--no-publish",
          "--bootstrap", "10"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from evals_results_helpers import results_doc
 
+from haneul.platform.credentials import local_admin_token
+
 pytestmark = pytest.mark.browser
 
 
@@ -22,7 +24,7 @@ def test_results_page_table_detail_and_shots_selector(evals_server, page) -> Non
     )
     publish(results_doc("model-b", {"nsmc": {0: [65.5], 4: [71.0, 71.0]}}, se=2.5), server=evals_server)
 
-    page.goto(f"{evals_server}/evals")
+    page.goto(f"{evals_server}/evals?token={local_admin_token()}")
     assert page.locator("#board th.group").all_text_contents() == ["0-shot", "4-shot"]
     expected = {
         ("model-a", "korsts", 0): ("40.00 ± 1.00", True),  # the only korsts score is the best one

@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from platform_helpers import LiveServer, start_server
 
+from haneul.platform.credentials import local_admin_token
 from haneul.settings import Settings
 
 
@@ -22,6 +23,7 @@ def api(settings: Settings) -> Iterator[TestClient]:
 
     app = create_app(settings, server_url="http://testserver")
     with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {local_admin_token(settings.home)}"
         yield client
 
 

@@ -37,10 +37,17 @@ def _token(api: TestClient, sid: int) -> str:
     return token
 
 
-def _session(api: TestClient, code: str = "print('hi')", **kw) -> dict:
-    res = api.post("/api/v1/sessions", json={"command": [PY, "-c", code], **kw})
+def _session(api: TestClient, code: str = "print('hi')", headers: dict | None = None, **kw) -> dict:
+    res = api.post("/api/v1/sessions", json={"command": [PY, "-c", code], **kw}, headers=headers)
     assert res.status_code == 201, res.text
     return res.json()
+
+
+def _member(api: TestClient, name: str, team: str = "local") -> dict[str, str]:
+    """Headers of a new member of ``team``."""
+    assert api.post("/api/v1/users", json={"name": name, "team": team}).status_code == 201
+    token = api.post(f"/api/v1/users/{name}/tokens", json={}).json()["token"]
+    return {"Authorization": f"Bearer {token}"}
 
 
 def test_openapi_and_health(api: TestClient) -> None:
@@ -75,7 +82,8 @@ def test_session_runs_in_its_own_working_directory_snapshot(api: TestClient, tmp
 
 
 def test_list_filters_sort_pagination(api: TestClient) -> None:
-    ids = [_session(api, name=f"job-{i}", owner="kim" if i % 2 else "lee")["id"] for i in range(5)]
+    as_user = {"kim": _member(api, "kim"), "lee": _member(api, "lee")}
+    ids = [_session(api, name=f"job-{i}", headers=as_user["kim" if i % 2 else "lee"])["id"] for i in range(5)]
     for sid in ids:
         _wait_status(api, sid, ("done",))
     page = api.get("/api/v1/sessions", params={"limit": 2, "offset": 1}).json()
@@ -163,9 +171,12 @@ def test_oversize_batches_and_missing_token(api: TestClient) -> None:
     res = api.post(f"/api/v1/sessions/{sid}/metrics", content=body, headers={"Authorization": f"Bearer {token}"})
     assert res.status_code == 413 and "smaller batches" in res.json()["error"]["message"]
     ok = json.dumps({"metrics": {"x": {"steps": [0], "values": [1]}}})
-    assert api.post(f"/api/v1/sessions/{sid}/metrics", content=ok).status_code == 401
+    assert api.post(f"/api/v1/sessions/{sid}/metrics", content=ok, headers={"Authorization": ""}).status_code == 401
     wrong = api.post(f"/api/v1/sessions/{sid}/metrics", content=ok, headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
+    other = _session(api)["id"]  # a session's token writes its own session only
+    res = api.post(f"/api/v1/sessions/{other}/metrics", content=ok, headers={"Authorization": f"Bearer {token}"})
+    assert res.status_code == 403 and "own token" in res.json()["error"]["message"]
 
 
 def test_checkpoint_upload_download_and_corruption(api: TestClient) -> None:
@@ -179,7 +190,7 @@ def test_checkpoint_upload_download_and_corruption(api: TestClient) -> None:
     assert [c["name"] for c in listed] == ["epoch-1"]
     got = api.get(f"/api/v1/sessions/{sid}/checkpoints/epoch-1")
     assert got.content == blob and got.headers["x-haneul-sha256"] == listed[0]["sha256"]
-    assert api.put(f"/api/v1/sessions/{sid}/checkpoints/x", content=b"1").status_code == 401
+    assert api.put(f"/api/v1/sessions/{sid}/checkpoints/x", content=b"1", headers={"Authorization": ""}).status_code == 401
     bad_name = api.put(f"/api/v1/sessions/{sid}/checkpoints/.evil", content=b"1",
                        headers={"Authorization": f"Bearer {token}"})
     assert bad_name.status_code == 400

@@ -96,7 +96,7 @@ def test_routes_check_token_paths_and_checksums(api: TestClient) -> None:
     sid = _session_with_token(api)
     auth = {"Authorization": "Bearer t"}
     base = f"/api/v1/sessions/{sid}/artifacts"
-    assert api.put(f"{base}/a.txt", content=b"x").status_code == 401
+    assert api.put(f"{base}/a.txt", content=b"x", headers={"Authorization": ""}).status_code == 401
     assert api.put(f"{base}/a.txt", content=b"x", headers={"Authorization": "Bearer wrong"}).status_code == 401
     # dot segments percent-encoded: an HTTP client would resolve plain ones before sending
     for bad in ("..%2Fx", "a%2F..%2Fb", "a//b", "%2Fetc%2Fpasswd", "x" * 600):
@@ -168,7 +168,7 @@ def test_session_page_previews_an_image_and_a_csv(live_server: LiveServer, tmp_p
         haneul.log_artifact("red.png", name="plots/red.png")
         haneul.log_artifact("scores.csv")
     """)
-    page.goto(f"{live_server.url}/sessions/{sid}")
+    page.goto(live_server.login_url(f"/sessions/{sid}"))
     page.wait_for_selector("#artifacts [data-path='plots/red.png']", timeout=20_000)
     # grouped by folder: the top level, then plots/ holding red.png under its short name
     groups = page.eval_on_selector_all(

@@ -29,7 +29,7 @@ def test_session_page_shows_live_chart_and_log(live_server: LiveServer, tmp_path
     """)
     )
     sid = live_server.cli("run", "--", "python", "live.py", cwd=tmp_path).stdout.strip()
-    page.goto(f"{live_server.url}/sessions/{sid}")
+    page.goto(live_server.login_url(f"/sessions/{sid}"))
     # while the session is still running, the chart and the log fill in through SSE
     page.wait_for_selector(".chart[data-key=loss] .main-svg", timeout=20_000)
     page.wait_for_function("document.getElementById('log').textContent.includes('tick 100')", timeout=20_000)
@@ -46,10 +46,10 @@ def test_session_page_shows_live_chart_and_log(live_server: LiveServer, tmp_path
     page.wait_for_timeout(1500)
     assert page.evaluate("document.querySelector('.chart[data-key=loss]').data[0].x.length") == 600
     # the sessions list shows it with its latest metric; compare overlays it
-    page.goto(f"{live_server.url}/")
+    page.goto(live_server.login_url("/"))
     row = page.text_content(f"tr[data-id='{sid}']")
     assert "done" in row and "loss=" in row
-    page.goto(f"{live_server.url}/compare?ids={sid}&key=loss")
+    page.goto(live_server.login_url(f"/compare?ids={sid}&key=loss"))
     page.wait_for_selector(".compare-chart[data-key=loss] .main-svg", timeout=20_000)
     name = page.evaluate("document.querySelector('.compare-chart[data-key=loss]').data[0].name")
     assert name.endswith(f" #{sid}") and len(name) > len(f" #{sid}")  # the session's name, then its id

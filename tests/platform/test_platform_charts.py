@@ -148,7 +148,7 @@ def _run(live_server: LiveServer, folder: Path, name: str, *args: str) -> str:
 
 
 def _status(live_server: LiveServer, sid: str) -> str:
-    with urllib.request.urlopen(f"{live_server.url}/api/v1/sessions/{sid}") as res:
+    with urllib.request.urlopen(urllib.request.Request(f"{live_server.url}/api/v1/sessions/{sid}", headers=live_server.headers())) as res:
         return json.load(res)["status"]
 
 
@@ -173,7 +173,7 @@ LOSS = "document.querySelector('.chart[data-key=loss]')"
 def test_session_page_toolbar_smooths_logs_and_switches_the_x_axis(
         live_server: LiveServer, train_folder: Path, page) -> None:  # type: ignore[no-untyped-def]
     sid = _run(live_server, train_folder, "toolbar", "--lr", "0.5")
-    page.goto(f"{live_server.url}/sessions/{sid}")
+    page.goto(live_server.login_url(f"/sessions/{sid}"))
     page.wait_for_function(f"{LOSS}.data && {LOSS}.data[0].x.length === 50", timeout=20_000)
     raw = page.evaluate(f"{LOSS}.data[0].y")
     assert raw == [(i % 7) + 1.5 for i in range(50)]
@@ -203,7 +203,7 @@ def test_session_page_toolbar_smooths_logs_and_switches_the_x_axis(
     # the view is in the URL: a fresh load of the link draws the same
     query = page.evaluate("location.search")
     assert "smooth=0.6" in query and "logy=1" in query and "x=rel" in query
-    page.goto(f"{live_server.url}/sessions/{sid}{query}")
+    page.goto(live_server.login_url(f"/sessions/{sid}{query}"))
     page.wait_for_function(f"{LOSS}.data && {LOSS}.data[0].x.length === 50", timeout=20_000)
     assert page.evaluate(f"{LOSS}.layout.yaxis.type") == "log"
     assert page.evaluate(f"{LOSS}.data[1].y") == pytest.approx(_ema(raw, 0.6), rel=1e-12)
@@ -215,17 +215,17 @@ def test_session_page_toolbar_smooths_logs_and_switches_the_x_axis(
 def test_downsampled_chart_draws_a_band_and_zoom_fetches_every_point(
         live_server: LiveServer, train_folder: Path, page) -> None:  # type: ignore[no-untyped-def]
     sid = _run(live_server, train_folder, "long", "--n", "5000")
-    page.goto(f"{live_server.url}/sessions/{sid}")
-    page.wait_for_function(f"{LOSS}.data && {LOSS}.data.length === 4", timeout=20_000)
+    page.goto(live_server.login_url(f"/sessions/{sid}"))
+    page.wait_for_function(f"{LOSS}.data && {LOSS}.data.length === 4", timeout=60_000)
     assert page.evaluate(f"{LOSS}.data[0].x.length") <= 2000
     band = page.evaluate(f"[{LOSS}.data[2].y, {LOSS}.data[3].y, {LOSS}.data[3].fill]")
     assert band[2] == "tonexty" and min(band[0]) == 1.1 and max(band[1]) == 7.1
     page.evaluate(f"Plotly.relayout({LOSS}, {{'xaxis.range': [100, 200]}})")
-    page.wait_for_function(f"{LOSS}.data.length === 2", timeout=20_000)
+    page.wait_for_function(f"{LOSS}.data.length === 2", timeout=60_000)
     assert page.evaluate(f"{LOSS}.data[0].x") == list(range(100, 201))
     assert page.evaluate(f"{LOSS}.data[0].y") == [(i % 7) + 1.1 for i in range(100, 201)]
     page.evaluate(f"Plotly.relayout({LOSS}, {{'xaxis.autorange': true}})")
-    page.wait_for_function(f"{LOSS}.data.length === 4", timeout=20_000)
+    page.wait_for_function(f"{LOSS}.data.length === 4", timeout=60_000)
     page.uncheck("#band")
     assert page.evaluate(f"{LOSS}.data.length") == 2
     # on a time axis a dragged range (date strings) is mapped to steps and fetched in full too
@@ -235,7 +235,7 @@ def test_downsampled_chart_draws_a_band_and_zoom_fetches_every_point(
         const x = {LOSS}.data[0].x, iso = (ms) => new Date(ms).toISOString().replace("T", " ").replace("Z", "");
         Plotly.relayout({LOSS}, {{"xaxis.range[0]": iso(x[200]), "xaxis.range[1]": iso(x[400])}});
     }})()""")
-    page.wait_for_function(f"{LOSS}.data.length === 2", timeout=20_000)
+    page.wait_for_function(f"{LOSS}.data.length === 2", timeout=60_000)
     ys = [round(y - 1.1) for y in page.evaluate(f"{LOSS}.data[0].y")]
     assert len(ys) > 2 and all(b == (a + 1) % 7 for a, b in zip(ys, ys[1:], strict=False))  # consecutive steps
 
@@ -245,7 +245,7 @@ def test_compare_overlays_sessions_by_name_and_lists_the_params_that_differ(
         live_server: LiveServer, train_folder: Path, page) -> None:  # type: ignore[no-untyped-def]
     runs = [("alpha", "0.1", "adam"), ("beta", "0.01", "adam"), ("gamma", "0.001", "sgd")]
     sids = [_run(live_server, train_folder, name, "--lr", lr, "--opt", opt, "--seed", "1") for name, lr, opt in runs]
-    page.goto(f"{live_server.url}/compare?ids={','.join(sids)}&key=loss&key=acc")
+    page.goto(live_server.login_url(f"/compare?ids={','.join(sids)}&key=loss&key=acc"))
     for key in ("loss", "acc"):
         page.wait_for_function(f"document.querySelector('.compare-chart[data-key={key}]').data", timeout=20_000)
     charts = page.evaluate("[...document.querySelectorAll('.compare-chart')].map("
@@ -264,7 +264,7 @@ def test_compare_overlays_sessions_by_name_and_lists_the_params_that_differ(
     assert page.evaluate(f"{chart}.layout.yaxis.type") == "log"
     assert "smooth=0.5" in page.evaluate("location.search") and "logy=1" in page.evaluate("location.search")
 
-    session = json.loads(urllib.request.urlopen(f"{live_server.url}/api/v1/sessions/{sids[0]}").read())
+    session = json.loads(urllib.request.urlopen(urllib.request.Request(f"{live_server.url}/api/v1/sessions/{sids[0]}", headers=live_server.headers())).read())
     if "params" not in session:
         pytest.skip("the session answer carries no `params` yet, so there is no params diff to check")
     assert session["params"]["lr"] == 0.1
@@ -290,7 +290,7 @@ def test_live_points_arrive_with_smoothing_and_a_time_axis_on(
         "            time.sleep(0.05)\n"
     )
     sid = live_server.cli("run", "--", "python", "live.py", cwd=tmp_path).stdout.strip()
-    page.goto(f"{live_server.url}/sessions/{sid}?smooth=0.9&x=time")
+    page.goto(live_server.login_url(f"/sessions/{sid}?smooth=0.9&x=time"))
     page.wait_for_function(f"{LOSS}.data && {LOSS}.data[0].x.length >= 101", timeout=20_000)
     assert page.text_content("#status") == "running"
     assert page.evaluate(f"{LOSS}.layout.xaxis.type") == "date"

@@ -47,9 +47,9 @@ def test_run_train_script_and_inspect_with_cli(live_server: LiveServer, tmp_path
     png = tmp_path / "plot.png"
     assert live_server.cli("plot", str(s["id"]), "-o", str(png)).returncode == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-    page = httpx.get(f"{live_server.url}/sessions/{s['id']}").text
+    page = httpx.get(f"{live_server.url}/sessions/{s['id']}", headers=live_server.headers()).text
     assert "epoch-2" in page and "python train.py" in page
-    assert "toy" in httpx.get(f"{live_server.url}/").text
+    assert "toy" in httpx.get(f"{live_server.url}/", headers=live_server.headers()).text
 
 
 def test_cli_errors_are_one_line_and_non_zero(live_server: LiveServer, tmp_path: Path) -> None:
@@ -98,21 +98,21 @@ def test_server_restart_reattaches_running_sessions_and_marks_vanished_ones_lost
     try:
         sid = int(server.cli("run", "--", "python", "slow.py", cwd=tmp_path).stdout)
         victim = int(server.cli("run", "--", "python", "-c", "import time; time.sleep(60)", cwd=tmp_path).stdout)
-        wait_for(lambda: httpx.get(f"{server.url}/api/v1/sessions/{victim}").json()["status"] == "running")
+        wait_for(lambda: httpx.get(f"{server.url}/api/v1/sessions/{victim}", headers=server.headers()).json()["status"] == "running")
         wait_for(lambda: "pid" in server.cli("logs", str(sid)).stdout)
-        victim_pid = httpx.get(f"{server.url}/api/v1/sessions/{victim}").json()["pid"]
+        victim_pid = httpx.get(f"{server.url}/api/v1/sessions/{victim}", headers=server.headers()).json()["pid"]
     finally:
         server.kill()  # the server dies; its sessions keep running
     os.killpg(victim_pid, signal.SIGKILL)  # this one dies while nobody watches
     time.sleep(0.5)
     server = start_server(haneul_home, port=server.port)
     try:
-        lost = httpx.get(f"{server.url}/api/v1/sessions/{victim}").json()
+        lost = httpx.get(f"{server.url}/api/v1/sessions/{victim}", headers=server.headers()).json()
         assert lost["status"] == "lost" and "exit code" in lost["reason"]
-        s = wait_for(lambda: (r := httpx.get(f"{server.url}/api/v1/sessions/{sid}").json())["status"] != "running"
+        s = wait_for(lambda: (r := httpx.get(f"{server.url}/api/v1/sessions/{sid}", headers=server.headers()).json())["status"] != "running"
                      and r, timeout=60)
         assert s["status"] == "done" and s["exit_code"] == 0
-        keys = httpx.get(f"{server.url}/api/v1/sessions/{sid}/metrics").json()
+        keys = httpx.get(f"{server.url}/api/v1/sessions/{sid}/metrics", headers=server.headers()).json()
         assert keys[0]["count"] == 40  # points sent while the server was down were retried, none lost
         assert "finished" in server.cli("logs", str(sid)).stdout
     finally:

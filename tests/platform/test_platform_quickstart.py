@@ -50,6 +50,14 @@ def test_ps_says_why_a_session_failed(live_server: LiveServer, tmp_path: Path) -
 
 
 def test_server_banner_names_the_real_address_and_warns_off_loopback(tmp_path: Path) -> None:
+    from haneul.platform.accounts import Accounts
+    from haneul.platform.service import Platform
+    from haneul.settings import Settings
+
+    platform = Platform(Settings(home=tmp_path / "h"))
+    platform.start()  # the schema, then a user who can log in from elsewhere: other interfaces are allowed
+    Accounts(platform.engine).create_user("kim", password="long-enough", team="local")
+    platform.close()
     env = dict(os.environ, HANEUL_HOME=str(tmp_path / "h"))
     proc = subprocess.Popen([str(BIN / "haneul"), "server", "--host", "0.0.0.0", "--port", "0"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -61,4 +69,4 @@ def test_server_banner_names_the_real_address_and_warns_off_loopback(tmp_path: P
         proc.wait(timeout=30)
     match = re.search(r"listening on 0\.0\.0\.0:(\d+); open http://127\.0\.0\.1:(\d+)", banner)
     assert match and match.group(1) == match.group(2) and int(match.group(1)) > 0, banner
-    assert "warning: listening on 0.0.0.0, reachable from other machines" in warning
+    assert "warning: listening on 0.0.0.0, reachable from other machines" in warning and "HTTPS" in warning

@@ -90,3 +90,70 @@ def test_parse_memory(text: str | None, expected: int) -> None:
 def test_parse_memory_rejects_garbage() -> None:
     with pytest.raises(InvalidInput, match="512M, 4G"):
         parse_memory("lots")
+
+
+# -- preemption: whom to pause so the queue's head can start
+
+
+def _running(s: Scheduler, clock: Clock, *jobs: tuple[int, int, bool]) -> None:
+    """Start each ``(id, priority, preemptible)`` needing one cpu, one clock tick apart."""
+    for sid, priority, preemptible in jobs:
+        s.submit(sid, Resources(cpus=1), priority=priority, preemptible=preemptible)
+        assert s.schedule() == [sid]
+        clock.t += 1
+
+
+def test_preemption_picks_lowest_priority_then_most_recently_started() -> None:
+    clock = Clock()
+    s = Scheduler(Resources(cpus=3), clock=clock)
+    _running(s, clock, (1, 0, True), (2, -1, True), (3, 0, True))
+    s.submit(9, Resources(cpus=2), priority=5)
+    plan = s.preemption()
+    # priority -1 first (session 2), then of the priority-0 ones the later started (3, not 1)
+    assert plan is not None and plan.for_id == 9 and plan.victims == [2, 3]
+    # while they exit their resources count as free: nobody else is asked
+    assert s.preemption(leaving={2, 3}) is None
+
+
+def test_preemption_never_for_equal_priority_nor_of_non_preemptible() -> None:
+    clock = Clock()
+    s = Scheduler(Resources(cpus=2), clock=clock)
+    _running(s, clock, (1, 3, True), (2, 0, False))
+    s.submit(9, Resources(cpus=1), priority=3)
+    assert s.preemption() is None  # 1 has the same priority, 2 is not preemptible
+
+
+def test_preemption_not_when_it_would_not_fit_anyway() -> None:
+    clock = Clock()
+    s = Scheduler(Resources(cpus=2), clock=clock)
+    _running(s, clock, (1, 0, True), (2, 9, False))
+    s.submit(9, Resources(cpus=2), priority=5)
+    assert s.preemption() is None  # even with 1 gone only one cpu is free: pausing it would waste its work
+
+
+def test_preemption_only_when_needed() -> None:
+    clock = Clock()
+    s = Scheduler(Resources(cpus=2), clock=clock)
+    _running(s, clock, (1, 0, True))
+    s.submit(9, Resources(cpus=1), priority=5)
+    assert s.preemption() is None  # it fits beside 1
+    assert s.schedule() == [9]
+
+
+def test_requeue_keeps_the_original_place() -> None:
+    from haneul.errors import NotFound
+
+    clock = Clock()
+    s = Scheduler(Resources(cpus=1), clock=clock)
+    s.submit(1, Resources(cpus=1), preemptible=True)
+    s.submit(2, Resources(cpus=1))
+    assert s.schedule() == [1]
+    s.submit(9, Resources(cpus=1), priority=5)
+    assert s.preemption() is not None
+    s.requeue(1)  # its process has exited
+    assert s.queued() == [9, 1, 2]  # ahead of 2, which came after it, behind the higher priority
+    assert s.schedule() == [9]
+    s.release(9)
+    assert s.schedule() == [1]
+    with pytest.raises(NotFound):
+        s.requeue(42)

@@ -24,6 +24,7 @@ from platform_helpers import free_port, wait_for
 from haneul.errors import HaneulError, PayloadTooLarge, ServerUnavailable, Unauthorized
 from haneul.platform import sdk
 from haneul.platform.service import Platform
+from haneul.platform.testing import auth_headers
 from haneul.settings import Settings
 
 # set before the first report: the background thread sleeps, so flush() ships the whole buffer
@@ -92,7 +93,7 @@ def serve(home: Path, port: int | None = None, **settings: Any) -> Iterator[Faul
 def run(platform: FaultyPlatform, tmp_path: Path, code: str, **env: str) -> int:
     script = tmp_path / "train.py"
     script.write_text(textwrap.dedent(code))
-    res = httpx.post(f"{platform.server_url}/api/v1/sessions", json={
+    res = httpx.post(f"{platform.server_url}/api/v1/sessions", headers=auth_headers(platform.server_url), json={
         "command": [sys.executable, str(script)], "cwd": str(tmp_path), "snapshot": False, "env": env})
     assert res.status_code == 201, res.text
     return int(res.json()["id"])
@@ -100,7 +101,7 @@ def run(platform: FaultyPlatform, tmp_path: Path, code: str, **env: str) -> int:
 
 def ended(platform: FaultyPlatform, sid: int, timeout: float = 120) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
-        s = httpx.get(f"{platform.server_url}/api/v1/sessions/{sid}").json()
+        s = httpx.get(f"{platform.server_url}/api/v1/sessions/{sid}", headers=auth_headers(platform.server_url)).json()
         return s if s["status"] not in ("queued", "running") else None
 
     return wait_for(check, timeout=timeout, interval=0.1)
@@ -111,7 +112,7 @@ def log_of(platform: FaultyPlatform, sid: int) -> str:
 
 
 def history(url: str, sid: int, key: str) -> dict[str, Any]:
-    return httpx.get(f"{url}/api/v1/sessions/{sid}/metrics/{key}", timeout=120).json()
+    return httpx.get(f"{url}/api/v1/sessions/{sid}/metrics/{key}", headers=auth_headers(url), timeout=120).json()
 
 
 # -- the pieces, without a server
@@ -186,7 +187,7 @@ def test_a_proxys_page_still_maps_to_the_right_error(status: int, cls: type[Hane
 
 def test_the_server_tells_its_batch_limit(haneul_home: Path) -> None:
     with serve(haneul_home, max_metric_batch=5_000) as platform:
-        health = httpx.get(f"{platform.server_url}/api/v1/health").json()
+        health = httpx.get(f"{platform.server_url}/api/v1/health", headers=auth_headers(platform.server_url)).json()
         assert health["limits"] == {"max_metric_batch": 5_000}
         body = orjson.dumps({"metrics": {"x": {"steps": [0] * 5_001, "values": [1.0] * 5_001}}})
         with pytest.raises(PayloadTooLarge) as err:
@@ -341,7 +342,7 @@ def test_a_refused_batch_is_kept_at_once_without_waiting(tmp_path: Path, haneul_
         s = ended(platform, sid, timeout=60)
         log = log_of(platform, sid)
         assert s["status"] == "done" and "flushed" in log, log
-        assert "100 metric points were not delivered" in log and "session token" in log
+        assert "100 metric points were not delivered" in log and "token is not valid" in log
         assert platform.stored == []
         assert len(list((platform.settings.sessions_dir / str(sid)).glob("metrics-undelivered-*.jsonl"))) == 1
 
@@ -360,7 +361,7 @@ def test_a_million_reports_against_a_slow_server_are_all_stored(tmp_path: Path, 
         s = ended(platform, sid, timeout=600)
         log = log_of(platform, sid)
         assert s["status"] == "done" and "flushed" in log, log
-        keys = httpx.get(f"{platform.server_url}/api/v1/sessions/{sid}/metrics").json()
+        keys = httpx.get(f"{platform.server_url}/api/v1/sessions/{sid}/metrics", headers=auth_headers(platform.server_url)).json()
         assert [(k["key"], k["count"]) for k in keys] == [("loss", 1_000_000)]
         steps = np.asarray(history(platform.server_url, sid, "loss")["steps"])
         assert np.array_equal(steps, np.arange(1_000_000))

@@ -155,7 +155,7 @@ def test_session_page_draws_system_metrics_in_their_own_section(live_server: Liv
     client = Client(live_server.url)
     try:
         wait_for(lambda: _keys(client, sid).get("sys/rss_mb", 0) >= 1, timeout=60)
-        page.goto(f"{live_server.url}/sessions/{sid}")
+        page.goto(live_server.login_url(f"/sessions/{sid}"))
         page.wait_for_selector("#system .chart[data-key='sys/rss_mb'] .main-svg", timeout=20_000)
         assert page.is_visible("#system")
         keys = page.eval_on_selector_all("#system .chart", "cs => cs.map(c => c.dataset.key)")

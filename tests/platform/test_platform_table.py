@@ -137,7 +137,7 @@ def test_the_table_scrolls_through_ten_thousand_sessions(live_server: LiveServer
     first, last = ids[-1], ids[0]  # newest first
     _params(engine, last, only_on_the_last=1.0)  # a key no session of the first rows carries
 
-    page.goto(f"{live_server.url}/")
+    page.goto(live_server.login_url("/"))
     page.wait_for_selector(f"tr[data-id='{first}']")
     assert page.text_content("#total") == f"{N} sessions"
     assert not page.is_visible("#pager")  # the scroll area replaces the page links
@@ -196,7 +196,7 @@ def test_every_block_honours_the_filter_and_sort(live_server: LiveServer, page) 
     engine = make_engine(f"sqlite:///{live_server.home / 'haneul.db'}")
     ids = _insert_sessions(engine, 3000)
     half = ids[1500]
-    page.goto(f"{live_server.url}/?filter=id+>%3D+{half}&sort=id&desc=false")
+    page.goto(live_server.login_url(f"/?filter=id+>%3D+{half}&sort=id&desc=false"))
     page.wait_for_selector(f"tr[data-id='{half}']")
     assert page.text_content("#total") == "1500 sessions"
     _scroll(page, "s.scrollHeight")

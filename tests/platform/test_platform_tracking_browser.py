@@ -39,11 +39,11 @@ def test_projects_filter_compare_and_artifact_preview(live_server: LiveServer, t
                               "python", "train.py", "--lr", lr, "--layers", layers, cwd=tmp_path)
         assert res.returncode == 0, res.stdout + res.stderr
         sids.append(res.stderr.split("/sessions/")[1].split()[0])
-    first = json.loads(urllib.request.urlopen(f"{live_server.url}/api/v1/sessions/{sids[1]}").read())
+    first = json.loads(urllib.request.urlopen(urllib.request.Request(f"{live_server.url}/api/v1/sessions/{sids[1]}", headers=live_server.headers())).read())
     assert first["project"] == "nsmc" and first["tags"] == {"model": "bert"}
     assert first["params"]["lr"] == 0.001 and first["params"]["model.layers"] == 4
 
-    page.goto(f"{live_server.url}/")
+    page.goto(live_server.login_url("/"))
     page.wait_for_selector(f"tr[data-id='{sids[2]}']")
     assert page.locator("#sessions tbody tr").count() == 3
     page.fill("#filter", 'project = "nsmc" and params.lr < 0.005')
@@ -52,7 +52,7 @@ def test_projects_filter_compare_and_artifact_preview(live_server: LiveServer, t
     rows = page.locator("#sessions tbody tr")
     assert rows.count() == 1 and rows.first.get_attribute("data-id") == sids[1]
 
-    page.goto(f"{live_server.url}/compare?ids={','.join(sids)}&key=loss&key=acc")
+    page.goto(live_server.login_url(f"/compare?ids={','.join(sids)}&key=loss&key=acc"))
     for key in ("loss", "acc"):
         page.wait_for_function(f"document.querySelector('.compare-chart[data-key={key}]').data", timeout=20_000)
     traces = page.evaluate("[...document.querySelectorAll('.compare-chart')].map("
@@ -64,7 +64,7 @@ def test_projects_filter_compare_and_artifact_preview(live_server: LiveServer, t
     # the command line's --layers and --lr are params too, beside what haneul.config recorded
     assert diff == [["layers", "2", "4", "2"], ["lr", "0.01", "0.001", "0.001"], ["model.layers", "2", "4", "2"]]
 
-    page.goto(f"{live_server.url}/sessions/{sids[0]}")
+    page.goto(live_server.login_url(f"/sessions/{sids[0]}"))
     page.wait_for_selector("#artifacts [data-path='plots/curve.png']", timeout=20_000)
     page.click("#artifacts [data-path='plots/curve.png'] .artifact-show")
     page.wait_for_function("(() => { const i = document.querySelector('#artifact-preview img');"

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import inspect
 
 from haneul.errors import InvalidInput, PluginError
+from haneul.platform.testing import as_admin
 from haneul.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,6 +73,7 @@ def test_doc_example_mounts_page_nav_static_and_tables(site: Path, tmp_path: Pat
 
     home = tmp_path / "server-home"
     with _client(home) as client:
+        as_admin(client)
         page = client.get("/hello")
         assert page.status_code == 200
         assert f"Hello from {home}" in page.text
@@ -90,8 +92,10 @@ def test_doc_example_mounts_page_nav_static_and_tables(site: Path, tmp_path: Pat
 
     # a second start finds its revision applied (no error, visits kept); disabled, the platform still starts
     with _client(home) as client:
+        as_admin(client)
         assert client.get("/api/v1/hello").json()["visits"] == 2
     with _client(home, disable_plugins="hello") as client:
+        as_admin(client)
         assert client.get("/hello").status_code == 404
         assert ">Hello<" not in client.get("/").text
 
@@ -109,6 +113,7 @@ def test_broken_plugin_stops_start_with_its_name(site: Path, tmp_path: Path) -> 
                                           r"ModuleNotFoundError.*HANEUL_DISABLE_PLUGINS=broken"):
         _client(tmp_path / "h")
     with _client(tmp_path / "h", disable_plugins="broken") as client:
+        as_admin(client)
         assert client.get("/api/v1/health").status_code == 200
     with pytest.raises(InvalidInput, match="'brokn', which is not an installed plugin; installed plugins: .*broken"):
         _client(tmp_path / "h", disable_plugins="brokn")
@@ -155,6 +160,7 @@ def test_lm_plugin_serves_models_of_the_servers_home(tmp_path: Path) -> None:
     fake_model(models_dir(home) / "home-model")
     register_model("registered-model", fake_model(tmp_path / "elsewhere"), root=models_dir(home))
     with _client(home) as client:
+        as_admin(client)
         names = {m["id"] for m in client.get("/v1/models").json()["data"]}
     assert {"home-model", "registered-model"} <= names
     assert "env-model" not in names
@@ -168,6 +174,7 @@ def test_every_setting_is_documented() -> None:
 
 def test_builtin_packages_come_in_as_plugins(tmp_path: Path) -> None:
     with _client(tmp_path / "h") as client:
+        as_admin(client)
         assert client.app.state.plugins == ["dialog", "evals", "lm", "rec"]  # type: ignore[attr-defined]
         paths = set(client.get("/api/v1/openapi.json").json()["paths"])
         assert {"/v1/models", "/api/v1/evals/results", "/api/v1/dialog/memory",

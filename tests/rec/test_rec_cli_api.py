@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from haneul.cli.main import app, main
+from haneul.platform.testing import as_admin
 
 
 @pytest.fixture()
@@ -141,6 +142,7 @@ def test_server_serves_models_of_its_own_home(toy_dir, tmp_path):
     run("rec", "train", "--data", str(toy_dir), "--model", "pop", "--epochs", "1", "--name", "envs", "--json")
     assert (models_dir() / "envs" / "meta.json").exists()
     with TestClient(create_app(Settings(home=home, capacity_cpus=1), server_url="http://testserver")) as client:
+        as_admin(client)
         mine = client.get("/api/v1/rec/mine/recommend/u0", params={"k": 2})
         assert mine.status_code == 200 and len(mine.json()["items"]) == 2
         assert client.get("/api/v1/rec/envs/recommend/u0").status_code == 404

@@ -20,7 +20,8 @@ from haneul.errors import HaneulError
 HELP = "haneul (하늘): a Korean-first ML platform. Run training sessions, watch them live, keep checkpoints."
 
 # Modules that add top-level commands (each defines ``register(app)``).
-TOP_LEVEL = ["haneul.cli.server", "haneul.cli.sessions", "haneul.cli.accounts", "haneul.cli.deploy"]
+TOP_LEVEL = ["haneul.cli.server", "haneul.cli.sessions", "haneul.cli.accounts", "haneul.cli.deploy",
+             "haneul.cli.submit"]
 
 # Sub-command groups: ``haneul <name> ...`` from a module exposing ``app``.
 GROUPS = {

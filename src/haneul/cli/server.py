@@ -8,7 +8,7 @@ import socket
 import typer
 
 from haneul.cli import output
-from haneul.errors import Conflict
+from haneul.errors import Conflict, InvalidInput
 
 
 def register(app: typer.Typer) -> None:
@@ -24,10 +24,14 @@ def server(
     """Start the haneul server with its embedded defaults (SQLite + local folder + local executor).
 
     Everything lives under HANEUL_HOME (default ~/.haneul). Sessions started by an earlier server
-    that are still running are re-attached; those that vanished are marked lost.
+    that are still running are re-attached; those that vanished are marked lost. The first start
+    creates the local admin and prints a login link; the CLI on this machine finds its token by itself.
+    Listening on an address other machines reach needs users with passwords (haneul user add).
     """
     import uvicorn
 
+    from haneul.platform.accounts import Accounts
+    from haneul.platform.credentials import admin_token_path
     from haneul.platform.server import create_app
     from haneul.platform.service import Platform
     from haneul.settings import get_settings
@@ -41,12 +45,25 @@ def server(
     url = settings.server or f"http://{_url_host(local)}:{port}"
     platform = Platform(settings, server_url=url)
     platform.start()  # takes the home lock: a second server on the same home fails here, in one line
+    accounts = Accounts(platform.engine)
+    token = accounts.ensure_local_admin(settings.home)
+    if not _is_loopback(host) and not accounts.has_passwords():
+        sock.close()
+        platform.close()
+        raise InvalidInput(
+            f"refusing to listen on {host} without accounts: the only way in is the local admin's token on "
+            "this machine; start on 127.0.0.1, add users with passwords (haneul user add NAME --team TEAM "
+            "--password), then start again on this address"
+        )
     app = create_app(settings, platform=platform, server_url=url)
     typer.echo(f"haneul server listening on {_url_host(host)}:{port}; open {url}  "
                f"(home: {settings.home}; API docs: {url}/api/v1/docs)")
     if not _is_loopback(host):
-        output.note(f"warning: listening on {host}, reachable from other machines; haneul has no accounts "
-                    "yet, so anyone who can reach this port can start and stop sessions", style="yellow")
+        output.note(f"warning: listening on {host}, reachable from other machines; put it behind HTTPS (a reverse "
+                    "proxy) so that tokens and passwords never cross the network in clear", style="yellow")
+    if token is not None:
+        typer.echo(f"first start: created the local admin 'admin'; its token is in {admin_token_path(settings.home)} "
+                   f"(the CLI on this machine uses it). Log a browser in with:\n    {url}/?token={token}")
     config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=2)
     uvicorn.Server(config).run(sockets=[sock])
 

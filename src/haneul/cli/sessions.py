@@ -1,5 +1,5 @@
-"""Session commands: run, ps, logs, stop, metrics, plot, checkpoints, archive, restore, delete
-(top-level ``haneul`` commands)."""
+"""Session commands: run, ps, logs, stop, pause, resume, fork, metrics, plot, checkpoints, archive,
+restore, delete (top-level ``haneul`` commands)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from haneul.errors import InvalidInput
 from haneul.platform.format import age
 
 ACTIVE = ("queued", "running")
-STATUS_COLOURS = {"running": "blue", "queued": "yellow", "done": "green", "failed": "red", "lost": "red"}
+STATUS_COLOURS = {"running": "blue", "queued": "yellow", "paused": "magenta", "done": "green", "failed": "red",
+                  "lost": "red"}
 # Carried from the caller's shell so that `python` in a session is the python the user sees.
 
 
@@ -25,6 +26,9 @@ def register(app: typer.Typer) -> None:
     app.command("ps")(ps)
     app.command("logs")(logs)
     app.command("stop")(stop)
+    app.command("pause")(pause)
+    app.command("resume")(resume)
+    app.command("fork")(fork)
     app.command("metrics")(metrics)
     app.command("plot")(plot)
     app.command("checkpoints")(checkpoints)
@@ -60,7 +64,11 @@ def run(
     project: str = typer.Option(None, "--project", "-p", help="The session's project (default: this folder's name)."),
     tag: list[str] = typer.Option([], "--tag", "-t", help="KEY=VALUE label, searchable as tags.KEY; repeatable."),
     in_place: bool = typer.Option(False, "--in-place", help="Run in this folder instead of a snapshot copy of it."),
+    preemptible: bool = typer.Option(False, "--preemptible", help="Let a queued session of higher priority pause "
+                                     "this one (it resumes by itself when capacity frees)."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Stream the session's log until it ends; exit with its status."),
+    dataset: str = typer.Option(None, "--dataset", "-d", help="NAME or NAME:VERSION: the dataset's train part is "
+                                "mounted read-only at haneul.DATASET_PATH (HANEUL_DATASET_PATH)."),
     as_json: JsonOpt = False,
 ) -> None:
     """Start COMMAND as a platform session; print its id (stdout) and its page's URL (stderr).
@@ -80,6 +88,7 @@ def run(
         command=command, name=name, owner=getpass.getuser(), cpus=cpus, gpus=gpus, memory=memory,
         priority=priority, env={**inherited_env(), **_parse_env(env)},
         cwd=os.getcwd(), snapshot=not in_place, project=project, tags=_parse_env(tag, "--tag"),
+        preemptible=preemptible, **({"dataset": dataset} if dataset else {}),
     )
     page = f"{client.url}/sessions/{session['id']}"
     if as_json:
@@ -174,6 +183,59 @@ def stop(session: int = typer.Argument(..., help="Session id.")) -> None:
     """Stop a session: SIGTERM to its process group, SIGKILL after 5 s; a queued one is dropped."""
     s = _client().stop_session(session)
     output.say(f"session {session}: {'stopping' if s['status'] == 'running' else s['status']}")
+
+
+def pause(
+    session: int = typer.Argument(..., help="Session id."),
+    grace: float = typer.Option(None, "--grace", help="Seconds the code has to save and exit before it is "
+                                "stopped (default: the server's HANEUL_PAUSE_GRACE_S, 60)."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Pause a session: haneul.paused() turns true in its code, which should save a checkpoint and exit.
+
+    The session is then `paused` and its resources are free; `haneul resume` starts it again under the
+    same id. A queued session is paused at once.
+    """
+    s = _client().pause_session(session, grace=grace)
+    output.emit(s, as_json=as_json, show=lambda: output.say(
+        f"session {session}: {'pausing' if s['status'] == 'running' else s['status']}"))
+
+
+def resume(session: int = typer.Argument(..., help="Session id."), as_json: JsonOpt = False) -> None:
+    """Resume a paused session: a new process under the same id, queued with its priority.
+
+    Its metrics go on under the same keys, its log in the same file, and haneul.load() with no name
+    returns its latest checkpoint.
+    """
+    s = _client().resume_session(session)
+    output.emit(s, as_json=as_json, show=lambda: output.say(f"session {session}: {s['status']}"))
+
+
+def fork(
+    session: int = typer.Argument(..., help="Session id of the parent."),
+    args: list[str] = typer.Argument(None, help="Arguments appended to the parent's command; put them after --."),
+    checkpoint: str = typer.Option(None, "--checkpoint", "-c", help="The parent's checkpoint to start from "
+                                   "(default: its latest)."),
+    env: list[str] = typer.Option([], "--env", "-e", help="KEY=VALUE added to the environment; repeatable."),
+    name: str = typer.Option(None, "--name", "-n", help="A name for the new session (default: the parent's)."),
+    priority: int = typer.Option(None, help="Priority of the new session (default: the parent's)."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a new session from SESSION: same command, project, tags, resources and code snapshot.
+
+    Arguments after -- are appended to the command, so `haneul fork 12 -- --lr 0.01` overrides an
+    argparse option. In the new session haneul.load() returns the parent's checkpoint until it saves
+    its own. Prints the new session's id.
+    """
+    client = _client()
+    s = client.fork_session(session, checkpoint=checkpoint, env=_parse_env(env), args=list(args or []),
+                            name=name, priority=priority)
+    if as_json:
+        output.print_json({**s, "url": f"{client.url}/sessions/{s['id']}"})
+        return
+    output.say(str(s["id"]))
+    start = f" at checkpoint {s['parent_checkpoint']!r}" if s.get("parent_checkpoint") else ""
+    output.note(f"session {s['id']} forked from {session}{start}, {s['status']}: {client.url}/sessions/{s['id']}")
 
 
 def metrics(

@@ -57,9 +57,15 @@ def publish(
         session = os.environ.get("HANEUL_SESSION") or None
     params = {"session": str(session)} if session is not None else {}
     body = json.dumps(results, ensure_ascii=False, allow_nan=True).encode("utf-8")
+    from haneul.platform.credentials import find_token
+
+    headers = {"Content-Type": "application/json"}
+    token = find_token(server)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     try:
         res = httpx.post(f"{server}/api/v1/evals/results", content=body, params=params, timeout=timeout,
-                         headers={"Content-Type": "application/json"})
+                         headers=headers)
     except httpx.TransportError as exc:
         raise ServerUnavailable(
             f"cannot reach the haneul server at {server} ({exc.__class__.__name__}); start it with "

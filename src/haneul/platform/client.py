@@ -75,6 +75,11 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One request to the server's API; its JSON answer (None for an empty one)."""
+        res = self._request(method, path, **kwargs)
+        return res.json() if res.content else None
+
     # -- plumbing
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -110,6 +115,18 @@ class Client:
 
     def stop_session(self, sid: int | str) -> dict[str, Any]:
         return self._json("POST", f"/api/v1/sessions/{sid}/stop")
+
+    def pause_session(self, sid: int | str, grace: float | None = None) -> dict[str, Any]:
+        """Ask a session to save and exit; it is stopped after ``grace`` seconds (default: the server's)."""
+        return self._json("POST", f"/api/v1/sessions/{sid}/pause", json={"grace": grace})
+
+    def resume_session(self, sid: int | str) -> dict[str, Any]:
+        return self._json("POST", f"/api/v1/sessions/{sid}/resume")
+
+    def fork_session(self, sid: int | str, **body: Any) -> dict[str, Any]:
+        """Start a new session from ``sid``: ``checkpoint``, ``env``, ``args``, ``name``, ``priority``,
+        ``preemptible`` (each optional)."""
+        return self._json("POST", f"/api/v1/sessions/{sid}/fork", json=body)
 
     def update_session(self, sid: int | str, **body: Any) -> dict[str, Any]:
         """Edit ``notes`` and ``tags`` (a tag set to None is removed)."""

@@ -1,6 +1,6 @@
 """Where the CLI and the SDK find their token for a server.
 
-In order: ``HANEUL_API_TOKEN``; inside a session, the session's own ``HANEUL_TOKEN``; the token
+In order: inside a session, the session's own ``HANEUL_TOKEN``; ``HANEUL_API_TOKEN``; the token
 ``haneul login`` stored for that server URL in ``<config>/haneul/credentials.json`` (``<config>`` is
 ``XDG_CONFIG_HOME`` or ``~/.config``; the file is mode 0600); and, for a server on this machine's
 loopback, the local admin token the server wrote to ``HANEUL_HOME/admin.token`` on its first start
@@ -96,9 +96,10 @@ def local_admin_token(home: Path | None = None) -> str | None:
 
 def find_token(url: str) -> str | None:
     """The token to send to ``url``, or None (the server will answer 401 naming what to do)."""
-    for var in ("HANEUL_API_TOKEN", "HANEUL_TOKEN"):
-        if os.environ.get(var):
-            return os.environ[var].strip()
+    if os.environ.get("HANEUL_SESSION") and os.environ.get("HANEUL_TOKEN"):
+        return os.environ["HANEUL_TOKEN"].strip()  # inside a session, its own token
+    if os.environ.get("HANEUL_API_TOKEN"):
+        return os.environ["HANEUL_API_TOKEN"].strip()
     login = stored_login(url)
     if login and login.get("token"):
         return login["token"]

@@ -7,8 +7,10 @@ fit blocks everything behind it, so a large job is never starved by a stream of 
 ``backfill=True`` smaller sessions further back may start while the head waits.
 
 The clock is injectable so queueing behaviour is testable without sleeping; it is used for wait
-times. Pausing and preemption (stop-and-go for HPO) build on :meth:`Scheduler.release` and
-:meth:`Scheduler.submit` with the session's original sequence number kept via ``seq``.
+times and for which running session started last. Pausing frees a session's slots with
+:meth:`Scheduler.release`; preemption (stop-and-go for HPO) asks :meth:`Scheduler.preemption` which
+running preemptible sessions of lower priority must make room for the queue's head, and puts them
+back at their original place in the queue with :meth:`Scheduler.requeue` once they have exited.
 """
 
 from __future__ import annotations
@@ -58,10 +60,24 @@ class Resources:
 
 @dataclass(order=True)
 class _Entry:
-    sort_key: tuple[int, int]
+    sort_key: tuple[int, int]  # (-priority, submission order)
     id: int = field(compare=False)
     need: Resources = field(compare=False)
     submitted: float = field(compare=False)
+    preemptible: bool = field(default=False, compare=False)
+    started: float = field(default=0.0, compare=False)  # clock time of the current run's start
+
+    @property
+    def priority(self) -> int:
+        return -self.sort_key[0]
+
+
+@dataclass(frozen=True)
+class Preemption:
+    """Running sessions to pause (``victims``, in the order chosen) so queued session ``for_id`` fits."""
+
+    for_id: int
+    victims: list[int]
 
 
 class Scheduler:
@@ -77,6 +93,7 @@ class Scheduler:
         self.backfill = backfill
         self._queue: list[_Entry] = []
         self._running: dict[int, Resources] = {}
+        self._places: dict[int, _Entry] = {}  # running sessions' queue entries, kept for requeue
         self._seq = itertools.count()
         self._started_wait: dict[int, float] = {}
 
@@ -117,12 +134,13 @@ class Scheduler:
         raise NotFound(f"session {session_id} is unknown to the scheduler")
 
     # -- transitions
-    def submit(self, session_id: int, need: Resources, *, priority: int = 0, seq: int | None = None) -> None:
+    def submit(self, session_id: int, need: Resources, *, priority: int = 0, seq: int | None = None,
+               preemptible: bool = False) -> None:
         if session_id in self._running or any(e.id == session_id for e in self._queue):
             raise Conflict(f"session {session_id} is already scheduled")
         self.check(need)
         order = next(self._seq) if seq is None else seq
-        bisect.insort(self._queue, _Entry((-priority, order), session_id, need, self.clock()))
+        bisect.insort(self._queue, _Entry((-priority, order), session_id, need, self.clock(), preemptible))
 
     def check(self, need: Resources) -> None:
         """Raise when ``need`` could never run here, however long it waits."""
@@ -134,9 +152,11 @@ class Scheduler:
                 "ask for less or raise the capacity (HANEUL_CAPACITY_CPUS / _GPUS / _MEMORY)"
             )
 
-    def adopt(self, session_id: int, need: Resources) -> None:
+    def adopt(self, session_id: int, need: Resources, *, priority: int = 0, preemptible: bool = False) -> None:
         """Count an already-running session (re-attached after a restart) against capacity."""
         self._running[session_id] = need
+        now = self.clock()
+        self._places[session_id] = _Entry((-priority, next(self._seq)), session_id, need, now, preemptible, now)
 
     def cancel(self, session_id: int) -> bool:
         """Drop a queued session; False when it was not queued."""
@@ -149,7 +169,46 @@ class Scheduler:
     def release(self, session_id: int) -> None:
         """A running session ended (or was paused): its resources are free again."""
         self._running.pop(session_id, None)
+        self._places.pop(session_id, None)
         self._started_wait.pop(session_id, None)
+
+    def requeue(self, session_id: int) -> None:
+        """A running session was preempted and has exited: free its resources and put it back in the
+        queue at the place it first had (its priority and submission order), to resume from there."""
+        entry = self._places.pop(session_id, None)
+        self.release(session_id)
+        if entry is None:
+            raise NotFound(f"session {session_id} is not running here")
+        entry.started = 0.0
+        bisect.insort(self._queue, entry)
+
+    def preemption(self, *, leaving: set[int] | frozenset[int] = frozenset()) -> Preemption | None:
+        """Whom to pause so that the first queued session that does not fit can start, or None.
+
+        ``leaving`` are running sessions already on their way out (pausing or stopping): their
+        resources count as free, so a second call while they exit asks for no one else. Victims are
+        running preemptible sessions of strictly lower priority than the waiting one, lowest
+        priority first, then the most recently started; none are named when the waiting session
+        would not fit even with all of them gone.
+        """
+        room = self.free()
+        for sid in leaving:
+            room = room + self._running.get(sid, Resources())
+        for entry in self._queue:
+            if entry.need.fits_in(room, memory_counted=self.memory_counted):
+                room = room - entry.need  # starts as soon as the leaving ones are gone
+                continue
+            pool = sorted((e for e in self._places.values()
+                           if e.preemptible and e.id not in leaving and e.priority < entry.priority),
+                          key=lambda e: (e.priority, -e.started, -e.sort_key[1]))
+            victims: list[int] = []
+            for victim in pool:
+                room = room + victim.need
+                victims.append(victim.id)
+                if entry.need.fits_in(room, memory_counted=self.memory_counted):
+                    return Preemption(entry.id, victims)
+            return None  # the head waits (strict queue): nothing behind it may preempt for itself
+        return None
 
     def schedule(self) -> list[int]:
         """Sessions to start now, in order; they count as running from here on."""
@@ -162,6 +221,8 @@ class Scheduler:
             if not blocked and entry.need.fits_in(room, memory_counted=self.memory_counted):
                 room = room - entry.need
                 self._running[entry.id] = entry.need
+                self._places[entry.id] = entry
+                entry.started = now
                 self._started_wait[entry.id] = now - entry.submitted
                 started.append(entry.id)
             else:
@@ -177,4 +238,4 @@ def _fmt(r: Resources) -> str:
     return f"{r.cpus:g} cpus, {r.gpus} gpus{mem}"
 
 
-__all__ = ["Resources", "Scheduler", "parse_memory"]
+__all__ = ["Preemption", "Resources", "Scheduler", "parse_memory"]

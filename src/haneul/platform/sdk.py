@@ -652,8 +652,21 @@ def bind(
 
     With ``save`` bound, ``haneul.save(name)`` calls it with an empty folder and stores what it
     wrote; with ``load`` bound, ``haneul.load(name)`` restores that folder and calls it.
+
+    When the platform runs the script in a mode (``HANEUL_MODE``, e.g. ``serve`` for a replica of
+    ``haneul deploy``), ``bind`` does not return: it runs that mode with these functions and exits,
+    so the training code after it never runs (see :mod:`haneul.platform.serving`).
     """
     _bound.update(save=save, load=load, infer=infer)
+    _run_mode()
+
+
+def _run_mode() -> None:
+    mode = os.environ.get("HANEUL_MODE")
+    if mode:
+        from haneul.platform.serving import run_mode
+
+        run_mode(mode, dict(_bound))
 
 
 def bound(name: str) -> Callable[..., Any] | None:
@@ -770,25 +783,51 @@ def save(name: str, obj: Any = None) -> dict[str, Any]:
         cleanup()
 
 
-def load(name: str, session: str | None = None) -> Any:
+def load(name: str | None = None, session: str | None = None) -> Any:
     """Load checkpoint ``name`` of ``session`` (default: this one), verifying its sha256.
 
     Returns what was saved: the object, bytes, a local path for a file, or a folder (or the bound
-    ``load`` function's result for a folder).
+    ``load`` function's result for a folder). Without ``name`` it loads the latest checkpoint (by
+    the time it was saved), and returns None when there is none yet, so a script can resume with
+    ``state = haneul.load()`` on start. In a forked session that has saved nothing of its own yet,
+    both forms fall back to the checkpoint it was forked from (``HANEUL_PARENT_SESSION`` and
+    ``HANEUL_PARENT_CHECKPOINT``).
     """
     from haneul.platform.store import validate_name
 
-    validate_name(name)
+    if name is not None:
+        validate_name(name)
     sid = session or session_id()
     if sid is None:
         from haneul.platform.store import CheckpointStore
 
-        kind, path = CheckpointStore(_local_dir() / "checkpoints").get(name)
+        store = CheckpointStore(_local_dir() / "checkpoints")
+        if name is None:
+            records = store.list()
+            if not records:
+                return None
+            name = records[-1]["name"]
+        kind, path = store.get(name)
         return _unpack(kind, path)
     from haneul.platform.client import Client
 
+    client = Client.from_env()
+    parent = (os.environ.get("HANEUL_PARENT_SESSION") or None) if session is None else None
+    if name is None:
+        records = client.list_checkpoints(sid)
+        if records:
+            name = records[-1]["name"]
+        elif parent is not None and os.environ.get("HANEUL_PARENT_CHECKPOINT"):
+            sid, name = parent, os.environ["HANEUL_PARENT_CHECKPOINT"]
+        else:
+            return None
     tmp = Path(tempfile.mkdtemp(prefix="haneul-ckpt-"))
-    kind, path = Client.from_env().download_checkpoint(sid, name, tmp / "blob")
+    try:
+        kind, path = client.download_checkpoint(sid, name, tmp / "blob")
+    except NotFound:
+        if parent is None or sid == parent:
+            raise
+        kind, path = client.download_checkpoint(parent, name, tmp / "blob")
     return _unpack(kind, path)
 
 

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -59,7 +59,7 @@ from haneul.platform.search import And, Compare, Node, Not, Or, parse
 from haneul.platform.store import ArtifactStore, CheckpointStore, validate_artifact_path, validate_name
 from haneul.settings import Settings
 
-STATUSES = ("queued", "running", "done", "failed", "stopped", "lost")
+STATUSES = ("queued", "running", "paused", "done", "failed", "stopped", "lost")
 ACTIVE = ("queued", "running")
 SORTABLE = {"id", "name", "owner", "status", "created_at", "started_at", "ended_at", "priority"}
 MAX_KEY_LEN = 256
@@ -418,12 +418,13 @@ def _to_sql(node: Node) -> Any:
 
 
 def _list_conditions(*, status: list[str] | None, owner: str | None, q: str | None, project: str | None,
-                     filter: str | None, archived: str | bool | None) -> list[Any]:
-    """The WHERE conditions on ``sessions`` shared by the list and its keys (see ``list_sessions``)."""
+                     filter: str | None, archived: str | bool | None, teams: Collection[int] | None = None) -> list[Any]:
+    """The WHERE conditions on ``sessions`` shared by the list and its keys (see ``list_sessions``);
+    ``teams`` limits them to those teams' sessions (None: every team's)."""
     for st in status or []:
         if st not in STATUSES:
             raise InvalidInput(f"status {st!r} is unknown; choose from: {', '.join(STATUSES)}")
-    cond: list[Any] = []
+    cond: list[Any] = [] if teams is None else [Session.team_id.in_(list(teams))]
     if status:
         cond.append(Session.status.in_(status))
     if owner:
@@ -455,6 +456,31 @@ def _view(row: Any) -> dict[str, Any]:
             "sort": row.sort, "desc": bool(row.desc), "created_at": row.created_at}
 
 
+#: the flag file in a session's folder whose presence makes ``haneul.paused()`` true
+PAUSE_FILE = "pause"
+#: seconds between the SIGTERM and the SIGKILL of a session that ignored its pause request
+PAUSE_KILL_S = 5.0
+MAX_PAUSE_GRACE_S = 86_400
+
+
+@dataclass
+class _Pausing:
+    deadline: float  # time.monotonic() after which the session is stopped
+    grace: float
+    then: str  # its status once the process has exited: "paused", or "queued" when preempted
+    reason: str
+    killed: bool = False
+
+
+@dataclass(frozen=True)
+class ForkOf:
+    """Lineage of a forked session: the parent, the checkpoint it starts from, its git record."""
+
+    parent_id: int
+    checkpoint: str | None
+    git: dict[str, Any] | None
+
+
 class Platform:
     def __init__(
         self,
@@ -478,7 +504,9 @@ class Platform:
         self._lock = threading.RLock()  # scheduler + executor + session status transitions
         self._write_lock = threading.Lock()  # one writer for metric batches
         self._tokens: dict[int, str] = {}
+        self._teams: dict[int, int | None] = {}  # session id -> team id (see session_team)
         self._stopping: set[int] = set()
+        self._pausing: dict[int, _Pausing] = {}  # running sessions asked to pause, until they exit
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
         self._home_lock = HomeLock(self.home)
@@ -528,13 +556,14 @@ class Platform:
                 s = row._mapping
                 need = Resources(s["cpus"], s["gpus"], s["memory"])
                 if s["status"] == "queued":
-                    self.scheduler.submit(s["id"], need, priority=s["priority"])
+                    self.scheduler.submit(s["id"], need, priority=s["priority"], preemptible=bool(s["preemptible"]))
                     counts["requeued"] += 1
                     continue
                 workdir = Path(s["workdir"])
                 handle = Handle(s["pid"] or 0, s["pid_start"] or "")
                 if self.executor.reattach(s["id"], handle, workdir):
-                    self.scheduler.adopt(s["id"], need)
+                    self.scheduler.adopt(s["id"], need, priority=s["priority"], preemptible=bool(s["preemptible"]))
+                    self._resume_pausing(s["id"], workdir)
                     counts["reattached"] += 1
                     continue
                 code_file = workdir / "exit_code"
@@ -565,25 +594,79 @@ class Platform:
                 ended = self.executor.poll(sid)
                 if ended is not None:
                     self._finish(sid, ended)
+            self._enforce_pause_grace()
             self._start_ready()
+            self._preempt()
 
     def _finish(self, sid: int, ended: Exit) -> None:
         stopped = sid in self._stopping
         self._stopping.discard(sid)
+        pausing = self._pausing.pop(sid, None)
         reason: str | None
+        values: dict[str, Any] = {"exit_code": ended.code, "ended_at": time.time()}
         if stopped:
             status, reason = "stopped", "stopped by request"
+        elif pausing is not None and (pausing.killed or ended.code == 0):
+            # a pause ends the process, not the session: it is resumable from its last checkpoint
+            status, reason = pausing.then, pausing.reason
+            if pausing.killed:
+                reason += f" (did not exit within {pausing.grace:g} s of the pause request and was stopped)"
+            if status == "queued":
+                values["ended_at"] = None
         elif ended.code is None:
             status, reason = "lost", ended.reason
         else:
             status, reason = ("done" if ended.code == 0 else "failed"), ended.reason
         with self.engine.begin() as conn:
-            conn.execute(
-                update(Session)
-                .where(Session.id == sid)
-                .values(status=status, exit_code=ended.code, reason=reason, ended_at=time.time())
-            )
-        self.scheduler.release(sid)
+            conn.execute(update(Session).where(Session.id == sid).values(status=status, reason=reason, **values))
+        if status == "queued":
+            self.scheduler.requeue(sid)  # its original place: it resumes as capacity frees
+        else:
+            self.scheduler.release(sid)
+
+    def _enforce_pause_grace(self) -> None:
+        """Stop the sessions that did not exit within the grace period of their pause request."""
+        now = time.monotonic()
+        for sid, pausing in self._pausing.items():
+            if not pausing.killed and now >= pausing.deadline:
+                pausing.killed = True
+                self.executor.stop(sid, grace=PAUSE_KILL_S)
+
+    def _preempt(self) -> None:
+        """Pause running preemptible sessions of lower priority when the queue's head cannot start."""
+        leaving = set(self._pausing) | self._stopping
+        plan = self.scheduler.preemption(leaving=leaving)
+        if plan is None:
+            return
+        reason = f"preempted by session {plan.for_id}; resumes when capacity frees"
+        for victim in plan.victims:
+            self._request_pause(victim, grace=self.settings.pause_grace_s, then="queued", reason=reason,
+                                intent=f"preempt {plan.for_id}")
+
+    def _request_pause(self, sid: int, *, grace: float, then: str, reason: str, intent: str) -> None:
+        """Ask a running session's code to save and exit (``haneul.paused()`` turns true); it is
+        stopped when it has not exited after ``grace`` seconds. ``then`` is its status once gone."""
+        s = self._row(sid)
+        flag = Path(s["workdir"]) / PAUSE_FILE
+        flag.parent.mkdir(parents=True, exist_ok=True)
+        flag.write_text(intent)
+        self._pausing[sid] = _Pausing(time.monotonic() + grace, grace, then, reason)
+        with self.engine.begin() as conn:
+            conn.execute(update(Session).where(Session.id == sid).values(
+                reason=f"pausing ({reason})" if then == "queued" else "pausing: waiting for the code to save and exit"))
+
+    def _resume_pausing(self, sid: int, workdir: Path) -> None:
+        """After a restart, a re-attached session whose pause file is there is still on its way out."""
+        try:
+            intent = (workdir / PAUSE_FILE).read_text().split()
+        except OSError:
+            return
+        grace = self.settings.pause_grace_s
+        if intent[:1] == ["preempt"] and len(intent) == 2:
+            reason = f"preempted by session {intent[1]}; resumes when capacity frees"
+            self._pausing[sid] = _Pausing(time.monotonic() + grace, grace, "queued", reason)
+        else:
+            self._pausing[sid] = _Pausing(time.monotonic() + grace, grace, "paused", "paused by request")
 
     def _start_ready(self) -> None:
         for sid in self.scheduler.schedule():
@@ -593,6 +676,11 @@ class Platform:
         with self.engine.begin() as conn:
             s = conn.execute(select(Session).where(Session.id == sid)).one()._mapping
             workdir = Path(s["workdir"])
+            (workdir / PAUSE_FILE).unlink(missing_ok=True)
+            run = s["runs"] + 1
+            if run > 1:  # a resumed session: its log goes on in the same file
+                with open(s["log_path"], "a", encoding="utf-8") as log:
+                    log.write(f"--- resumed (run {run}) ---\n")
             env = self._session_env(s)
             spec = LaunchSpec(sid, list(s["command"]), env, workdir, Path(s["log_path"]),
                               Path(s["cwd"]) if s["cwd"] else None)
@@ -604,7 +692,8 @@ class Platform:
                 self.scheduler.release(sid)
                 return
             conn.execute(update(Session).where(Session.id == sid).values(
-                status="running", pid=handle.pid, pid_start=handle.pid_start, started_at=time.time()))
+                status="running", pid=handle.pid, pid_start=handle.pid_start, runs=run, exit_code=None,
+                reason=None, ended_at=None, started_at=s["started_at"] or time.time()))
 
     def _session_env(self, s: Any) -> dict[str, str]:
         env = dict(os.environ)
@@ -619,8 +708,11 @@ class Platform:
             HANEUL_SERVER=self.server_url,
             HANEUL_TOKEN=token,
             HANEUL_HOME=str(self.home),
+            HANEUL_PAUSE_FILE=str(Path(s["workdir"]) / PAUSE_FILE),
             PYTHONUNBUFFERED="1",
         )
+        if s["parent_id"] is not None:  # a fork: haneul.load() falls back to the parent's checkpoint
+            env.update(HANEUL_PARENT_SESSION=str(s["parent_id"]), HANEUL_PARENT_CHECKPOINT=s["parent_checkpoint"] or "")
         return env
 
     # ------------------------------------------------------------------ sessions
@@ -640,6 +732,10 @@ class Platform:
         project: str | None = None,
         tags: Mapping[str, str] | None = None,
         params: Mapping[str, Any] | None = None,
+        preemptible: bool = False,
+        fork_of: ForkOf | None = None,
+        team_id: int | None = None,
+        dataset: str | None = None,
     ) -> dict[str, Any]:
         """Queue a session (it starts at once when resources allow).
 
@@ -647,7 +743,10 @@ class Platform:
         and the command runs there; with ``snapshot=False`` it runs in ``cwd`` itself. The command
         line's ``--name value`` pairs become params (``params`` given here win on the same key), and
         when ``cwd`` is in a git work tree its commit, branch and dirtiness are recorded, with the
-        uncommitted diff in ``git.diff`` of the session folder.
+        uncommitted diff in ``git.diff`` of the session folder. A ``preemptible`` session may be paused
+        (and resumed later) to make room for a queued one of higher priority. ``fork_of`` is set by
+        :meth:`fork_session`. With ``dataset`` (``NAME[:VERSION]``) the session sees that version's
+        train part read-only at ``HANEUL_DATASET_PATH`` and carries the tag ``dataset=NAME:VERSION``.
         """
         project = check_project(project) if project else (project_name(cwd) if cwd else "default")
         tags = check_tags(tags or {})
@@ -660,9 +759,20 @@ class Platform:
         if cwd is not None and not Path(cwd).is_dir():
             raise InvalidInput(f"working directory {cwd} does not exist on the server")
         self._check_command(command[0], env, cwd)
+        if dataset is not None:  # an unknown dataset is a 404 before anything is created
+            from haneul.platform.datasets import dataset_store, session_principal
+
+            ds_name, ds_version, mount = dataset_store(self).mount(
+                principal=session_principal(owner, team_id), ref=dataset)
+            env["HANEUL_DATASET_PATH"] = str(mount)
+            tags = {**tags, "dataset": f"{ds_name}:{ds_version}"}
         need = Resources(float(cpus), int(gpus), self._memory_bytes(memory))
         self.scheduler.check(need)
         git, diff = capture_git(Path(cwd)) if cwd is not None else (None, b"")
+        lineage: dict[str, Any] = {}
+        if fork_of is not None:
+            git = fork_of.git
+            lineage = {"parent_id": fork_of.parent_id, "parent_checkpoint": fork_of.checkpoint}
         token = secrets.token_urlsafe(24)
         now = time.time()
         with self._lock:
@@ -674,6 +784,7 @@ class Platform:
                         cpus=need.cpus, gpus=need.gpus, memory=need.memory, priority=priority,
                         executor=self.executor.name, token_hash=_hash_token(token), created_at=now,
                         project=project, notes="", archived=False, git=git,
+                        preemptible=bool(preemptible), runs=0, team_id=team_id, **lineage,
                     )
                 ).inserted_primary_key[0]  # type: ignore[index]
                 if all_params:
@@ -695,8 +806,9 @@ class Platform:
                 conn.execute(update(Session).where(Session.id == sid).values(
                     workdir=str(workdir), log_path=str(workdir / "output.log"), cwd=run_in))
             self._tokens[sid] = token
-            self.scheduler.submit(sid, need, priority=priority)
+            self.scheduler.submit(sid, need, priority=priority, preemptible=bool(preemptible))
             self._start_ready()
+            self._preempt()
         return self.get_session(sid)
 
     @staticmethod
@@ -752,8 +864,10 @@ class Platform:
     def _public(s: Any) -> dict[str, Any]:
         keys = ("id", "name", "owner", "status", "command", "env", "cwd", "cpus", "gpus", "memory",
                 "priority", "executor", "pid", "exit_code", "reason", "created_at", "started_at",
-                "ended_at", "log_path", "workdir", "project", "notes", "git")
+                "ended_at", "log_path", "workdir", "project", "notes", "git", "parent_id",
+                "parent_checkpoint", "runs", "team_id")
         out = {k: s[k] for k in keys}
+        out["preemptible"] = bool(s["preemptible"])
         out["env"] = mask_env(out["env"])
         out["archived"] = bool(s["archived"])
         return out
@@ -791,6 +905,7 @@ class Platform:
         offset: int = 0,
         with_metrics: bool = True,
         columns: list[str] | None = None,
+        teams: Collection[int] | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """Sessions matching every filter given. ``filter`` is a search expression (see
         :mod:`haneul.platform.search`); ``archived`` is false (the default: active sessions only), true
@@ -799,7 +914,8 @@ class Platform:
         each item also carries ``columns``: those values, None where a session has no such key."""
         if not 1 <= limit <= 1000 or offset < 0:
             raise InvalidInput("limit must be 1-1000 and offset non-negative")
-        cond = _list_conditions(status=status, owner=owner, q=q, project=project, filter=filter, archived=archived)
+        cond = _list_conditions(status=status, owner=owner, q=q, project=project, filter=filter, archived=archived,
+                                teams=teams)
         sort_col = _sort_column(sort)
         order = [sort_col.desc() if desc else sort_col.asc(), Session.id.desc() if desc else Session.id.asc()]
         if "." in sort:
@@ -832,13 +948,15 @@ class Platform:
         filter: str | None = None,
         archived: str | bool | None = None,
         limit: int = SESSION_KEYS,
+        teams: Collection[int] | None = None,
     ) -> dict[str, list[str]]:
         """The distinct param, metric and tag keys over the sessions ``list_sessions`` would match with
         the same filters: the first ``limit`` of each in key order (what the column picker offers)."""
         if not 1 <= limit <= SESSION_KEYS:
             raise InvalidInput(f"limit must be 1-{SESSION_KEYS}")
         matching = select(Session.id).where(
-            *_list_conditions(status=status, owner=owner, q=q, project=project, filter=filter, archived=archived))
+            *_list_conditions(status=status, owner=owner, q=q, project=project, filter=filter, archived=archived,
+                              teams=teams))
         out: dict[str, list[str]] = {}
         with self.engine.connect() as conn:
             for name, table in (("params", SessionParam), ("metrics", MetricKey), ("tags", SessionTag)):
@@ -929,32 +1047,40 @@ class Platform:
                 for table in (MetricKey, Checkpoint, SessionParam, SessionTag):
                     conn.execute(delete(table).where(table.session_id == sid))
                 conn.execute(delete(Session).where(Session.id == sid))
+            self._teams.pop(sid, None)
         shutil.rmtree(self.settings.artifacts / "sessions" / str(sid), ignore_errors=True)
         if s["workdir"]:
             shutil.rmtree(s["workdir"], ignore_errors=True)
         return {"id": sid, "deleted": True}
 
     # ------------------------------------------------------------------ projects and saved views
-    def list_projects(self) -> list[dict[str, Any]]:
-        """Every project with its session counts and latest activity, most recently active first."""
+    def list_projects(self, *, teams: Collection[int] | None = None) -> list[dict[str, Any]]:
+        """Every project (of ``teams``' sessions; None: every team's) with its session counts and latest
+        activity, most recently active first."""
         latest = func.max(func.coalesce(Session.ended_at, Session.started_at, Session.created_at))
         running = func.sum(case((Session.status.in_(ACTIVE), 1), else_=0))
         archived = func.sum(case((Session.archived.is_(True), 1), else_=0))
         query = (select(Session.project, func.count(), running, archived, latest)
                  .group_by(Session.project).order_by(latest.desc()))
+        if teams is not None:
+            query = query.where(Session.team_id.in_(list(teams)))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [{"project": p, "sessions": int(n), "active": int(r or 0), "archived": int(a or 0),
                  "latest_activity": t} for p, n, r, a, t in rows]
 
-    def list_views(self) -> list[dict[str, Any]]:
+    def list_views(self, *, teams: Collection[int] | None = None) -> list[dict[str, Any]]:
+        query = select(SavedView).order_by(SavedView.name)
+        if teams is not None:
+            query = query.where(SavedView.team_id.in_(list(teams)))
         with self.engine.connect() as conn:
-            rows = conn.execute(select(SavedView).order_by(SavedView.name)).all()
+            rows = conn.execute(query).all()
         return [_view(r) for r in rows]
 
     def save_view(self, *, name: str, filter: str = "", columns: list[str] | None = None, sort: str = "id",
-                  desc: bool = True) -> dict[str, Any]:
-        """Store a named view (a view of the same name is replaced); the filter and sort are checked now."""
+                  desc: bool = True, team_id: int | None = None) -> dict[str, Any]:
+        """Store a named view of a team (its view of the same name is replaced); the filter and sort are
+        checked now."""
         name = name.strip()
         if not name or len(name) > 128:
             raise InvalidInput(f"view name {name[:40]!r} must be 1-128 characters")
@@ -965,31 +1091,144 @@ class Platform:
             if not col.startswith(("params.", "metrics.", "tags.")):
                 raise InvalidInput(f"column {col[:60]!r} must be params.KEY, metrics.KEY or tags.KEY")
         with self.engine.begin() as conn:
+            held = conn.execute(select(SavedView.team_id).where(SavedView.name == name)).first()
+            if held is not None and held.team_id != team_id:
+                raise Conflict(f"the view name {name!r} is taken; pick another name")
             conn.execute(delete(SavedView).where(SavedView.name == name))
             vid = conn.execute(insert(SavedView).values(name=name, filter=filter, columns=columns, sort=sort,
-                                                         desc=desc, created_at=time.time())).inserted_primary_key[0]  # type: ignore[index]
+                                                         desc=desc, created_at=time.time(), team_id=team_id)
+                               ).inserted_primary_key[0]  # type: ignore[index]
             row = conn.execute(select(SavedView).where(SavedView.id == vid)).one()
         return _view(row)
+
+    def view_team(self, vid: int) -> int | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(SavedView.team_id).where(SavedView.id == vid)).first()
+        if row is None:
+            raise NotFound(f"saved view {vid} not found; list them at GET /api/v1/views")
+        return row.team_id
 
     def delete_view(self, vid: int) -> None:
         with self.engine.begin() as conn:
             if conn.execute(delete(SavedView).where(SavedView.id == vid)).rowcount == 0:
                 raise NotFound(f"saved view {vid} not found; list them at GET /api/v1/views")
 
+    def _end(self, sid: int, status: str, reason: str) -> None:
+        """Record that a session without a process (queued or paused) has ended or paused."""
+        with self.engine.begin() as conn:
+            conn.execute(update(Session).where(Session.id == sid).values(
+                status=status, reason=reason, ended_at=time.time()))
+
     def stop_session(self, sid: int, *, grace: float = 5.0) -> dict[str, Any]:
         with self._lock:
             s = self._row(sid)
             if s["status"] == "queued":
                 self.scheduler.cancel(sid)
-                with self.engine.begin() as conn:
-                    conn.execute(update(Session).where(Session.id == sid).values(
-                        status="stopped", reason="stopped before it started", ended_at=time.time()))
+                self._end(sid, "stopped", "stopped before it started")
             elif s["status"] == "running":
                 self._stopping.add(sid)
                 self.executor.stop(sid, grace=grace)
+            elif s["status"] == "paused":  # no process: it just cannot be resumed any more
+                self._end(sid, "stopped", "stopped while paused")
             else:
                 raise Conflict(f"session {sid} has already ended ({s['status']}); nothing to stop")
         return self.get_session(sid)
+
+    # ------------------------------------------------------------------ pause, resume, fork
+    def pause_session(self, sid: int, *, grace: float | None = None) -> dict[str, Any]:
+        """Ask a running session to save and exit (``haneul.paused()`` turns true in its code); it is
+        ``paused`` once its process has exited, and stopped if that takes longer than ``grace``
+        seconds (default ``pause_grace_s``). A queued session is paused at once. Either way its
+        slots are freed and :meth:`resume_session` starts it again under the same id."""
+        grace = self.settings.pause_grace_s if grace is None else grace
+        if not 0 <= grace <= MAX_PAUSE_GRACE_S:
+            raise InvalidInput(f"grace {grace!r} must be 0-{MAX_PAUSE_GRACE_S} seconds")
+        with self._lock:
+            s = self._row(sid)
+            if s["status"] == "queued":
+                self.scheduler.cancel(sid)
+                self._end(sid, "paused", "paused while queued")
+            elif s["status"] == "running":
+                pausing = self._pausing.get(sid)
+                if pausing is None or pausing.then != "paused":
+                    self._request_pause(sid, grace=grace, then="paused", reason="paused by request",
+                                        intent="pause")
+            elif s["status"] == "paused":
+                raise Conflict(f"session {sid} is already paused; resume it with `haneul resume {sid}`")
+            else:
+                raise Conflict(f"session {sid} has ended ({s['status']}); only a queued or running session "
+                               f"can be paused (fork it to go on: haneul fork {sid})")
+        return self.get_session(sid)
+
+    def resume_session(self, sid: int) -> dict[str, Any]:
+        """Queue a paused session again with its priority: a new process under the same id, whose
+        metrics go on under the same keys, log in the same file, and ``haneul.load()`` returns its
+        latest checkpoint."""
+        with self._lock:
+            s = self._row(sid)
+            if s["status"] in ACTIVE:
+                what = "pausing" if sid in self._pausing else s["status"]
+                raise Conflict(f"session {sid} is {what}; only a paused session can be resumed")
+            if s["status"] != "paused":
+                raise Conflict(f"session {sid} has ended ({s['status']}) and cannot be resumed; "
+                               f"start a new session from its checkpoint with `haneul fork {sid}`")
+            need = Resources(s["cpus"], s["gpus"], s["memory"])
+            with self.engine.begin() as conn:
+                conn.execute(update(Session).where(Session.id == sid).values(
+                    status="queued", reason="resumed; waiting for resources", ended_at=None))
+            self.scheduler.submit(sid, need, priority=s["priority"], preemptible=bool(s["preemptible"]))
+            self._start_ready()
+            self._preempt()
+        return self.get_session(sid)
+
+    def fork_session(self, sid: int, *, checkpoint: str | None = None, env: Mapping[str, str] | None = None,
+                     args: Sequence[str] = (), name: str | None = None, priority: int | None = None,
+                     preemptible: bool | None = None) -> dict[str, Any]:
+        """Start a new session from session ``sid``: its command with ``args`` appended (so
+        ``--lr 0.01`` overrides an argparse option), project, tags, resources, team and a copy of its
+        code snapshot, with ``env`` added. ``checkpoint`` (default: the parent's latest, if any) is
+        what ``haneul.load()`` in the child returns until the child saves its own."""
+        parent = self._row(sid)
+        names = [c["name"] for c in self.list_checkpoints(sid)]  # oldest first
+        if checkpoint is not None and checkpoint not in names:
+            raise NotFound(f"session {sid} has no checkpoint {checkpoint!r}; see `haneul checkpoints {sid}`")
+        chosen = checkpoint if checkpoint is not None else (names[-1] if names else None)
+        snapshot = Path(parent["workdir"] or "") / "code"
+        in_snapshot = parent["cwd"] is not None and Path(parent["cwd"]) == snapshot
+        if in_snapshot and not snapshot.is_dir():
+            raise NotFound(f"the code snapshot of session {sid} is gone ({snapshot}); it cannot be forked")
+        with self.engine.connect() as conn:
+            tags = dict(conn.execute(select(SessionTag.key, SessionTag.value).where(SessionTag.session_id == sid)).all())
+        return self.create_session(
+            command=[*parent["command"], *args], name=name or parent["name"], owner=parent["owner"],
+            cpus=parent["cpus"], gpus=parent["gpus"], memory=parent["memory"],
+            priority=parent["priority"] if priority is None else priority,
+            env={**(parent["env"] or {}), **(env or {})}, cwd=parent["cwd"], snapshot=in_snapshot,
+            project=parent["project"], tags=tags,
+            preemptible=bool(parent["preemptible"]) if preemptible is None else preemptible,
+            fork_of=ForkOf(sid, chosen, parent["git"]), team_id=parent["team_id"],  # the parent's team
+        )
+
+    def session_forks(self, sid: int) -> list[dict[str, Any]]:
+        """The sessions forked from ``sid``: id, name, status and the checkpoint each started from."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(Session.id, Session.name, Session.status, Session.parent_checkpoint,
+                                       Session.team_id).where(Session.parent_id == sid).order_by(Session.id)).all()
+        return [{"id": r.id, "name": r.name, "status": r.status, "parent_checkpoint": r.parent_checkpoint,
+                 "team_id": r.team_id} for r in rows]
+
+    def session_team(self, sid: int) -> int | None:
+        """The team a session belongs to (remembered: it never changes); NotFound for no such session."""
+        try:
+            return self._teams[sid]
+        except KeyError:
+            pass
+        with self.engine.connect() as conn:
+            row = conn.execute(select(Session.team_id).where(Session.id == sid)).first()
+        if row is None:
+            raise NotFound(f"session {sid} not found")
+        self._teams[sid] = row.team_id
+        return row.team_id
 
     def authenticate(self, sid: int, token: str | None) -> None:
         s = self._row(sid)

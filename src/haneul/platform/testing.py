@@ -29,6 +29,24 @@ from haneul.platform.executors.local import process_start_time
 BIN = Path(sys.executable).parent
 
 
+def auth_headers(url: str) -> dict[str, str]:
+    """The ``Authorization`` header the CLI would send to ``url`` (on a test's own loopback server: the
+    local admin's token from HANEUL_HOME)."""
+    from haneul.platform.credentials import find_token
+
+    token = find_token(url)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def as_admin(client: Any) -> Any:
+    """Give a started ``TestClient`` of a haneul app the local admin's token (written when it started)."""
+    from haneul.platform.credentials import local_admin_token
+
+    home = client.app.state.platform.settings.home
+    client.headers["Authorization"] = f"Bearer {local_admin_token(home)}"
+    return client
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -42,6 +60,28 @@ class LiveServer:
     port: int
     proc: subprocess.Popen[bytes]
     log: Path
+
+    @property
+    def token(self) -> str:
+        """The local admin's token, which the server wrote on its first start."""
+        from haneul.platform.credentials import local_admin_token
+
+        token = local_admin_token(self.home)
+        if token is None:
+            raise RuntimeError(f"the server wrote no admin token in {self.home}")
+        return token
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def http(self, **kwargs: Any) -> httpx.Client:
+        """An HTTP client of this server carrying the local admin's token."""
+        return httpx.Client(base_url=self.url, headers=self.headers(), **kwargs)
+
+    def login_url(self, path: str = "/") -> str:
+        """A URL that logs a browser in as the local admin and lands on ``path``."""
+        sep = "&" if "?" in path else "?"
+        return f"{self.url}{path}{sep}token={self.token}"
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)

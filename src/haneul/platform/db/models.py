@@ -106,7 +106,7 @@ class Session(Base):
     memory: Mapped[int] = mapped_column(BigInteger, default=0)  # bytes, 0 = unspecified
     priority: Mapped[int] = mapped_column(Integer, default=0)
     executor: Mapped[str] = mapped_column(String(32), default="local")
-    token_hash: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), index=True)
     workdir: Mapped[str | None] = mapped_column(Text, nullable=True)
     log_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -121,6 +121,12 @@ class Session(Base):
     archived: Mapped[bool] = mapped_column(Boolean, index=True, default=False, server_default=sa_false())
     git: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)  # commit, branch, dirty
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True, nullable=True)
+    # lineage of a fork, preemption and the processes started under this id (pause/resume, 0004)
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sessions.id", ondelete="SET NULL", name="fk_sessions_parent_id"), index=True, nullable=True)
+    parent_checkpoint: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    preemptible: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    runs: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class SessionParam(Base):

@@ -23,7 +23,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from haneul import __version__
 from haneul.errors import HaneulError
+from haneul.platform.accounts import Accounts
 from haneul.platform.plugins import LoadedPlugin, ServerContext, load_plugins, parse_disabled
+from haneul.platform.server.auth import AsLocalAdmin, AuthMiddleware
+from haneul.platform.server.auth import pages as auth_pages
 from haneul.platform.server.deps import (
     BODY_LIMIT_KEY,
     ERROR_DESCRIPTIONS,
@@ -36,17 +39,32 @@ from haneul.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None, *, platform: Platform | None = None,
-               server_url: str | None = None) -> FastAPI:
+               server_url: str | None = None, authenticate: bool = True) -> FastAPI:
+    """The server. ``authenticate=False`` leaves out accounts (every request is the local admin): for a
+    benchmark's baseline or an app embedded behind its own gate, never reachable from settings."""
     settings = settings or get_settings()
     platform = platform or Platform(settings, server_url=server_url)
     plugins = _load(settings, platform)
+    accounts = Accounts(platform.engine)
+    from haneul.platform.deploy import DeployManager
+
+    deploy_manager = DeployManager(platform)
+    from haneul.platform.leaderboard import Leaderboards
+
+    competitions = Leaderboards(platform)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         platform.start()  # a no-op when the caller started it (to report a busy home in one line)
+        accounts.ensure_local_admin(settings.home)  # a no-op once anyone exists (`haneul server` did it)
+        deploy_manager.start()  # re-attaches to the replicas a previous server process started
+        competitions.start()  # queues again the submissions a previous server process left waiting
         try:
             yield
         finally:
+            competitions.close()  # evaluations under way end as errors that do not count
+            deploy_manager.close()  # the replicas keep serving; the next server re-attaches to them
+            await deploy_manager.aclose()
             for loaded in plugins:
                 if loaded.plugin.on_close is not None:
                     loaded.plugin.on_close()
@@ -62,6 +80,9 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         lifespan=lifespan,
     )
     app.state.platform = platform
+    app.state.accounts = accounts
+    app.state.deployments = deploy_manager
+    app.state.leaderboards = competitions
 
     @app.exception_handler(HaneulError)
     async def _haneul_error(request: Request, exc: HaneulError) -> Response:
@@ -97,11 +118,13 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         return {"status": "ok", "version": __version__, "home": str(settings.home),
                 "limits": {"max_metric_batch": settings.max_metric_batch}}
 
+    from haneul.platform.server.routes import accounts as accounts_routes
     from haneul.platform.server.routes import (
         artifacts,
         checkpoints,
         datasets,
         deployments,
+        leaderboards,
         logs,
         metrics,
         projects,
@@ -110,7 +133,8 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     from haneul.platform.server.web import make_templates
     from haneul.platform.server.web import router as web_router
 
-    for routes in (sessions, metrics, checkpoints, artifacts, logs, projects, datasets, deployments):
+    for routes in (sessions, metrics, checkpoints, artifacts, logs, projects, datasets, deployments,
+                   leaderboards):
         app.include_router(routes.router)
     for loaded in plugins:
         plugin = loaded.plugin
@@ -123,8 +147,14 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         [entry for p in plugins for entry in p.plugin.nav],
     )
     app.state.plugins = [p.name for p in plugins]
+    app.include_router(accounts_routes.router)
+    app.include_router(auth_pages)
     app.include_router(web_router)
     app.add_middleware(_BodyLimit, max_bytes=settings.max_request_bytes)
+    if authenticate:
+        app.add_middleware(AuthMiddleware, accounts=accounts)  # outermost: nothing runs for a stranger
+    else:
+        app.add_middleware(AsLocalAdmin, accounts=accounts)
     _document_errors(app)
     return app
 

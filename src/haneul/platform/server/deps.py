@@ -11,7 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.templating import Jinja2Templates
 
 # the error shapes live with the plugin contract, so plugins document their errors the same way
+from haneul.errors import Forbidden
 from haneul.platform.plugins import ERROR_DESCRIPTIONS as ERROR_DESCRIPTIONS
+from haneul.platform.plugins import CurrentPrincipal
 from haneul.platform.plugins import ErrorBody as ErrorBody
 from haneul.platform.plugins import ErrorDetail as ErrorDetail
 from haneul.platform.plugins import errors as errors
@@ -34,8 +36,9 @@ def get_templates(request: Request) -> Jinja2Templates:
 
 
 # declared as a security scheme so the OpenAPI document shows which routes need the session token
-_bearer = HTTPBearer(auto_error=False, scheme_name="session token",
-                     description="the session's token (HANEUL_TOKEN in the session's environment)")
+_bearer = HTTPBearer(auto_error=False, scheme_name="token",
+                     description="an API token (haneul user token; haneul login keeps one) or a session's own "
+                     "token (HANEUL_TOKEN in the session's environment)")
 
 
 def bearer_token(
@@ -45,6 +48,35 @@ def bearer_token(
 
 
 PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+# A session belongs to a team: these path parameters check the caller's access before the route runs.
+# Another team's session is a 404, as if it did not exist; a viewer writing is a 403.
+def _readable_session(sid: SessionId, request: Request, principal: CurrentPrincipal) -> int:
+    principal.check_read(get_platform(request).session_team(sid), f"session {sid}")
+    return sid
+
+
+def _writable_session(sid: SessionId, request: Request, principal: CurrentPrincipal) -> int:
+    principal.check_write(get_platform(request).session_team(sid), f"session {sid}")
+    return sid
+
+
+def _reporting_session(sid: SessionId, request: Request, principal: CurrentPrincipal) -> int:
+    team = get_platform(request).session_team(sid)
+    if not principal.can_write_session(sid, team):
+        principal.check_read(team, f"session {sid}")
+        raise Forbidden(f"{principal.name} may not write to session {sid}: only its own token (HANEUL_TOKEN) "
+                        "or a member of its team may")
+    return sid
+
+
+#: a session the caller may read (its team's viewers, members and owners; admins)
+ReadSession = Annotated[int, Depends(_readable_session)]
+#: a session the caller may change (stop, edit, archive, delete, pause, resume, fork)
+WriteSession = Annotated[int, Depends(_writable_session)]
+#: a session the caller may report to (metrics, params, checkpoints, artifacts): its own token or a writer
+ReportSession = Annotated[int, Depends(_reporting_session)]
 TokenDep = Annotated[str | None, Depends(bearer_token)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
 

@@ -22,15 +22,16 @@ from markupsafe import Markup, escape
 
 from haneul.errors import InvalidInput, NotFound
 from haneul.platform.format import age
-from haneul.platform.plugins import NavEntry
-from haneul.platform.server.deps import INT64_MAX, PlatformDep, SessionId, TemplatesDep
+from haneul.platform.plugins import CurrentPrincipal, NavEntry, current_principal
+from haneul.platform.server.deps import INT64_MAX, PlatformDep, ReadSession, TemplatesDep
 
 HERE = Path(__file__).with_name("web")
 router = APIRouter(include_in_schema=False)
 
 #: the platform's own header links; plugins add theirs between these (orders 10-20 and 1000)
 NAV = (NavEntry("Sessions", "/", 10), NavEntry("Projects", "/projects", 15), NavEntry("Compare", "/compare", 20),
-       NavEntry("Datasets", "/datasets", 25), NavEntry("Deployments", "/deployments", 27),
+       NavEntry("Datasets", "/datasets", 25), NavEntry("Leaderboards", "/leaderboards", 26),
+       NavEntry("Deployments", "/deployments", 27),
        NavEntry("API", "/api/v1/docs", 1000))
 #: metrics shown per row of the sessions list
 ROW_METRICS = 4
@@ -136,11 +137,12 @@ def _list_page(request: Request, platform: Any, templates: Jinja2Templates, quer
     """The sessions table, for the sessions page and a project's page. A bad filter expression is
     shown above an empty table, so it can be corrected in the box where it was typed."""
     lq, error = query, None
+    teams = current_principal(request).readable_teams()
     try:
         items, total = platform.list_sessions(
             status=lq.status or None, owner=lq.owner or None, q=lq.q or None, project=project,
             filter=lq.filter or None, archived=lq.archived, sort=lq.sort, desc=lq.desc, limit=lq.per_page,
-            offset=(lq.page - 1) * lq.per_page, columns=lq.cols or None,
+            offset=(lq.page - 1) * lq.per_page, columns=lq.cols or None, teams=teams,
         )
     except InvalidInput as exc:
         items, total, error = [], 0, exc.message
@@ -153,9 +155,9 @@ def _list_page(request: Request, platform: Any, templates: Jinja2Templates, quer
         "items": items, "total": total, "page": lq.page, "per_page": lq.per_page,
         "pages": max(1, -(-total // lq.per_page)), "status": lq.status, "owner": lq.owner, "q": lq.q,
         "sort": lq.sort, "desc": lq.desc, "filter": lq.filter, "cols": lq.cols, "offered": offered,
-        "archived": lq.archived, "error": error, "project": project, "views": platform.list_views(),
+        "archived": lq.archived, "error": error, "project": project, "views": platform.list_views(teams=teams),
         "query": link, "row_metrics": ROW_METRICS,
-        "statuses": ["queued", "running", "done", "failed", "stopped", "lost"],
+        "statuses": ["queued", "running", "paused", "done", "failed", "stopped", "lost"],
     })
 
 
@@ -166,8 +168,10 @@ def sessions_page(request: Request, platform: PlatformDep, templates: TemplatesD
 
 
 @router.get("/projects", response_class=HTMLResponse)
-def projects_page(request: Request, platform: PlatformDep, templates: TemplatesDep) -> Any:
-    return templates.TemplateResponse(request, "projects.html", {"projects": platform.list_projects()})
+def projects_page(request: Request, platform: PlatformDep, templates: TemplatesDep,
+                  principal: CurrentPrincipal) -> Any:
+    projects = platform.list_projects(teams=principal.readable_teams())
+    return templates.TemplateResponse(request, "projects.html", {"projects": projects})
 
 
 @router.get("/projects/{name}", response_class=HTMLResponse)
@@ -178,7 +182,7 @@ def project_page(name: str, request: Request, platform: PlatformDep, templates: 
 
 @router.get("/sessions/{sid}", response_class=HTMLResponse)
 def session_page(
-    sid: SessionId,
+    sid: ReadSession,
     request: Request,
     platform: PlatformDep,
     templates: TemplatesDep,
@@ -203,6 +207,7 @@ def session_page(
         # get their charts too; otherwise it follows exactly the keys it shows
         "follow_all": mq is None and main_keys <= PAGE_KEYS, "page_keys": PAGE_KEYS,
         "checkpoints": platform.list_checkpoints(sid),
+        "forks": platform.session_forks(sid),
     })
 
 
@@ -226,6 +231,9 @@ def compare_page(
     key: Annotated[list[str] | None, Query(description="metric keys to chart (repeat for more)")] = None,
 ) -> Any:
     sids = _parse_ids(ids)
+    principal = current_principal(request)
+    for sid in sids:
+        principal.check_read(platform.session_team(sid), f"session {sid}")
     sessions = [platform.get_session(sid) for sid in sids]
     names: dict[str, None] = {}  # ordered and O(1) membership: sessions may hold thousands of keys
     for sid in sids:

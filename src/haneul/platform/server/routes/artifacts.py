@@ -1,4 +1,4 @@
-"""Artifacts: upload by relative path (session token, streamed body), list, download, preview."""
+"""Artifacts: upload by relative path (the session's token or its team's members, streamed body), list, download, preview."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from fastapi.responses import FileResponse
 from haneul.platform.server.deps import (
     STREAMED_BODY_EXTENSION,
     PlatformDep,
-    SessionId,
+    ReadSession,
+    ReportSession,
     StreamedBody,
-    TokenDep,
     errors,
 )
 from haneul.platform.store import MAX_PREVIEW_LINES
@@ -28,7 +28,7 @@ _SAFE_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options":
 
 
 @router.get("", responses=errors(400, 404, 500))
-def list_artifacts(sid: SessionId, platform: PlatformDep) -> list[dict[str, Any]]:
+def list_artifacts(sid: ReadSession, platform: PlatformDep) -> list[dict[str, Any]]:
     """Every artifact of the session by path: ``path``, ``size``, ``sha256``, ``media_type``, ``created_at``."""
     return platform.list_artifacts(sid)
 
@@ -41,12 +41,10 @@ def list_artifacts(sid: SessionId, platform: PlatformDep) -> list[dict[str, Any]
     openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
         "schema": {"type": "string", "format": "binary"}}},
         "description": "the file's bytes, streamed to disk (not bound by the request body limit). "
-        "Needs the session token."}, STREAMED_BODY_EXTENSION: True},
+        "Needs the session's own token or a member of its team."}, STREAMED_BODY_EXTENSION: True},
 )
-async def upload(sid: SessionId, path: str, request: Request, platform: PlatformDep,
-                 token: TokenDep) -> dict[str, Any]:
+async def upload(sid: ReportSession, path: str, request: Request, platform: PlatformDep) -> dict[str, Any]:
     """Store one file at ``path`` (relative: ``plots/loss.png``), replacing an earlier one there."""
-    await run_in_threadpool(platform.authenticate, sid, token)
     from haneul.platform.store import validate_artifact_path
 
     validate_artifact_path(path)  # before the body is read: a bad path costs no upload
@@ -71,7 +69,7 @@ async def upload(sid: SessionId, path: str, request: Request, platform: Platform
                      "first lines as JSON: kind 'table' (columns, rows), 'text' (lines) or 'none'"}},
 )
 def download(
-    sid: SessionId,
+    sid: ReadSession,
     path: str,
     platform: PlatformDep,
     preview: Annotated[bool, Query(description="answer the first lines or rows as JSON instead of the file")] = False,

@@ -1,4 +1,4 @@
-"""Checkpoints: upload (session token, streamed body), list, download (sha256-verified)."""
+"""Checkpoints: upload (the session's token or its team's members, streamed body), list, download (sha256-verified)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from fastapi.responses import FileResponse
 from haneul.platform.server.deps import (
     STREAMED_BODY_EXTENSION,
     PlatformDep,
-    SessionId,
+    ReadSession,
+    ReportSession,
     StreamedBody,
-    TokenDep,
     errors,
 )
 
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/api/v1/sessions/{sid}/checkpoints", tags=["checkpoin
 
 
 @router.get("", responses=errors(400, 404))
-def list_checkpoints(sid: SessionId, platform: PlatformDep) -> list[dict[str, Any]]:
+def list_checkpoints(sid: ReadSession, platform: PlatformDep) -> list[dict[str, Any]]:
     platform.get_session(sid)
     return platform.list_checkpoints(sid)
 
@@ -35,11 +35,10 @@ def list_checkpoints(sid: SessionId, platform: PlatformDep) -> list[dict[str, An
     openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
         "schema": {"type": "string", "format": "binary"}}},
         "description": "the file's bytes, streamed to disk (not bound by the request body limit). "
-        "Needs the session token."}, STREAMED_BODY_EXTENSION: True},
+        "Needs the session's own token or a member of its team."}, STREAMED_BODY_EXTENSION: True},
 )
-async def upload(sid: SessionId, name: str, request: Request, platform: PlatformDep, token: TokenDep,
+async def upload(sid: ReportSession, name: str, request: Request, platform: PlatformDep,
                  kind: str = "file") -> dict[str, Any]:
-    await run_in_threadpool(platform.authenticate, sid, token)
     # Spool the body to a temporary file first: the store then writes tmp-then-rename from disk
     # without holding the event loop, and a dropped upload leaves nothing behind.
     import tempfile
@@ -65,7 +64,7 @@ async def upload(sid: SessionId, name: str, request: Request, platform: Platform
                      "description": "the file; X-Haneul-Sha256 carries its checksum"}},
     response_class=FileResponse,
 )
-def download(sid: SessionId, name: str, platform: PlatformDep) -> FileResponse:
+def download(sid: ReadSession, name: str, platform: PlatformDep) -> FileResponse:
     record, path = platform.checkpoint_file(sid, name)
     return FileResponse(
         path,

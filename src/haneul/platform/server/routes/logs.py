@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from haneul.platform.server import sse
-from haneul.platform.server.deps import NonNegInt64, PlatformDep, SessionId, errors
+from haneul.platform.server.deps import NonNegInt64, PlatformDep, ReadSession, errors
 
 router = APIRouter(prefix="/api/v1/sessions/{sid}", tags=["logs"])
 
@@ -22,7 +22,7 @@ class _LogFollower:
 
 @router.get("/logs", responses=errors(400, 404))
 def logs(
-    sid: SessionId,
+    sid: ReadSession,
     platform: PlatformDep,
     tail: Annotated[int, Query(ge=0, le=100_000)] = 100,
     offset: Annotated[NonNegInt64 | None, Query(description="read from this byte offset instead of tailing")] = None,
@@ -36,7 +36,7 @@ def logs(
 
 @router.get("/stream/logs", responses=errors(400, 404))
 async def stream_logs(
-    sid: SessionId,
+    sid: ReadSession,
     request: Request,
     platform: PlatformDep,
     tail: Annotated[int, Query(ge=0, le=10_000)] = 100,

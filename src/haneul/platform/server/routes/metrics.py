@@ -1,4 +1,4 @@
-"""Metrics: batch ingest (session token), keys, history by key with server-side downsampling, SSE."""
+"""Metrics: batch ingest (the session's token or its team's members), keys, history by key with server-side downsampling, SSE."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from haneul.platform.server.deps import (
     Int64,
     NonNegInt64,
     PlatformDep,
-    SessionId,
-    TokenDep,
+    ReadSession,
+    ReportSession,
     errors,
 )
 
@@ -54,17 +54,16 @@ _BATCH_SCHEMA = {
             "required": True,
             "content": {"application/json": {"schema": _BATCH_SCHEMA, "example": _BATCH_EXAMPLE}},
             "description": "points grouped by key; times are optional (server time); steps are integers "
-            "from 0 to 2^63-1. Needs the session token. The request body limit "
+            "from 0 to 2^63-1. Needs the session's own token or a member of its team. The request body limit "
             "(HANEUL_MAX_REQUEST_BYTES) and the batch limit (HANEUL_MAX_METRIC_BATCH points) give 413; "
             "more keys than HANEUL_MAX_METRIC_KEYS in one session give 400.",
         }
     },
 )
-async def ingest(sid: SessionId, request: Request, platform: PlatformDep, token: TokenDep) -> dict[str, int]:
+async def ingest(sid: ReportSession, request: Request, platform: PlatformDep) -> dict[str, int]:
     body = await request.body()  # the app's request body limit stops an oversized one while it arrives
 
     def work() -> int:
-        platform.authenticate(sid, token)
         return platform.ingest_metrics(sid, platform.parse_metric_batch(body))
 
     return {"accepted": await run_in_threadpool(work)}
@@ -72,7 +71,7 @@ async def ingest(sid: SessionId, request: Request, platform: PlatformDep, token:
 
 @router.get("/metrics", responses=errors(400, 404))
 def keys(
-    sid: SessionId,
+    sid: ReadSession,
     platform: PlatformDep,
     q: Annotated[str | None, Query(description="only keys containing this text")] = None,
     limit: Annotated[int | None, Query(ge=1, le=100_000, description="at most this many keys (all when omitted)")] = None,
@@ -87,7 +86,7 @@ def keys(
                                          "content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def history(
-    sid: SessionId,
+    sid: ReadSession,
     key: str,
     platform: PlatformDep,
     step_min: Annotated[Int64 | None, Query(description="only points at this step or later")] = None,
@@ -128,7 +127,7 @@ def _file_safe(key: str) -> str:
 
 @router.get("/stream/metrics", responses=errors(400, 404))
 async def stream(
-    sid: SessionId,
+    sid: ReadSession,
     request: Request,
     platform: PlatformDep,
     max_points: Annotated[int, Query(ge=2, le=100_000)] = 2000,

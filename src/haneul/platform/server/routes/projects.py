@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from annotated_types import Ge, Le
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
+from haneul.platform.plugins import CurrentPrincipal
 from haneul.platform.server.deps import INT64_MAX, PlatformDep, errors
 
 router = APIRouter(prefix="/api/v1", tags=["projects"])
@@ -21,25 +22,33 @@ class ViewCreate(BaseModel):
     columns: list[str] = Field(default_factory=list, description="params.KEY / metrics.KEY / tags.KEY columns")
     sort: str = "id"
     desc: bool = True
+    team: str | None = Field(default=None, max_length=64, description="the team whose view it is "
+                             "(default: the caller's default team)")
 
 
 @router.get("/projects")
-def list_projects(platform: PlatformDep) -> list[dict[str, Any]]:
-    """Every project with its number of sessions, active and archived ones, and latest activity."""
-    return platform.list_projects()
+def list_projects(platform: PlatformDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    """Every project of the caller's teams with its number of sessions, active and archived ones, and
+    latest activity."""
+    return platform.list_projects(teams=principal.readable_teams())
 
 
 @router.get("/views")
-def list_views(platform: PlatformDep) -> list[dict[str, Any]]:
-    return platform.list_views()
+def list_views(platform: PlatformDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    """The saved views of the caller's teams."""
+    return platform.list_views(teams=principal.readable_teams())
 
 
-@router.post("/views", status_code=201, responses=errors(400))
-def save_view(body: ViewCreate, platform: PlatformDep) -> dict[str, Any]:
-    """Save a view of the sessions list; a view of the same name is replaced."""
-    return platform.save_view(**body.model_dump())
+@router.post("/views", status_code=201, responses=errors(400, 403, 404, 409))
+def save_view(body: ViewCreate, request: Request, platform: PlatformDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Save a view of the sessions list for a team; its view of the same name is replaced."""
+    fields = body.model_dump()
+    name = fields.pop("team")
+    team = principal.writable_team(request.app.state.accounts.team_role(principal, name)[0] if name else None)
+    return platform.save_view(**fields, team_id=team)
 
 
-@router.delete("/views/{vid}", status_code=204, responses=errors(400, 404))
-def delete_view(vid: ViewId, platform: PlatformDep) -> None:
+@router.delete("/views/{vid}", status_code=204, responses=errors(400, 403, 404))
+def delete_view(vid: ViewId, platform: PlatformDep, principal: CurrentPrincipal) -> None:
+    principal.check_write(platform.view_team(vid), f"saved view {vid}")
     platform.delete_view(vid)

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AfterValidator, BaseModel, Field
 
-from haneul.platform.server.deps import Int64, NonNegInt64, PlatformDep, SessionId, TokenDep, errors
+from haneul.platform.plugins import CurrentPrincipal
+from haneul.platform.server.deps import (
+    Int64,
+    NonNegInt64,
+    PlatformDep,
+    ReadSession,
+    ReportSession,
+    SessionId,
+    WriteSession,
+    errors,
+)
 from haneul.platform.service import SESSION_KEYS
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
@@ -34,7 +44,9 @@ def _env_name(name: str) -> str:
 class SessionCreate(BaseModel):
     command: list[Text] = Field(min_length=1, description="program and arguments")
     name: str | None = Field(default=None, max_length=128)
-    owner: str = Field(default="anonymous", max_length=64)
+    owner: str | None = Field(default=None, max_length=64, description="ignored: the owner is the caller")
+    team: str | None = Field(default=None, max_length=64, description="the team the session belongs to "
+                             "(default: the caller's default team)")
     cpus: float = Field(default=1.0, ge=0, allow_inf_nan=False)
     gpus: NonNegInt64 = 0
     memory: str | None = Field(default=None, description="e.g. 4G; omit to not reserve memory")
@@ -51,6 +63,10 @@ class SessionCreate(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict, description="free key/value labels, searchable as tags.KEY")
     params: dict[str, Any] = Field(default_factory=dict, description="hyper-parameters (nested dicts are "
                                    "flattened with dots); the command line's --name value pairs are added")
+    preemptible: bool = Field(default=False, description="may be paused (and resumed later) to make room "
+                              "for a queued session of higher priority")
+    dataset: str | None = Field(default=None, max_length=80, description="NAME or NAME:VERSION of a dataset: its "
+                                "train part is mounted read-only at HANEUL_DATASET_PATH (tag dataset=NAME:VERSION)")
 
 
 class SessionPatch(BaseModel):
@@ -69,14 +85,21 @@ class SessionList(BaseModel):
     offset: int
 
 
-@router.post("", status_code=201, responses=errors(400))
-async def create_session(body: SessionCreate, platform: PlatformDep) -> dict[str, Any]:
-    return await run_in_threadpool(lambda: platform.create_session(**body.model_dump()))
+@router.post("", status_code=201, responses=errors(400, 403, 404))
+async def create_session(body: SessionCreate, request: Request, platform: PlatformDep,
+                         principal: CurrentPrincipal) -> dict[str, Any]:
+    """Queue a session for a team (default: the caller's default team); its owner is the caller."""
+    fields = body.model_dump()
+    team = fields.pop("team")
+    team_id = request.app.state.accounts.team_role(principal, team)[0] if team is not None else None
+    fields.update(owner=principal.name, team_id=principal.writable_team(team_id))
+    return await run_in_threadpool(lambda: platform.create_session(**fields))
 
 
 @router.get("", responses=errors(400))
 def list_sessions(
     platform: PlatformDep,
+    principal: CurrentPrincipal,
     status: Annotated[list[str] | None, Query(description="repeat to match several")] = None,
     owner: str | None = None,
     q: Annotated[str | None, Query(description="substring of the name")] = None,
@@ -95,6 +118,7 @@ def list_sessions(
     items, total = platform.list_sessions(
         status=status, owner=owner, q=q, project=project, filter=filter, archived=archived, sort=sort,
         desc=desc, limit=limit, offset=offset, columns=[c for c in (columns or "").split(",") if c] or None,
+        teams=principal.readable_teams(),
     )
     return SessionList(items=items, total=total, limit=limit, offset=offset)
 
@@ -109,6 +133,7 @@ class SessionKeys(BaseModel):
 @router.get("/keys", responses=errors(400))
 def session_keys(
     platform: PlatformDep,
+    principal: CurrentPrincipal,
     status: Annotated[list[str] | None, Query(description="repeat to match several")] = None,
     owner: str | None = None,
     q: Annotated[str | None, Query(description="substring of the name")] = None,
@@ -120,44 +145,93 @@ def session_keys(
     """The distinct param, metric and tag keys of the sessions the same filters list, each sorted and cut
     at ``limit``: the columns the sessions page offers."""
     keys = platform.session_keys(status=status, owner=owner, q=q, project=project, filter=filter,
-                                 archived=archived, limit=limit)
+                                 archived=archived, limit=limit, teams=principal.readable_teams())
     return SessionKeys(**keys)
 
 
 @router.get("/{sid}", responses=errors(400, 404))
-def get_session(sid: SessionId, platform: PlatformDep) -> dict[str, Any]:
+def get_session(sid: ReadSession, platform: PlatformDep) -> dict[str, Any]:
     return platform.get_session(sid)
 
 
-@router.post("/{sid}/stop", responses=errors(400, 404, 409))
-def stop_session(sid: SessionId, platform: PlatformDep) -> dict[str, Any]:
+@router.post("/{sid}/stop", responses=errors(400, 403, 404, 409))
+def stop_session(sid: WriteSession, platform: PlatformDep) -> dict[str, Any]:
     return platform.stop_session(sid)
 
 
-@router.patch("/{sid}", responses=errors(400, 404))
-def patch_session(sid: SessionId, body: SessionPatch, platform: PlatformDep) -> dict[str, Any]:
+class PauseBody(BaseModel):
+    grace: float | None = Field(default=None, ge=0, le=86_400, allow_inf_nan=False,
+                                description="seconds the code has to save and exit before it is stopped "
+                                "(default: the server's pause_grace_s)")
+
+
+class ForkBody(BaseModel):
+    checkpoint: str | None = Field(default=None, max_length=128,
+                                   description="the parent's checkpoint to start from (default: its latest)")
+    env: dict[Annotated[str, AfterValidator(_env_name)], Text] = Field(
+        default_factory=dict, description="added to the parent's environment")
+    args: list[Text] = Field(default_factory=list, description="appended to the parent's command, e.g. "
+                             '["--lr", "0.01"] to override an argparse option')
+    name: str | None = Field(default=None, max_length=128, description="default: the parent's name")
+    priority: Int64 | None = Field(default=None, description="default: the parent's")
+    preemptible: bool | None = Field(default=None, description="default: the parent's")
+
+
+def _check_write(platform: Any, principal: Any, sid: int) -> None:
+    session = platform.get_session(sid)
+    principal.check_write(session.get("team_id"), f"session {sid}")
+
+
+@router.post("/{sid}/pause", responses=errors(400, 403, 404, 409))
+def pause_session(sid: SessionId, platform: PlatformDep, principal: CurrentPrincipal,
+                  body: PauseBody | None = None) -> dict[str, Any]:
+    """Ask the session's code to save and exit (``haneul.paused()`` turns true); it is ``paused`` once its
+    process has exited, or stopped after the grace period. A queued session is paused at once."""
+    _check_write(platform, principal, sid)
+    return platform.pause_session(sid, grace=body.grace if body is not None else None)
+
+
+@router.post("/{sid}/resume", responses=errors(400, 403, 404, 409))
+def resume_session(sid: SessionId, platform: PlatformDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Queue a paused session again: a new process under the same id (``haneul.load()`` returns its latest
+    checkpoint)."""
+    _check_write(platform, principal, sid)
+    return platform.resume_session(sid)
+
+
+@router.post("/{sid}/fork", status_code=201, responses=errors(400, 403, 404))
+async def fork_session(sid: SessionId, platform: PlatformDep, principal: CurrentPrincipal,
+                       body: ForkBody | None = None) -> dict[str, Any]:
+    """Start a new session from this one: its command (plus ``args``), project, tags, resources, team and
+    code snapshot, starting from ``checkpoint`` (default: its latest)."""
+    fork = body or ForkBody()
+    _check_write(platform, principal, sid)
+    return await run_in_threadpool(lambda: platform.fork_session(sid, **fork.model_dump()))
+
+
+@router.patch("/{sid}", responses=errors(400, 403, 404))
+def patch_session(sid: WriteSession, body: SessionPatch, platform: PlatformDep) -> dict[str, Any]:
     """Edit what people own on a session: its notes and tags."""
     return platform.update_session(sid, notes=body.notes, tags=body.tags)
 
 
-@router.post("/{sid}/params", responses=errors(400, 401, 404))
-def set_params(sid: SessionId, body: ParamsBody, platform: PlatformDep, token: TokenDep) -> dict[str, Any]:
+@router.post("/{sid}/params", responses=errors(400, 401, 403, 404))
+def set_params(sid: ReportSession, body: ParamsBody, platform: PlatformDep) -> dict[str, Any]:
     """Record hyper-parameters from inside the session (``haneul.config``); a key given again is replaced."""
-    platform.authenticate(sid, token)
     return platform.set_params(sid, body.params)
 
 
-@router.post("/{sid}/archive", responses=errors(400, 404))
-def archive_session(sid: SessionId, platform: PlatformDep) -> dict[str, Any]:
+@router.post("/{sid}/archive", responses=errors(400, 403, 404))
+def archive_session(sid: WriteSession, platform: PlatformDep) -> dict[str, Any]:
     return platform.archive_session(sid, archived=True)
 
 
-@router.post("/{sid}/restore", responses=errors(400, 404))
-def restore_session(sid: SessionId, platform: PlatformDep) -> dict[str, Any]:
+@router.post("/{sid}/restore", responses=errors(400, 403, 404))
+def restore_session(sid: WriteSession, platform: PlatformDep) -> dict[str, Any]:
     return platform.archive_session(sid, archived=False)
 
 
-@router.delete("/{sid}", responses=errors(400, 404, 409))
-def delete_session(sid: SessionId, platform: PlatformDep) -> dict[str, Any]:
+@router.delete("/{sid}", responses=errors(400, 403, 404, 409))
+def delete_session(sid: WriteSession, platform: PlatformDep) -> dict[str, Any]:
     """Remove the session, its metrics, checkpoints and working folder; a queued or running one is refused."""
     return platform.delete_session(sid)

@@ -66,6 +66,10 @@ def upgrade() -> None:
             batch_op.create_index(batch_op.f(f"ix_{table}_team_id"), ["team_id"], unique=False)
             batch_op.create_foreign_key(f"fk_{table}_team_id", "teams", ["team_id"], ["id"])
 
+    with op.batch_alter_table("sessions", schema=None) as batch_op:
+        # a session's own token finds its session without a scan
+        batch_op.create_index("ix_sessions_token_hash", ["token_hash"], unique=False)
+
     conn = op.get_bind()
     teams = sa.table("teams", sa.column("id", sa.Integer), sa.column("name", sa.String),
                      sa.column("created_at", sa.Float))
@@ -79,6 +83,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sessions", schema=None) as batch_op:
+        batch_op.drop_index("ix_sessions_token_hash")
     for table in ("saved_views", "sessions"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_constraint(f"fk_{table}_team_id", type_="foreignkey")

@@ -333,3 +333,30 @@
     if (!["queued", "running"].includes(root.dataset.status)) clearInterval(timer);
   }, 2000);
 })();
+
+// Pause / Resume / Fork… next to the session's facts: each POSTs to the session's route and reloads.
+(function () {
+  const root = document.getElementById("lifecycle");
+  if (!root) return;
+  const sid = document.getElementById("session").dataset.id;
+  const say = (text) => { document.getElementById("lifecycle-message").textContent = text; };
+  async function post(path, body) {
+    const res = await fetch(`/api/v1/sessions/${sid}${path}`, {method: "POST", headers: {"Content-Type": "application/json"},
+                                                               body: JSON.stringify(body || {})});
+    const answer = await res.json();
+    if (!res.ok) { say(answer.error.message); return null; }
+    return answer;
+  }
+  const pause = document.getElementById("pause-btn");
+  if (pause) pause.addEventListener("click", async () => {
+    if (await post("/pause")) { say("asked the code to save and exit…"); setTimeout(() => location.reload(), 1500); }
+  });
+  const resume = document.getElementById("resume-btn");
+  if (resume) resume.addEventListener("click", async () => { if (await post("/resume")) location.reload(); });
+  document.getElementById("fork-btn").addEventListener("click", async () => {
+    const extra = prompt("Arguments to append to the command (e.g. --lr 0.01); empty for none:", "");
+    if (extra === null) return;
+    const s = await post("/fork", {args: extra.split(/\s+/).filter(Boolean)});
+    if (s) location.href = `/sessions/${s.id}`;
+  });
+})();
