@@ -120,7 +120,12 @@ def list_models(explicit: Mapping[str, str] | None = None, *, root: Path | None 
 
 
 def resolve(name: str, explicit: Mapping[str, str] | None = None, *, root: Path | None = None) -> ModelSource:
-    """The source of model ``name``; a folder path or URL is accepted as is. Unknown names list the choices."""
+    """The source of model ``name``; a folder path or URL is accepted as is, and ``model:NAME@ALIAS``
+    (a model of the platform's registry) is fetched into a local folder. Unknown names list the choices."""
+    from haneul.platform.models import fetch_model, is_model_ref
+
+    if is_model_ref(name):
+        return ModelSource(name, "folder", str(fetch_model(name)), "platform")
     for source in list_models(explicit, root=root):
         if source.name == name:
             return source

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
+from haneul.errors import NotFound
 from haneul.platform.deploy import DeployManager, ModelRegistry
 from haneul.platform.plugins import CurrentPrincipal
 from haneul.platform.server.deps import NonNegInt64, PlatformDep, TemplatesDep, errors
@@ -111,6 +112,20 @@ def register_model(body: RegisterBody, platform: PlatformDep, principal: Current
 @router.get("/api/v1/models", responses=errors(400), tags=["models"])
 def list_models(platform: PlatformDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
     return ModelRegistry(platform).list_all(principal=principal)
+
+
+@router.get("/api/v1/model-ref", responses=errors(400, 404), tags=["models"])
+def resolve_model(ref: Annotated[str, Query(max_length=200, description="NAME, NAME@ALIAS or NAME:VERSION")],
+                  platform: PlatformDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """The model version a reference names: its session, checkpoint and the checkpoint's sha256 and
+    kind (what `haneul lm` and `haneul eval` fetch for ``model:NAME@ALIAS``)."""
+    got = ModelRegistry(platform).resolve(ref, principal=principal)
+    records = {c["name"]: c for c in platform.list_checkpoints(got["session_id"])}
+    record = records.get(got["checkpoint"])
+    if record is None:
+        raise NotFound(f"model {got['model']!r} version {got['version']} names checkpoint {got['checkpoint']!r} "
+                       f"of session {got['session_id']}, which no longer exists")
+    return {**got, "sha256": record["sha256"], "kind": record["kind"], "size": record["size"]}
 
 
 @router.get("/api/v1/models/{name}", responses=errors(400, 404), tags=["models"])
