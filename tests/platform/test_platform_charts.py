@@ -174,7 +174,7 @@ def test_session_page_toolbar_smooths_logs_and_switches_the_x_axis(
         live_server: LiveServer, train_folder: Path, page) -> None:  # type: ignore[no-untyped-def]
     sid = _run(live_server, train_folder, "toolbar", "--lr", "0.5")
     page.goto(live_server.login_url(f"/sessions/{sid}"))
-    page.wait_for_function(f"{LOSS}.data && {LOSS}.data[0].x.length === 50", timeout=20_000)
+    page.wait_for_function(f"{LOSS} && {LOSS}.data && {LOSS}.data[0].x.length === 50", timeout=20_000)
     raw = page.evaluate(f"{LOSS}.data[0].y")
     assert raw == [(i % 7) + 1.5 for i in range(50)]
     assert page.evaluate(f"{LOSS}.data[1].visible") is False  # smoothing 0: the raw line alone
@@ -204,7 +204,7 @@ def test_session_page_toolbar_smooths_logs_and_switches_the_x_axis(
     query = page.evaluate("location.search")
     assert "smooth=0.6" in query and "logy=1" in query and "x=rel" in query
     page.goto(live_server.login_url(f"/sessions/{sid}{query}"))
-    page.wait_for_function(f"{LOSS}.data && {LOSS}.data[0].x.length === 50", timeout=20_000)
+    page.wait_for_function(f"{LOSS} && {LOSS}.data && {LOSS}.data[0].x.length === 50", timeout=20_000)
     assert page.evaluate(f"{LOSS}.layout.yaxis.type") == "log"
     assert page.evaluate(f"{LOSS}.data[1].y") == pytest.approx(_ema(raw, 0.6), rel=1e-12)
     assert page.evaluate(f"{LOSS}.layout.xaxis.title.text").startswith("time since start (")
@@ -216,7 +216,7 @@ def test_downsampled_chart_draws_a_band_and_zoom_fetches_every_point(
         live_server: LiveServer, train_folder: Path, page) -> None:  # type: ignore[no-untyped-def]
     sid = _run(live_server, train_folder, "long", "--n", "5000")
     page.goto(live_server.login_url(f"/sessions/{sid}"))
-    page.wait_for_function(f"{LOSS}.data && {LOSS}.data.length === 4", timeout=60_000)
+    page.wait_for_function(f"{LOSS} && {LOSS}.data && {LOSS}.data.length === 4", timeout=60_000)
     assert page.evaluate(f"{LOSS}.data[0].x.length") <= 2000
     band = page.evaluate(f"[{LOSS}.data[2].y, {LOSS}.data[3].y, {LOSS}.data[3].fill]")
     assert band[2] == "tonexty" and min(band[0]) == 1.1 and max(band[1]) == 7.1
@@ -291,7 +291,8 @@ def test_live_points_arrive_with_smoothing_and_a_time_axis_on(
     )
     sid = live_server.cli("run", "--", "python", "live.py", cwd=tmp_path).stdout.strip()
     page.goto(live_server.login_url(f"/sessions/{sid}?smooth=0.9&x=time"))
-    page.wait_for_function(f"{LOSS}.data && {LOSS}.data[0].x.length >= 101", timeout=20_000)
+    # the chart appears once the first points are stored, which may be after the page loaded
+    page.wait_for_function(f"{LOSS} && {LOSS}.data && {LOSS}.data[0].x.length >= 101", timeout=60_000)
     assert page.text_content("#status") == "running"
     assert page.evaluate(f"{LOSS}.layout.xaxis.type") == "date"
     gate.touch()
