@@ -332,3 +332,15 @@ def test_two_teams_in_the_browser(live_server: LiveServer, page) -> None:  # typ
     page.click("form.login-form button")
     page.goto(f"{live_server.url}/")
     page.wait_for_selector("text=alice-run")
+
+
+def test_the_servers_own_token_never_reaches_a_session(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from haneul.platform.server import create_app
+
+    monkeypatch.setenv("HANEUL_API_TOKEN", "hn_server_secret")
+    with TestClient(create_app(settings, server_url="http://testserver")) as api:
+        api.headers["Authorization"] = f"Bearer {local_admin_token(settings.home)}"
+        code = "import os; print(os.environ.get('HANEUL_API_TOKEN'), bool(os.environ.get('HANEUL_TOKEN')))"
+        sid = api.post("/api/v1/sessions", json={"command": [PY, "-c", code]}).json()["id"]
+        assert _wait(api, sid, {})["status"] == "done"
+        assert api.get(f"/api/v1/sessions/{sid}/logs").json()["lines"] == ["None True"]

@@ -347,7 +347,7 @@ class DeployManager:
         cwd = s.get("cwd") or s.get("workdir")
         env = dict(os.environ)
         env.update(self.platform._row(live.session_id)["env"] or {})  # unmasked: the process needs the values
-        for var in ("HANEUL_SESSION", "HANEUL_TOKEN", "HANEUL_SESSION_DIR", "HANEUL_PAUSE_FILE"):
+        for var in ("HANEUL_SESSION", "HANEUL_TOKEN", "HANEUL_API_TOKEN", "HANEUL_SESSION_DIR", "HANEUL_PAUSE_FILE"):
             env.pop(var, None)
         rep.port = free_port()
         env.update(

@@ -697,6 +697,7 @@ class Platform:
 
     def _session_env(self, s: Any) -> dict[str, str]:
         env = dict(os.environ)
+        env.pop("HANEUL_API_TOKEN", None)  # the server's own credentials never reach user code
         env.update(s["env"] or {})
         token = self._tokens.pop(s["id"], None)
         if token is None:  # requeued after a restart: the plain token is gone, mint a new one
