@@ -410,15 +410,8 @@ def test_prepare_writes_train_and_hidden_test_parts(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_teams_walk_through_the_nsmc_competition(tmp_path: Path) -> None:
-    live = start_server(tmp_path / "home")
-    try:
-        _walk(live, tmp_path)
-    finally:
-        live.stop()
-
-
-def _walk(live: LiveServer, tmp_path: Path) -> None:
+def test_two_teams_walk_through_the_nsmc_competition(live_server: LiveServer, tmp_path: Path) -> None:
+    live = live_server
     # the admin makes two teams and a user in each
     ok(cli(live, "team", "add", "red"))
     ok(cli(live, "team", "add", "blue"))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 
 import typer
 
 from haneul.cli import output
 from haneul.errors import Conflict, InvalidInput
+from haneul.platform.credentials import is_loopback_host
 
 
 def register(app: typer.Typer) -> None:
@@ -47,7 +47,7 @@ def server(
     platform.start()  # takes the home lock: a second server on the same home fails here, in one line
     accounts = Accounts(platform.engine)
     token = accounts.ensure_local_admin(settings.home)
-    if not _is_loopback(host) and not accounts.has_passwords():
+    if not is_loopback_host(host) and not accounts.has_passwords():
         sock.close()
         platform.close()
         raise InvalidInput(
@@ -58,7 +58,7 @@ def server(
     app = create_app(settings, platform=platform, server_url=url)
     typer.echo(f"haneul server listening on {_url_host(host)}:{port}; open {url}  "
                f"(home: {settings.home}; API docs: {url}/api/v1/docs)")
-    if not _is_loopback(host):
+    if not is_loopback_host(host):
         output.note(f"warning: listening on {host}, reachable from other machines; put it behind HTTPS (a reverse "
                     "proxy) so that tokens and passwords never cross the network in clear", style="yellow")
     if token is not None:
@@ -82,10 +82,3 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"

@@ -403,6 +403,10 @@ class Accounts:
             raise Unauthorized("there is no local admin yet; start the server once to create it")
         return self._principal_of(int(uid), kind="api")
 
+    def cached(self, token: str) -> Credential | None:
+        """The credential a token proved within the last :data:`CACHE_TTL_S` seconds, without I/O."""
+        return self._cache.get(_digest(token), time.time())
+
     def resolve(self, token: str) -> Credential:
         """The credential a bearer token or cookie proves; :class:`Unauthorized` when it proves nothing."""
         now = time.time()

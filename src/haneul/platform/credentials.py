@@ -68,14 +68,18 @@ def stored_login(url: str) -> dict[str, str] | None:
     return _read().get(_normal(url))
 
 
-def is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost" or host == "testserver":
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine's loopback."""
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_url(url: str) -> bool:
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 def admin_token_path(home: Path | None = None) -> Path:
@@ -109,4 +113,4 @@ def find_token(url: str) -> str | None:
 
 
 __all__ = ["ADMIN_TOKEN_FILE", "admin_token_path", "config_dir", "credentials_path", "find_token",
-           "forget_login", "is_loopback_url", "local_admin_token", "store_login", "stored_login"]
+           "forget_login", "is_loopback_host", "is_loopback_url", "local_admin_token", "store_login", "stored_login"]

@@ -342,28 +342,15 @@ class DeployManager:
 
     # ------------------------------------------------------------------ replicas
     def _start_replica(self, live: _Live, rep: _Replica) -> None:
-        s = self.platform.get_session(live.session_id)
-        command = list(s["command"])
-        cwd = s.get("cwd") or s.get("workdir")
-        env = dict(os.environ)
-        env.update(self.platform._row(live.session_id)["env"] or {})  # unmasked: the process needs the values
-        for var in ("HANEUL_SESSION", "HANEUL_TOKEN", "HANEUL_API_TOKEN", "HANEUL_SESSION_DIR", "HANEUL_PAUSE_FILE"):
-            env.pop(var, None)
+        command, cwd, env = self.platform.mode_launch(live.session_id, live.checkpoint, "serve")
         rep.port = free_port()
         env.update(
-            HANEUL_MODE="serve",
-            HANEUL_SERVE_SESSION=str(live.session_id),
-            HANEUL_SERVE_CHECKPOINT=live.checkpoint,
             HANEUL_SERVE_PORT=str(rep.port),
             HANEUL_SERVE_BATCH=str(live.options.get("batch", 1)),
             HANEUL_SERVE_BATCH_WAIT_MS=str(live.options.get("batch_wait_ms", 0)),
             HANEUL_SERVER=self.platform.server_url,
             HANEUL_HOME=str(self.settings.home),
-            PYTHONUNBUFFERED="1",
         )
-        # the verified checkpoint file itself, so that a replica holds no token of anyone's
-        record, path = self.platform.checkpoint_file(live.session_id, live.checkpoint)
-        env.update(HANEUL_SERVE_CHECKPOINT_FILE=str(path), HANEUL_SERVE_CHECKPOINT_KIND=str(record["kind"]))
         live.folder.mkdir(parents=True, exist_ok=True)
         with open(live.log(rep.index), "ab", buffering=0) as log:
             log.write(f"--- replica {rep.index} starting on port {rep.port} at {time.ctime()}\n".encode())

@@ -50,7 +50,7 @@ from haneul.platform.db.leaderboard import Submission
 from haneul.platform.db.models import Team
 from haneul.platform.plugins import Principal
 from haneul.platform.scheduler import parse_memory
-from haneul.platform.service import Platform
+from haneul.platform.service import SESSION_CREDENTIALS, Platform
 from haneul.platform.serving import EXIT_NO_INFER, EXIT_PREDICTION_FAILED, EXIT_START_FAILED
 
 __all__ = ["TEST_DATA", "TEST_LABEL", "Leaderboards", "parse_score"]
@@ -66,7 +66,6 @@ DAY_S = 86_400.0
 #: the most submissions one list answers
 LIST_MAX = 1000
 ENDED = ("done", "failed", "error")
-_SECRET_ENV = ("HANEUL_SESSION", "HANEUL_TOKEN", "HANEUL_SESSION_DIR", "HANEUL_PAUSE_FILE", "HANEUL_API_TOKEN")
 
 
 class _Failed(Exception):
@@ -339,8 +338,7 @@ class Leaderboards:
         if row.session_id is None:
             raise _Failed("the submitted session was deleted")
         try:
-            session = self.platform.get_session(row.session_id)
-            record, checkpoint = self.platform.checkpoint_file(row.session_id, row.checkpoint)
+            command, cwd, env = self.platform.mode_launch(row.session_id, row.checkpoint, "submit")
         except NotFound as exc:
             raise _Failed(exc.message) from None
         inputs = folder / "inputs" / TEST_DATA
@@ -349,23 +347,15 @@ class Leaderboards:
         with open(inputs, "rb") as fh:
             count = sum(1 for line in fh if line.strip())
         predictions = folder / "predictions.jsonl"
-        env = dict(os.environ)
-        env.update(self.platform._row(row.session_id)["env"] or {})  # unmasked: the process needs the values
-        for var in _SECRET_ENV:
-            env.pop(var, None)
         env.update(
             # no token and no way to find one: a scratch home and config folder, a server URL nothing answers
-            HANEUL_MODE="submit", HANEUL_HOME=str(folder / "home"), XDG_CONFIG_HOME=str(folder / "home" / "config"),
-            HANEUL_SERVER="http://127.0.0.1:9",
-            HANEUL_SERVE_SESSION=str(row.session_id), HANEUL_SERVE_CHECKPOINT=row.checkpoint,
-            HANEUL_SERVE_CHECKPOINT_FILE=str(checkpoint), HANEUL_SERVE_CHECKPOINT_KIND=str(record["kind"]),
-            HANEUL_SUBMIT_INPUTS=str(inputs), HANEUL_SUBMIT_PREDICTIONS=str(predictions),
-            HANEUL_SUBMIT_BATCH=str(SUBMIT_BATCH), PYTHONUNBUFFERED="1",
+            HANEUL_HOME=str(folder / "home"), XDG_CONFIG_HOME=str(folder / "home" / "config"),
+            HANEUL_SERVER="http://127.0.0.1:9", HANEUL_SUBMIT_INPUTS=str(inputs),
+            HANEUL_SUBMIT_PREDICTIONS=str(predictions), HANEUL_SUBMIT_BATCH=str(SUBMIT_BATCH),
         )
         log = folder / "infer.log"
         limit = self.settings.submit_infer_timeout_s
-        code = self._run_process(row.id, list(session["command"]), cwd=session.get("cwd") or session.get("workdir"),
-                                 env=env, stdout=log, stderr=None, timeout=limit)
+        code = self._run_process(row.id, command, cwd=cwd, env=env, stdout=log, stderr=None, timeout=limit)
         shutil.rmtree(inputs.parent, ignore_errors=True)
         if code is None:
             raise _Failed(f"infer ran past {limit:g} s (HANEUL_SUBMIT_INFER_TIMEOUT_S) and was stopped")
@@ -385,7 +375,7 @@ class Leaderboards:
     def _score(self, row: Any, folder: Path, predictions: Path, labels: Path) -> float:
         """Run the eval script on the predictions and the labels; the score on its last line."""
         script = self.store.copy_eval_script(name=row.dataset, version=row.version, dest=folder / "eval")
-        env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
+        env = {k: v for k, v in os.environ.items() if k not in SESSION_CREDENTIALS}
         env["PYTHONUNBUFFERED"] = "1"
         out, err = folder / "eval.out", folder / "eval.err"
         limit = self.settings.submit_eval_timeout_s

@@ -41,7 +41,7 @@ from sqlalchemy import (
     update,
 )
 
-from haneul.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Unauthorized
+from haneul.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from haneul.platform.db import (
     Checkpoint,
     MetricChunk,
@@ -458,6 +458,9 @@ def _view(row: Any) -> dict[str, Any]:
 
 #: the flag file in a session's folder whose presence makes ``haneul.paused()`` true
 PAUSE_FILE = "pause"
+#: what a session's own process is given to reach the server as itself, and the server's own token:
+#: never passed to the session's code when it runs in a mode (serve, submit) outside its session
+SESSION_CREDENTIALS = ("HANEUL_SESSION", "HANEUL_TOKEN", "HANEUL_API_TOKEN", "HANEUL_SESSION_DIR", "HANEUL_PAUSE_FILE")
 #: seconds between the SIGTERM and the SIGKILL of a session that ignored its pause request
 PAUSE_KILL_S = 5.0
 MAX_PAUSE_GRACE_S = 86_400
@@ -1114,6 +1117,22 @@ class Platform:
             if conn.execute(delete(SavedView).where(SavedView.id == vid)).rowcount == 0:
                 raise NotFound(f"saved view {vid} not found; list them at GET /api/v1/views")
 
+    def mode_launch(self, sid: int, checkpoint: str, mode: str) -> tuple[list[str], str | None, dict[str, str]]:
+        """How to run a session's code in a mode of :mod:`haneul.platform.serving` (``serve``,
+        ``submit``): its command, its folder and an environment that holds no credential, with the
+        checkpoint's verified file handed over (``HANEUL_SERVE_CHECKPOINT_FILE``) so the code needs none.
+        NotFound when the session or the checkpoint is gone."""
+        s = self._row(sid)
+        record, path = self.checkpoint_file(sid, checkpoint)
+        env = dict(os.environ)
+        env.update(s["env"] or {})  # unmasked: the process needs the values
+        for var in SESSION_CREDENTIALS:
+            env.pop(var, None)
+        env.update(HANEUL_MODE=mode, HANEUL_SERVE_SESSION=str(sid), HANEUL_SERVE_CHECKPOINT=checkpoint,
+                   HANEUL_SERVE_CHECKPOINT_FILE=str(path), HANEUL_SERVE_CHECKPOINT_KIND=str(record["kind"]),
+                   PYTHONUNBUFFERED="1")
+        return list(s["command"]), s["cwd"] or s["workdir"], env
+
     def _end(self, sid: int, status: str, reason: str) -> None:
         """Record that a session without a process (queued or paused) has ended or paused."""
         with self.engine.begin() as conn:
@@ -1230,11 +1249,6 @@ class Platform:
             raise NotFound(f"session {sid} not found")
         self._teams[sid] = row.team_id
         return row.team_id
-
-    def authenticate(self, sid: int, token: str | None) -> None:
-        s = self._row(sid)
-        if not token or not secrets.compare_digest(_hash_token(token), s["token_hash"]):
-            raise Unauthorized(f"a valid session token is required to write to session {sid}")
 
     # ------------------------------------------------------------------ metrics
     def parse_metric_batch(self, body: bytes) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:

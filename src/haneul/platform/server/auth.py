@@ -73,7 +73,8 @@ class AuthMiddleware:
         cred: Credential | None = None
         if token is not None:
             try:
-                cred = await run_in_threadpool(self.accounts.resolve, token)
+                # a token seen within the minute is a dict look-up; only a new one costs a thread and a hash
+                cred = self.accounts.cached(token) or await run_in_threadpool(self.accounts.resolve, token)
             except HaneulError as exc:
                 if not _public(path):
                     await _refuse(scope, send, exc, clear_cookie=via_cookie)

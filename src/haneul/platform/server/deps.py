@@ -7,7 +7,6 @@ from typing import Annotated
 
 from annotated_types import Ge, Le
 from fastapi import Depends, Path, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.templating import Jinja2Templates
 
 # the error shapes live with the plugin contract, so plugins document their errors the same way
@@ -33,18 +32,6 @@ def get_platform(request: Request) -> Platform:
 
 def get_templates(request: Request) -> Jinja2Templates:
     return request.app.state.templates
-
-
-# declared as a security scheme so the OpenAPI document shows which routes need the session token
-_bearer = HTTPBearer(auto_error=False, scheme_name="token",
-                     description="an API token (haneul user token; haneul login keeps one) or a session's own "
-                     "token (HANEUL_TOKEN in the session's environment)")
-
-
-def bearer_token(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str | None:
-    return credentials.credentials.strip() if credentials is not None else None
 
 
 PlatformDep = Annotated[Platform, Depends(get_platform)]
@@ -77,7 +64,6 @@ ReadSession = Annotated[int, Depends(_readable_session)]
 WriteSession = Annotated[int, Depends(_writable_session)]
 #: a session the caller may report to (metrics, params, checkpoints, artifacts): its own token or a writer
 ReportSession = Annotated[int, Depends(_reporting_session)]
-TokenDep = Annotated[str | None, Depends(bearer_token)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
 
 
