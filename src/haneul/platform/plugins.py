@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
+    from haneul.platform.service import Platform
     from haneul.settings import Settings
 
 __all__ = [
@@ -177,6 +178,9 @@ class ServerContext:
     engine: Engine
     sessions: sessionmaker[Session]
     artifacts: Path
+    #: the platform's sessions (create, pause, resume, fork, stop, metrics, checkpoints): for a plugin
+    #: whose work runs as sessions, such as the hyper-parameter optimiser; ``None`` in a bare context
+    platform: Platform | None = None
 
     @property
     def home(self) -> Path:
@@ -200,6 +204,7 @@ class Plugin:
     static: Path | None = None  # a folder served at /static/<name>/
     nav: Sequence[NavEntry] = ()
     migrations: Path | None = None  # a folder of Alembic version scripts, tracked in a version table of its own
+    on_start: Callable[[], None] | None = None  # called once the database is migrated and sessions recovered
     on_close: Callable[[], None] | None = None  # called once when the server stops
 
 

@@ -48,7 +48,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -910,6 +910,58 @@ def config(params: Any) -> dict[str, Any]:
     return flat
 
 
+def param(name: str, low: float | None = None, high: float | None = None, *, log: bool = False,
+          step: float | None = None, choices: Sequence[Any] | None = None, default: Any = None) -> Any:
+    """A hyper-parameter chosen by the study this session is a trial of (define-by-run)::
+
+        lr = haneul.param("lr", 1e-4, 1e-1, log=True)
+        layers = haneul.param("layers", 2, 8)            # whole numbers: an int parameter
+        opt = haneul.param("opt", choices=["adamw", "sgd"])
+
+    In a trial, a parameter of the study file's space comes from ``HANEUL_TRIAL_PARAMS``; any other
+    is sampled by the study's sampler on the server (the same value again if the trial asks twice).
+    Outside a study it returns ``default``, or else the middle of the range (the geometric middle
+    when ``log``) or the first choice, so the same script runs alone unchanged.
+    """
+    import json
+
+    if choices is not None:
+        choices = list(choices)
+        if not choices:
+            raise InvalidInput(f"param {name!r}: choices must not be empty")
+        dist: dict[str, Any] = {"type": "categorical", "choices": choices}
+    else:
+        if low is None or high is None:
+            raise InvalidInput(f"param {name!r} needs low and high, or choices")
+        whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)) and \
+            (step is None or float(step).is_integer())
+        dist = {"type": "int" if whole else "float", "low": low, "high": high, "log": log}
+        if step is not None:
+            dist["step"] = step
+    given = json.loads(os.environ.get("HANEUL_TRIAL_PARAMS") or "{}")
+    if name in given:
+        return given[name]
+    sid = session_id()
+    if sid is not None and "HANEUL_TRIAL_PARAMS" in os.environ:
+        from haneul.platform.client import Client
+
+        client = Client.from_env()
+        try:
+            value = client.call("POST", "/api/v1/tune/suggest", json={"name": name, "distribution": dist})["value"]
+        finally:
+            client.close()
+        given[name] = value
+        os.environ["HANEUL_TRIAL_PARAMS"] = json.dumps(given, sort_keys=True)
+        return value
+    if default is not None:
+        return default
+    if choices is not None:
+        return choices[0]
+    assert low is not None and high is not None
+    middle = (low * high) ** 0.5 if log else (low + high) / 2
+    return int(round(middle)) if dist["type"] == "int" else middle
+
+
 def paused() -> bool:
     """True when the platform asked this session to pause (it should save and exit cleanly)."""
     flag = os.environ.get("HANEUL_PAUSE_FILE")
@@ -933,6 +985,7 @@ __all__ = [
     "flush",
     "load",
     "log_artifact",
+    "param",
     "paused",
     "report",
     "resend",

@@ -762,7 +762,7 @@ class Platform:
         env = {str(k): str(v) for k, v in (env or {}).items()}
         if cwd is not None and not Path(cwd).is_dir():
             raise InvalidInput(f"working directory {cwd} does not exist on the server")
-        self._check_command(command[0], env, cwd)
+        self.check_command(command[0], env, cwd)
         if dataset is not None:  # an unknown dataset is a 404 before anything is created
             from haneul.platform.datasets import dataset_store, session_principal
 
@@ -826,7 +826,7 @@ class Platform:
         return size
 
     @staticmethod
-    def _check_command(program: str, env: dict[str, str], cwd: str | None) -> None:
+    def check_command(program: str, env: dict[str, str], cwd: str | None) -> None:
         if os.sep in program:
             path = Path(program) if os.path.isabs(program) else Path(cwd or ".") / program
             if not path.exists():
@@ -1203,11 +1203,15 @@ class Platform:
 
     def fork_session(self, sid: int, *, checkpoint: str | None = None, env: Mapping[str, str] | None = None,
                      args: Sequence[str] = (), name: str | None = None, priority: int | None = None,
-                     preemptible: bool | None = None) -> dict[str, Any]:
+                     preemptible: bool | None = None, command: Sequence[str] | None = None,
+                     params: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None,
+                     ) -> dict[str, Any]:
         """Start a new session from session ``sid``: its command with ``args`` appended (so
         ``--lr 0.01`` overrides an argparse option), project, tags, resources, team and a copy of its
         code snapshot, with ``env`` added. ``checkpoint`` (default: the parent's latest, if any) is
-        what ``haneul.load()`` in the child returns until the child saves its own."""
+        what ``haneul.load()`` in the child returns until the child saves its own. ``command`` replaces
+        the parent's command line (the optimiser's PBT gives the child new hyper-parameters so), and
+        ``params`` and ``tags`` are recorded on top of those the child gets from the parent."""
         parent = self._row(sid)
         names = [c["name"] for c in self.list_checkpoints(sid)]  # oldest first
         if checkpoint is not None and checkpoint not in names:
@@ -1218,13 +1222,14 @@ class Platform:
         if in_snapshot and not snapshot.is_dir():
             raise NotFound(f"the code snapshot of session {sid} is gone ({snapshot}); it cannot be forked")
         with self.engine.connect() as conn:
-            tags = dict(conn.execute(select(SessionTag.key, SessionTag.value).where(SessionTag.session_id == sid)).all())
+            inherited = dict(conn.execute(select(SessionTag.key, SessionTag.value).where(SessionTag.session_id == sid)).all())
         return self.create_session(
-            command=[*parent["command"], *args], name=name or parent["name"], owner=parent["owner"],
+            command=[*(parent["command"] if command is None else command), *args], name=name or parent["name"],
+            owner=parent["owner"], params=params,
             cpus=parent["cpus"], gpus=parent["gpus"], memory=parent["memory"],
             priority=parent["priority"] if priority is None else priority,
             env={**(parent["env"] or {}), **(env or {})}, cwd=parent["cwd"], snapshot=in_snapshot,
-            project=parent["project"], tags=tags,
+            project=parent["project"], tags={**inherited, **(tags or {})},
             preemptible=bool(parent["preemptible"]) if preemptible is None else preemptible,
             fork_of=ForkOf(sid, chosen, parent["git"]), team_id=parent["team_id"],  # the parent's team
         )

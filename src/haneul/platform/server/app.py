@@ -59,6 +59,9 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         accounts.ensure_local_admin(settings.home)  # a no-op once anyone exists (`haneul server` did it)
         deploy_manager.start()  # re-attaches to the replicas a previous server process started
         competitions.start()  # queues again the submissions a previous server process left waiting
+        for loaded in plugins:
+            if loaded.plugin.on_start is not None:
+                loaded.plugin.on_start()
         try:
             yield
         finally:
@@ -165,7 +168,7 @@ def _load(settings: Settings, platform: Platform) -> list[LoadedPlugin]:
 
     def context(name: str) -> ServerContext:
         return ServerContext(name=name, settings=settings, engine=platform.engine, sessions=sessions,
-                             artifacts=Path(settings.artifacts))
+                             artifacts=Path(settings.artifacts), platform=platform)
 
     plugins = load_plugins(context, disabled=parse_disabled(settings.disable_plugins))
     platform.add_migrations({p.name: Path(p.plugin.migrations) for p in plugins if p.plugin.migrations is not None})
