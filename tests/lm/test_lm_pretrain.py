@@ -90,3 +90,10 @@ def test_losses_held_on_device_are_reported_for_every_step_in_order(
 def test_time_budget_ends_the_run_with_a_usable_model(tiny_lm: dict[str, Path], tmp_path: Path) -> None:
     res = pretrain(_cfg(tiny_lm["data"], tmp_path / "run", steps=50, max_seconds=0.0))
     assert res["step"] == 1 and res["out_of_time"] and res["model_dir"] and res["val_loss"] is not None
+
+
+def test_the_rolling_checkpoint_carries_the_tokenizer(tiny_lm: dict[str, Path], tmp_path: Path) -> None:
+    """A checkpoint saved mid-run is a servable model folder (it can be deployed as it is)."""
+    pretrain(_cfg(tiny_lm["data"], tmp_path / "run", steps=4, save_every=2, stop_after=2))
+    ckpt = tmp_path / "run" / "checkpoint"
+    assert (ckpt / "tokenizer.json").is_file() and (ckpt / "config.json").is_file()

@@ -45,11 +45,13 @@ def target_body(target: str) -> dict[str, Any]:
 
 
 def deploy(
-    target: str = typer.Argument(..., help="A session id, or model:NAME[@ALIAS|:VERSION] of the model registry."),
+    target: str = typer.Argument(..., help="A session id, or model:NAME[@ALIAS|:VERSION] of the model registry "
+                                 "(ls: list the deployments, as haneul deployments does)."),
     checkpoint: str = typer.Option(None, "--checkpoint", "-c", help="The session's checkpoint to serve "
                                    "(default: the latest)."),
     name: str = typer.Option(None, "--name", "-n", help="The deployment's name (default: <session name>-<id>)."),
-    replicas: int = typer.Option(1, "--replicas", "-r", help="Serving processes to start (1-16)."),
+    replicas: int = typer.Option(1, "--replicas", "-r", help="Serving processes to start (1-16; a language "
+                                 "model is served by the server itself and ignores it)."),
     batch: int = typer.Option(1, "--batch", help="Micro-batching: gather up to N concurrent inputs into one "
                               "infer call (1: off)."),
     batch_wait_ms: float = typer.Option(0.0, "--batch-wait-ms", help="Micro-batching: how long a replica waits "
@@ -61,18 +63,29 @@ def deploy(
     """Serve a session's checkpoint: start replicas of its code with HANEUL_MODE=serve, where
     haneul.bind(load=..., infer=...) loads the checkpoint and answers
     POST /api/v1/deployments/NAME/predict {"inputs": [...]}. Waits until every replica is ready.
+    A checkpoint that is a language model (a folder with its config.json and tokenizer.json) is served
+    by the server itself at /v1/chat/completions and /v1/completions with "model": NAME.
     Example: haneul deploy 12 --replicas 2 --batch 8 --batch-wait-ms 5
     """
+    if target == "ls":
+        deployments(as_json=as_json)
+        return
     body = {**target_body(target), "checkpoint": checkpoint, "name": name, "replicas": replicas,
             "batch": batch, "batch_wait_ms": batch_wait_ms}
     d = _call("POST", "/api/v1/deployments", json=body)
+    if d.get("kind") == "lm" and (replicas > 1 or batch > 1):
+        output.note("a language model is served by the server itself: --replicas and --batch do not apply")
     if not no_wait:
         d = _wait(d)
     if as_json:
         output.print_json(d)
         return
     output.say(d["name"])
-    url = f"{_client().url}/api/v1/deployments/{d['name']}/predict"
+    url = _client().url + d["url"]
+    if d.get("kind") == "lm":
+        output.note(f"deployment {d['name']} {d['status']} (language model): POST {url} with "
+                    f'{{"model": "{d["name"]}", "messages": [...]}}')
+        return
     output.note(f"deployment {d['name']} {d['status']} ({d['replicas_ready']}/{d['replicas_wanted']} replicas "
                 f"ready): POST {url}")
 
@@ -104,7 +117,9 @@ def undeploy(
 
 
 def deployments(as_json: JsonOpt = False) -> None:
-    """List deployments: status, replicas ready, requests, errors and latency p50/p99 (this server's run)."""
+    """List deployments: kind (infer: replicas of the session's code; lm: a language model served at
+    /v1/chat/completions), status, replicas ready, requests, errors and latency p50/p99 (this server's
+    run) and the path to call."""
     items = _call("GET", "/api/v1/deployments")
     if as_json:
         output.print_json(items)
@@ -116,9 +131,11 @@ def deployments(as_json: JsonOpt = False) -> None:
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v:.1f}"
 
-    rows = [{"name": d["name"], "status": d["status"], "session": str(d["session_id"]),
-             "checkpoint": d["checkpoint"], "ready": f"{d['replicas_ready']}/{d['replicas_wanted']}",
+    rows = [{"name": d["name"], "kind": d.get("kind", "infer"), "status": d["status"],
+             "checkpoint": f"{d['session_id']}:{d['checkpoint']}",
+             "ready": "-" if d.get("kind") == "lm" else f"{d['replicas_ready']}/{d['replicas_wanted']}",
              "requests": str(d["metrics"]["requests"]), "errors": str(d["metrics"]["errors"]),
              "p50 ms": ms(d["metrics"]["p50_ms"]), "p99 ms": ms(d["metrics"]["p99_ms"]),
-             "age": age(d["created_at"]), "why": d.get("reason") or ""} for d in items]
+             "POST to": d.get("url", ""), "age": age(d["created_at"]), "why": d.get("reason") or ""}
+            for d in items]
     output.print_table(rows, right=["requests", "errors", "p50 ms", "p99 ms"], no_wrap=["name"])

@@ -358,8 +358,15 @@ class _Run:
             scaler = self.scaler.state_dict() if self.scaler.is_enabled() else None
             torch.save({"optimizer": self.opt.state_dict(), "scaler": scaler}, tmp / "optimizer.pt")
             (tmp / "trainer.json").write_text(json.dumps(trainer) + "\n")
+            self._copy_tokenizer(tmp)  # so that the checkpoint can be deployed and served as it is
         if haneul.session_id() is not None:
             haneul.save("last", self.ckpt_dir)
+
+    def _copy_tokenizer(self, dest: Path) -> None:
+        tok_dir = Path(self.data.meta["tokenizer"])
+        for name in TOKENIZER_FILES:
+            if (tok_dir / name).is_file():
+                shutil.copyfile(tok_dir / name, dest / name)
 
     def finish(self) -> None:
         """Write ``out/model`` (weights, config and tokenizer, ready to serve) unless ``stop_after`` cut
@@ -370,10 +377,9 @@ class _Run:
             with atomic_dir(self.out / FINAL) as tmp:
                 extra = {"training": summary, "tokenizer_kind": self.data.meta.get("tokenizer_kind")}
                 self.model.save_pretrained(tmp, extra=extra)
-                tok_dir = Path(self.data.meta["tokenizer"])
-                for name in TOKENIZER_FILES:
-                    if (tok_dir / name).is_file():
-                        shutil.copyfile(tok_dir / name, tmp / name)
+                self._copy_tokenizer(tmp)
+            if haneul.session_id() is not None:  # the finished model, ready for `haneul deploy SESSION --checkpoint model`
+                haneul.save(FINAL, self.out / FINAL)
         if self.master:
             haneul.flush()
         self._barrier()

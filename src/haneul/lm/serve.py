@@ -3,7 +3,9 @@
 :func:`create_router` returns a FastAPI ``APIRouter`` with ``GET /v1/models``, ``POST /v1/completions``
 and ``POST /v1/chat/completions`` (Server-Sent Events when ``stream`` is true; chat prompts rendered
 with the model's chat template). :func:`plugin` mounts it on the haneul server (entry point ``lm`` in
-the ``haneul.plugins`` group) over the server's own ``<home>/models``; this module imports no torch: a
+the ``haneul.plugins`` group) over the server's own ``<home>/models`` and the language-model
+checkpoints deployed with ``haneul deploy`` (each under its deployment's name, for the principals that
+may read its team; :class:`haneul.platform.deploy.DeployedLMs`); this module imports no torch: a
 model is loaded on its first request and kept. :func:`create_app` wraps the router in a
 standalone app for ``haneul lm serve``.
 
@@ -18,9 +20,9 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -28,7 +30,10 @@ from pydantic import BaseModel, ConfigDict
 
 from haneul.errors import HaneulError, InvalidInput, NotFound, ServerUnavailable
 from haneul.lm.registry import SMOLLM2, ModelSource, list_models, models_dir
-from haneul.platform.plugins import Plugin, ServerContext
+from haneul.platform.plugins import CurrentPrincipal, Plugin, Principal, ServerContext
+
+if TYPE_CHECKING:
+    from haneul.platform.deploy import DeployedLMs
 
 __all__ = ["create_router", "create_app", "plugin", "ModelPool"]
 
@@ -92,31 +97,66 @@ def _load_smollm2(root: Path | None) -> Any:
     return Generator.from_hf(model, tokenizer, name=SMOLLM2)
 
 
+DEPLOYED = "deployment"  # the origin of a model deployed from a session's checkpoint
+
+
 class ModelPool:
     """Back-ends by name, created lazily and kept for the life of the process. ``root`` is the models
-    folder (default: ``HANEUL_HOME/models``)."""
+    folder (default: ``HANEUL_HOME/models``). ``deployed`` adds the platform's language-model
+    deployments, each visible only to a principal that may read its team and looked up before the
+    other sources; an undeployed model's back-end is dropped at the next look-up."""
 
-    def __init__(self, models: Mapping[str, str] | None = None, *, root: Path | None = None) -> None:
+    def __init__(self, models: Mapping[str, str] | None = None, *, root: Path | None = None,
+                 deployed: DeployedLMs | None = None) -> None:
         self.explicit = dict(models or {})
         self.root = root
-        self._backends: dict[str, _Local] = {}
+        self.deployed = deployed
+        self._backends: dict[ModelSource, _Local] = {}
         self._lock = threading.Lock()
 
-    def sources(self) -> list[ModelSource]:
-        return list_models(self.explicit, root=self.root)
+    def sources(self, principal: Principal | None = None) -> list[ModelSource]:
+        found = list_models(self.explicit, root=self.root)
+        if self.deployed is None:
+            return found
+        deployed = [ModelSource(d.name, "folder", str(d.folder), DEPLOYED)
+                    for d in self._running(principal or Principal())]
+        names = {s.name for s in deployed}
+        return deployed + [s for s in found if s.name not in names]
 
-    def source(self, name: str) -> ModelSource:
-        for s in self.sources():
+    def source(self, name: str, principal: Principal | None = None) -> ModelSource:
+        principal = principal or Principal()
+        if self.deployed is not None:
+            self._running(principal)  # drops the back-ends of undeployed models
+            d = self.deployed.get(name, principal=principal)
+            if d is not None:
+                return ModelSource(d.name, "folder", str(d.folder), DEPLOYED)
+        for s in list_models(self.explicit, root=self.root):
             if s.name == name:
                 return s
-        names = ", ".join(s.name for s in self.sources()) or "none"
+        names = ", ".join(s.name for s in self.sources(principal)) or "none"
         raise NotFound(f"model {name!r} does not exist; available models: {names}")
+
+    def _running(self, principal: Principal) -> list[Any]:
+        """The deployments ``principal`` may read; forgets the loaded models of those no longer running."""
+        assert self.deployed is not None
+        running = self.deployed.running()
+        live = {(d.name, str(d.folder)) for d in running}
+        with self._lock:
+            for src in list(self._backends):
+                if src.origin == DEPLOYED and (src.name, src.location) not in live:
+                    del self._backends[src]
+        return [d for d in running if principal.can_read(d.team_id)]
 
     def local(self, source: ModelSource) -> _Local:
         with self._lock:
-            if source.name not in self._backends:
-                self._backends[source.name] = _Local(source, self.root)
-            return self._backends[source.name]
+            if source not in self._backends:  # by where it lives: a name deployed again loads its new checkpoint
+                self._backends[source] = _Local(source, self.root)
+            return self._backends[source]
+
+    def record(self, source: ModelSource, started: float, ok: bool) -> None:
+        """Count a request to a deployed model in its deployment's metrics."""
+        if self.deployed is not None and source.origin == DEPLOYED:
+            self.deployed.record(source.name, (time.perf_counter() - started) * 1000, ok)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -184,7 +224,12 @@ def _passthrough(source: ModelSource, path: str, body: dict[str, Any]) -> Any:
 
 
 def plugin(ctx: ServerContext) -> Plugin:
-    return Plugin(router=create_router(pool=ModelPool(root=models_dir(ctx.home))))
+    deployed = None
+    if ctx.platform is not None:
+        from haneul.platform.deploy import deployed_lms
+
+        deployed = deployed_lms(ctx.platform)
+    return Plugin(router=create_router(pool=ModelPool(root=models_dir(ctx.home), deployed=deployed)))
 
 
 def create_router(models: Mapping[str, str] | None = None, *, pool: ModelPool | None = None) -> APIRouter:
@@ -195,37 +240,59 @@ def create_router(models: Mapping[str, str] | None = None, *, pool: ModelPool | 
     router = APIRouter(prefix="/v1", tags=["lm"])
 
     @router.get("/models")
-    def get_models() -> dict[str, Any]:
+    def get_models(principal: CurrentPrincipal) -> dict[str, Any]:
         created = int(time.time())
         data = [
             {"id": s.name, "object": "model", "created": created, "owned_by": "haneul", "haneul": s.to_dict()}
-            for s in pool.sources()
+            for s in pool.sources(principal)
         ]
         return {"object": "list", "data": data}
 
-    async def handle(request: Request, model: type[CompletionRequest] | type[ChatRequest], path: str,
-                     run: Callable[[_Local, Any], Any]) -> Any:
+    async def handle(request: Request, principal: Principal, model: type[CompletionRequest] | type[ChatRequest],
+                     path: str, run: Callable[[_Local, Any], Any]) -> Any:
+        source: ModelSource | None = None
+        started = time.perf_counter()
         try:
             body = await request.json()
             req = model.model_validate(body)
-            source = pool.source(req.model)
+            source = pool.source(req.model, principal)
             if source.kind == "remote":
                 return _passthrough(source, path, body)
-            return await _run_in_thread(run, pool.local(source), req)
+            started = time.perf_counter()
+            answer = await _run_in_thread(run, pool.local(source), req)
         except HaneulError as exc:
+            if source is not None:
+                pool.record(source, started, ok=False)
             return _error(exc)
         except ValueError as exc:  # JSON or validation problems in the request body
+            if source is not None:
+                pool.record(source, started, ok=False)
             return _error(InvalidInput(f"invalid request body: {exc}".splitlines()[0]))
+        if isinstance(answer, StreamingResponse):  # counted when the stream ends
+            answer.body_iterator = _recorded(answer.body_iterator, lambda ok: pool.record(source, started, ok))
+        else:
+            pool.record(source, started, ok=True)
+        return answer
 
     @router.post("/completions")
-    async def completions(request: Request) -> Any:
-        return await handle(request, CompletionRequest, "/completions", _complete)
+    async def completions(request: Request, principal: CurrentPrincipal) -> Any:
+        return await handle(request, principal, CompletionRequest, "/completions", _complete)
 
     @router.post("/chat/completions")
-    async def chat(request: Request) -> Any:
-        return await handle(request, ChatRequest, "/chat/completions", _chat)
+    async def chat(request: Request, principal: CurrentPrincipal) -> Any:
+        return await handle(request, principal, ChatRequest, "/chat/completions", _chat)
 
     return router
+
+
+async def _recorded(chunks: AsyncIterable[Any], done: Callable[[bool], None]) -> AsyncIterator[Any]:
+    ok = False
+    try:
+        async for chunk in chunks:
+            yield chunk
+        ok = True
+    finally:
+        done(ok)
 
 
 async def _run_in_thread(fn: Any, *args: Any) -> Any:

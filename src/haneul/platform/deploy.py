@@ -9,6 +9,12 @@ supervision thread restarts a replica that dies (with a backoff; the deployment 
 meanwhile). Predictions are forwarded round robin over pooled keep-alive connections to the replicas
 (:class:`ReplicaConnections`), and each deployment keeps request metrics over a recent window.
 
+A checkpoint that is a language model (a folder with a Llama-family ``config.json`` and its
+``tokenizer.json``, see :func:`haneul.platform.models.holds_lm`) is deployed with kind ``lm`` instead:
+no replica starts, the checkpoint is unpacked once under ``HANEUL_HOME/deployments/.lm``, and the
+``lm`` plugin serves it at ``/v1/completions`` and ``/v1/chat/completions`` under the deployment's
+name (:class:`DeployedLMs` is what the plugin reads).
+
 :class:`ModelRegistry` names checkpoints: model ``NAME`` has versions 1, 2, ... each pointing at a
 session's checkpoint, and aliases (``production``) that point at a version and can be moved.
 """
@@ -18,11 +24,13 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import threading
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +43,7 @@ from sqlalchemy import delete, insert, select, update
 from haneul.errors import Conflict, InvalidInput, NotFound, ServerUnavailable
 from haneul.platform.db.deployments import Deployment, Model, ModelAlias, ModelVersion, Replica
 from haneul.platform.executors.local import process_start_time
+from haneul.platform.models import holds_lm, unpack_lm
 from haneul.platform.plugins import Principal
 from haneul.platform.service import Platform
 from haneul.platform.serving import EXIT_NO_INFER, PredictionFailed
@@ -51,6 +60,9 @@ STOP_GRACE_S = 5.0
 SUPERVISE_EVERY_S = 0.25
 BACKOFF_S = (1.0, 30.0)  # first and longest wait before a dead replica is started again
 HEALTH_TIMEOUT_S = 1.0
+#: where language-model checkpoints are unpacked, by sha256, under HANEUL_HOME/deployments (a
+#: deployment's own folder cannot clash: its name never starts with a dot)
+LM_CACHE = ".lm"
 
 
 def check_name(name: str, what: str = "deployment name") -> str:
@@ -187,6 +199,7 @@ class DeployManager:
         self._thread: threading.Thread | None = None
         self._health = httpx.Client(timeout=HEALTH_TIMEOUT_S)
         self._pools: dict[int, ReplicaConnections] = {}  # by replica port
+        self.lms = deployed_lms(platform)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -237,16 +250,22 @@ class DeployManager:
             pool.close()
 
     def _from_row(self, d: Any) -> _Live:
-        return _Live(id=d.id, name=d.name, team_id=d.team_id, session_id=d.session_id, checkpoint=d.checkpoint,
-                     options=dict(d.options or {}), status=d.status, reason=d.reason, created_at=d.created_at,
+        options = dict(d.options or {})
+        live = _Live(id=d.id, name=d.name, team_id=d.team_id, session_id=d.session_id, checkpoint=d.checkpoint,
+                     options=options, status=d.status, reason=d.reason, created_at=d.created_at,
                      wanted=d.replicas, replicas=[], folder=self.folder / d.name)
+        if options.get("kind") == "lm":
+            live.metrics = self.lms.metrics(d.name)  # recorded by the lm plugin's routes
+        return live
 
     # ------------------------------------------------------------------ deploy / undeploy
     def deploy(self, *, principal: Principal, session_id: int | None = None, model: str | None = None,
                checkpoint: str | None = None, name: str | None = None, replicas: int = 1, batch: int = 1,
                batch_wait_ms: float = 0.0) -> dict[str, Any]:
         """Start ``replicas`` serving processes of a session's checkpoint (or of a model version);
-        answers at once with status ``starting`` (:meth:`get` tells when they are ready)."""
+        answers at once with status ``starting`` (:meth:`get` tells when they are ready). A language
+        model checkpoint is unpacked and served by the server itself (kind ``lm``, status ``running``,
+        no replicas: ``replicas`` and the batching options do not apply)."""
         if (session_id is None) == (model is None):
             raise InvalidInput("deploy needs a session id or a model reference (model:NAME[@ALIAS|:VERSION]), "
                                "not both")
@@ -266,21 +285,28 @@ class DeployManager:
         principal.check_write(session.get("team_id"), f"session {session_id}")
         checkpoint = self._checkpoint(session_id, checkpoint)
         name = check_name(name) if name else default_name(session)
-        options.update(batch=batch, batch_wait_ms=batch_wait_ms)
+        self._check_free(name)  # before the unpacking below, which can take a while
+        sha256 = self.lms.prepare(session_id, checkpoint)
+        if sha256 is not None:
+            options.update(kind="lm", sha256=sha256)
+            replicas, status = 0, "running"
+        else:
+            options.update(batch=batch, batch_wait_ms=batch_wait_ms)
+            status = "starting"
         now = time.time()
         with self._lock:
-            if name in self._live:
-                raise Conflict(f"deployment {name!r} is already {self._live[name].status}; undeploy it first "
-                               f"(haneul undeploy {name}) or pick another --name")
+            self._check_free(name)
             with self.engine.begin() as conn:
                 conn.execute(delete(Deployment).where(Deployment.name == name))  # a stopped or failed one
                 did = conn.execute(insert(Deployment).values(
                     name=name, team_id=session.get("team_id"), session_id=session_id, checkpoint=checkpoint,
-                    replicas=replicas, options=options, status="starting", reason=None, created_at=now,
+                    replicas=replicas, options=options, status=status, reason=None, created_at=now,
                 )).inserted_primary_key[0]  # type: ignore[index]
             live = _Live(id=did, name=name, team_id=session.get("team_id"), session_id=session_id,
-                         checkpoint=checkpoint, options=options, status="starting", reason=None, created_at=now,
+                         checkpoint=checkpoint, options=options, status=status, reason=None, created_at=now,
                          wanted=replicas, replicas=[_Replica(i) for i in range(replicas)], folder=self.folder / name)
+            if sha256 is not None:
+                live.metrics = self.lms.metrics(name, fresh=True)
             self._live[name] = live
             try:
                 for rep in live.replicas:
@@ -289,6 +315,12 @@ class DeployManager:
                 self._fail(live, f"could not start replica: {exc}")
             self._save(live)
         return self.get(name, principal=principal)
+
+    def _check_free(self, name: str) -> None:
+        live = self._live.get(name)
+        if live is not None:
+            raise Conflict(f"deployment {name!r} is already {live.status}; undeploy it first "
+                           f"(haneul undeploy {name}) or pick another --name")
 
     def _checkpoint(self, sid: int, name: str | None) -> str:
         names = [c["name"] for c in self.platform.list_checkpoints(sid)]
@@ -315,6 +347,8 @@ class DeployManager:
         with self.engine.begin() as conn:
             conn.execute(update(Deployment).where(Deployment.id == live.id).values(
                 status="stopped", reason=live.reason, stopped_at=time.time()))
+        if live.options.get("kind") == "lm":
+            self.lms.discard(str(live.options.get("sha256", "")))
         return self.get(name, principal=principal)
 
     def _stop_replicas(self, live: _Live) -> None:
@@ -458,6 +492,8 @@ class DeployManager:
                 values["stopped_at"] = time.time()
             conn.execute(update(Deployment).where(Deployment.id == live.id).values(**values))
             conn.execute(delete(Replica).where(Replica.deployment_id == live.id))
+            if not live.replicas:
+                return  # a language model: the server itself serves it
             conn.execute(insert(Replica), [
                 {"deployment_id": live.id, "index": r.index, "pid": r.pid, "pid_start": r.pid_start,
                  "port": r.port, "started_at": r.started_at, "restarts": r.restarts} for r in live.replicas])
@@ -502,8 +538,12 @@ class DeployManager:
 
     @staticmethod
     def _public(live: _Live, *, replicas: list[_Replica]) -> dict[str, Any]:
+        kind = live.options.get("kind", "infer")
         return {
-            "name": live.name, "status": live.status, "reason": live.reason, "team_id": live.team_id,
+            "name": live.name, "kind": kind,
+            # the path to call on this server: a language model answers under its deployment's name there
+            "url": "/v1/chat/completions" if kind == "lm" else f"/api/v1/deployments/{live.name}/predict",
+            "status": live.status, "reason": live.reason, "team_id": live.team_id,
             "session_id": live.session_id, "checkpoint": live.checkpoint, "model": live.options.get("model"),
             "batch": live.options.get("batch", 1), "batch_wait_ms": live.options.get("batch_wait_ms", 0),
             "replicas_wanted": live.wanted, "replicas_ready": sum(r.ready for r in replicas),
@@ -520,6 +560,9 @@ class DeployManager:
             principal.check_read(row.team_id, f"deployment {name!r}")
             raise ServerUnavailable(f"deployment {name!r} is {row.status}; deploy it again with `haneul deploy`")
         principal.check_read(live.team_id, f"deployment {name!r}")
+        if live.options.get("kind") == "lm":
+            raise InvalidInput(f"deployment {name!r} serves a language model; call POST /v1/chat/completions or "
+                               f'/v1/completions with "model": "{name}"')
         single, payload = _parse_body(body)
         started = time.perf_counter()
         ok = False
@@ -649,6 +692,104 @@ def _parse_body(body: bytes) -> tuple[bool, bytes]:
 
 
 # --------------------------------------------------------------------------------------------------
+# language models served by the server itself
+
+
+@dataclass(frozen=True)
+class DeployedLM:
+    """A running deployment of kind ``lm``: the model ``name`` of the OpenAI-compatible routes."""
+
+    name: str
+    team_id: int | None
+    session_id: int
+    checkpoint: str
+    folder: Path  # the unpacked checkpoint: config.json, *.safetensors, tokenizer.json
+
+
+class DeployedLMs:
+    """The language-model deployments of one platform, as the ``lm`` plugin serves them.
+
+    :meth:`prepare` (at deploy) recognises a language-model checkpoint by its content and unpacks it,
+    checked, once per content under ``HANEUL_HOME/deployments/.lm/<sha256>``; :meth:`readable` and
+    :meth:`get` answer from the deployments table, so an undeployed model is gone at the next request.
+    The request metrics of these deployments live here: the plugin records them and
+    :class:`DeployManager` shows them. :func:`deployed_lms` gives the one instance of a platform.
+    """
+
+    def __init__(self, platform: Platform) -> None:
+        # weakly: the instance is the value of a weak-keyed map whose key is this platform
+        self._platform = weakref.ref(platform)
+        self.engine = platform.engine
+        self.cache = platform.settings.home / "deployments" / LM_CACHE
+        self._metrics: dict[str, RequestMetrics] = {}
+        self._lock = threading.Lock()
+
+    def prepare(self, session_id: int, checkpoint: str) -> str | None:
+        """The sha256 of a language-model checkpoint, unpacked and checked (a damaged one is a one-line
+        InvalidInput); ``None`` for any other checkpoint, which replicas of the session's code serve."""
+        platform = self._platform()
+        if platform is None:
+            raise ServerUnavailable("the server is shutting down; deploy again once it is back")
+        record, path = platform.checkpoint_file(session_id, checkpoint)  # sha256-verified
+        what = f"checkpoint {checkpoint!r} of session {session_id}"
+        if record["kind"] != "dir" or not holds_lm(path, what=what):
+            return None
+        unpack_lm(path, self.cache / record["sha256"], what=what)
+        return str(record["sha256"])
+
+    def running(self) -> list[DeployedLM]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(Deployment).where(Deployment.status.in_(ACTIVE))
+                                .order_by(Deployment.created_at)).all()
+        return [DeployedLM(name=r.name, team_id=r.team_id, session_id=r.session_id, checkpoint=r.checkpoint,
+                           folder=self.cache / str(r.options.get("sha256", "")))
+                for r in rows if (r.options or {}).get("kind") == "lm"]
+
+    def readable(self, principal: Principal) -> list[DeployedLM]:
+        return [d for d in self.running() if principal.can_read(d.team_id)]
+
+    def get(self, name: str, *, principal: Principal) -> DeployedLM | None:
+        """The running language-model deployment ``name`` when ``principal`` may read it (else ``None``,
+        as if there were none), its folder unpacked again if it went missing."""
+        found = next((d for d in self.readable(principal) if d.name == name), None)
+        if found is None or found.folder.is_dir():
+            return found
+        sha256 = self.prepare(found.session_id, found.checkpoint)
+        if sha256 is None:
+            return None
+        return DeployedLM(found.name, found.team_id, found.session_id, found.checkpoint, self.cache / sha256)
+
+    def discard(self, sha256: str) -> None:
+        """Remove an unpacked checkpoint no running deployment serves any more."""
+        folder = self.cache / sha256
+        if sha256 and folder.is_dir() and all(d.folder != folder for d in self.running()):
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def metrics(self, name: str, *, fresh: bool = False) -> RequestMetrics:
+        with self._lock:
+            if fresh or name not in self._metrics:
+                self._metrics[name] = RequestMetrics()
+            return self._metrics[name]
+
+    def record(self, name: str, latency_ms: float, ok: bool) -> None:
+        self.metrics(name).record(latency_ms, ok)
+
+
+_LMS: weakref.WeakKeyDictionary[Platform, DeployedLMs] = weakref.WeakKeyDictionary()
+_LMS_LOCK = threading.Lock()
+
+
+def deployed_lms(platform: Platform) -> DeployedLMs:
+    """The one :class:`DeployedLMs` of ``platform``, shared by its :class:`DeployManager` and the ``lm``
+    plugin (which reaches it through ``ServerContext.platform``)."""
+    with _LMS_LOCK:
+        found = _LMS.get(platform)
+        if found is None:
+            found = _LMS[platform] = DeployedLMs(platform)
+        return found
+
+
+# --------------------------------------------------------------------------------------------------
 # the model registry
 
 
@@ -775,4 +916,5 @@ def _move_alias(conn: Any, model_id: int, alias: str, version: int) -> None:
     conn.execute(insert(ModelAlias).values(model_id=model_id, alias=alias, version=version))
 
 
-__all__ = ["DeployManager", "ModelRegistry", "RequestMetrics", "check_name"]
+__all__ = ["DeployManager", "DeployedLM", "DeployedLMs", "ModelRegistry", "RequestMetrics", "check_name",
+           "deployed_lms"]

@@ -28,7 +28,8 @@ class DeployBody(BaseModel):
                               description="instead of a session: NAME, NAME@ALIAS or NAME:VERSION")
     checkpoint: str | None = Field(default=None, max_length=255, description="default: the session's latest")
     name: str | None = Field(default=None, max_length=128, description="default: <session name>-<id>")
-    replicas: int = Field(default=1, ge=1, le=16)
+    replicas: int = Field(default=1, ge=1, le=16, description="serving processes (a language model is served "
+                          "by the server itself: ignored)")
     batch: int = Field(default=1, ge=1, le=4096, description="most inputs gathered into one infer call")
     batch_wait_ms: float = Field(default=0.0, ge=0, le=10_000, allow_inf_nan=False,
                                  description="how long a replica waits for a batch to fill")
@@ -52,7 +53,8 @@ class AliasBody(BaseModel):
 @router.post("/api/v1/deployments", status_code=201, responses=errors(400, 403, 404, 409))
 async def deploy(body: DeployBody, request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
     """Start the replicas; answers at once with status ``starting`` (poll the deployment until it is
-    ``running``, or ``failed`` with the reason)."""
+    ``running``, or ``failed`` with the reason). A language-model checkpoint is served by the server
+    itself: kind ``lm``, ``running`` at once, called at ``/v1/chat/completions`` with ``"model": name``."""
     manager = _manager(request)
     return await run_in_threadpool(lambda: manager.deploy(
         principal=principal, session_id=body.session, model=body.model, checkpoint=body.checkpoint,
