@@ -404,6 +404,7 @@ class StudySpec:
             raise InvalidInput(f"a running study can change only {', '.join(sorted(allowed))}, not "
                                f"{', '.join(sorted(unknown))}; start a new study for the rest")
         raw = self.to_dict()
+        raw.pop("enqueue", None)  # hand-written trials were queued at creation; they need not fit a new space
         if "space" in changes:
             if not isinstance(changes["space"], Mapping):
                 raise InvalidInput("space must map parameter names to ranges")
