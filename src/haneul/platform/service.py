@@ -851,6 +851,15 @@ class Platform:
             raise NotFound(f"session {sid} not found; list sessions with `haneul ps`")
         return status
 
+    def session_state(self, sid: int) -> dict[str, Any]:
+        """Where a session stands, in one light query: status, reason, exit code, run count and times."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(Session.status, Session.reason, Session.exit_code, Session.runs,
+                                      Session.started_at, Session.ended_at).where(Session.id == sid)).first()
+        if row is None:
+            raise NotFound(f"session {sid} not found; list sessions with `haneul ps`")
+        return dict(row._mapping)
+
     def get_session(self, sid: int) -> dict[str, Any]:
         """One session; ``metrics`` holds the latest values of its first :data:`SUMMARY_METRICS` keys and
         ``metric_count`` counts them all (:meth:`metric_keys` pages through every key)."""

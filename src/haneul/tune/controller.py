@@ -79,8 +79,11 @@ class _Study:
     id: int
     spec: StudySpec
     study: optuna.Study
+    row: dict[str, Any]  # the study's row, refreshed whenever this process changes it
     live: dict[int, _Live] = field(default_factory=dict)  # by trial row id
     errors: int = 0  # ticks in a row that raised
+    launched: int = 0  # trials started, all states
+    failures: int = 0  # trials in a row that failed, as they ended
 
 
 class Tuner:
@@ -110,6 +113,9 @@ class Tuner:
         """Load the studies that were running and start the control loop (once the tables exist)."""
         if self._thread is not None:
             return
+        import optuna.importance  # noqa: F401  # once, here: two requests importing it at once can clash
+        import optuna.trial  # noqa: F401
+
         with self._lock:
             with self.engine.connect() as conn:
                 ids = conn.execute(select(studies.c.id).where(studies.c.status == "running")).scalars().all()
@@ -183,7 +189,9 @@ class Tuner:
         name = self.storage.get_study_name_from_id(row["optuna_id"])
         study = optuna.load_study(study_name=name, storage=self.storage, sampler=spec.sampler(),
                                   pruner=spec.pruner())
-        loaded = _Study(study_id, spec, study)
+        loaded = _Study(study_id, spec, study, dict(row))
+        loaded.launched = self._launched(study_id)
+        loaded.failures = self._failures_in_a_row(study_id)
         with self.engine.connect() as conn:
             rows = conn.execute(select(trials).where(trials.c.study_id == study_id,
                                                      trials.c.state == "running")).all()
@@ -210,7 +218,8 @@ class Tuner:
         """A study's id from its id or its name (among the teams the caller reads)."""
         text = str(ref)
         query = select(studies.c.id, studies.c.team_id)
-        query = query.where(studies.c.id == int(text)) if text.isdigit() else query.where(studies.c.name == text)
+        numeric = text.isascii() and text.isdigit() and len(text) < 19
+        query = query.where(studies.c.id == int(text)) if numeric else query.where(studies.c.name == text)
         with self.engine.connect() as conn:
             rows = [r for r in conn.execute(query).all() if teams is None or r.team_id in teams]
         if not rows:
@@ -392,10 +401,9 @@ class Tuner:
             loaded = self._studies.get(study_id)
             if loaded is not None:
                 loaded.spec = spec
+                loaded.row = dict(self._row(study_id))
                 if spec.algorithm.sampler == "grid":
                     loaded.study.sampler = spec.sampler()
-            if row["status"] == "done" and spec.budget.trials > self._launched(study_id):
-                pass  # a finished study is extended by resume, which the caller asks for
         self.wake()
         return self.get(study_id)
 
@@ -477,7 +485,7 @@ class Tuner:
                         traceback.print_exc()
 
     def _tick_study(self, loaded: _Study) -> None:
-        row = self._row(loaded.id)
+        row = loaded.row
         spec = loaded.spec
         for live in list(loaded.live.values()):
             self._feed(loaded, live)
@@ -491,7 +499,7 @@ class Tuner:
             if not loaded.live:
                 self._studies.pop(loaded.id, None)
             return
-        if self._failures_in_a_row(loaded.id) >= spec.budget.max_failures:
+        if loaded.failures >= spec.budget.max_failures:
             last = self._last_failure(loaded.id)
             self._set_status(row, "failed", f"{spec.budget.max_failures} trials in a row failed; the last: {last}")
             return
@@ -504,7 +512,7 @@ class Tuner:
             return
         if spec.budget.trial_time is not None:
             self._enforce_trial_time(loaded, spec.budget.trial_time)
-        launched = self._launched(loaded.id)
+        launched = loaded.launched
         if spec.pbt is None:
             while len(loaded.live) < spec.budget.concurrent and launched < spec.budget.trials:
                 if not self._launch(loaded, row):
@@ -556,9 +564,9 @@ class Tuner:
         import optuna
 
         try:
-            if self.platform.status(live.session_id) in ACTIVE_SESSION:
+            session = self.platform.session_state(live.session_id)
+            if session["status"] in ACTIVE_SESSION:
                 return
-            session = self.platform.get_session(live.session_id)
         except NotFound:
             session = {"status": "lost", "reason": "its session was deleted", "started_at": None, "ended_at": None}
         status = session["status"]
@@ -604,6 +612,10 @@ class Tuner:
                 state=ours, value=value if ours in ("complete", "replaced") else None, reason=reason,
                 ended_at=time.time(), compute_s=(ended - started) if started else None))
         loaded.live.pop(live.row_id, None)
+        if ours == "failed":
+            loaded.failures += 1
+        elif ours in ("complete", "pruned", "replaced"):
+            loaded.failures = 0
 
     def _last_line(self, session_id: int) -> str:
         """``: <the last line of its log>``, which for a crash is the exception."""
@@ -656,6 +668,7 @@ class Tuner:
                 parent_trial=parent.number if parent is not None else None,
             )).inserted_primary_key[0]  # type: ignore[index]
         loaded.live[int(rid)] = _Live(int(rid), trial.number, trial._trial_id, int(session["id"]))
+        loaded.launched += 1
         return True
 
     def _enforce_trial_time(self, loaded: _Study, limit: float) -> None:
@@ -663,7 +676,7 @@ class Tuner:
             if live.stopping or live.pruning:
                 continue
             try:
-                s = self.platform.get_session(live.session_id)
+                s = self.platform.session_state(live.session_id)
             except NotFound:
                 continue
             if s["status"] == "running" and s.get("started_at") and time.time() - s["started_at"] > limit:
@@ -702,6 +715,9 @@ class Tuner:
             values["ended_at"] = now
         with self.engine.begin() as conn:
             conn.execute(update(studies).where(studies.c.id == row["id"]).values(**values))
+        loaded = self._studies.get(row["id"])
+        if loaded is not None:
+            loaded.row = dict(self._row(row["id"]))
 
     def _stop_quietly(self, session_id: int) -> None:
         try:

@@ -77,7 +77,7 @@ def pbt_step(tuner: Tuner, loaded: _Study) -> None:
     spec = loaded.spec
     pbt = spec.pbt
     assert pbt is not None
-    row = tuner._row(loaded.id)
+    row = loaded.row
     members = [lv for lv in loaded.live.values() if lv.values and lv.stopping is None]
     for live in sorted(members, key=lambda lv: lv.number):
         boundary = (max(live.values) // pbt.interval) * pbt.interval
@@ -93,7 +93,7 @@ def pbt_step(tuner: Tuner, loaded: _Study) -> None:
         top, bottom = ranked[:k], ranked[-k:]
         if live not in bottom or live in top:
             continue
-        if tuner._launched(loaded.id) >= spec.budget.trials:
+        if loaded.launched >= spec.budget.trials:
             return
         rng = random.Random(hash((spec.algorithm.seed or 0, live.number, boundary)) & 0xFFFFFFFF)
         donors = [d for d in top if _latest_checkpoint(tuner, d) is not None]
