@@ -4,7 +4,7 @@ Two servers run side by side on the same machine: the real one (every request ca
 token, verified and checked against the session it writes to) and one built with
 ``create_app(authenticate=False)``, where every request is the local admin. One session per server
 reports N points through ``haneul.report`` as fast as it can; the runs alternate, ``--repeats`` times
-each, and the medians are compared. Targets (issue: NSML for teams): at least 100,000 points/s with
+each, and the medians are compared. Targets: at least 100,000 points/s with
 the checks, and at least 0.9x the run without them.
 
 Run: .venv/bin/python benchmarks/bench_platform_access.py [--points 1000000] [--repeats 3]

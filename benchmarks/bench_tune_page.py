@@ -1,4 +1,4 @@
-"""A study page over 10,000 finished trials (issue 19, benchmark 2): target <= 500 ms server time.
+"""A study page over 10,000 finished trials: target <= 500 ms server time.
 
 A fresh server (the app in-process, served by FastAPI's TestClient: SQLite in a temporary
 ``HANEUL_HOME``, the platform's and the optimiser's migrations) gets one finished study of N trials

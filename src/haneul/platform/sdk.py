@@ -965,7 +965,13 @@ def param(name: str, low: float | None = None, high: float | None = None, *, log
 def paused() -> bool:
     """True when the platform asked this session to pause (it should save and exit cleanly)."""
     flag = os.environ.get("HANEUL_PAUSE_FILE")
-    return flag is not None and flag != "" and Path(flag).exists()
+    if not flag or not Path(flag).exists():
+        return False
+    try:  # tells the platform the code saw the request: its clean exit is a pause, not the end
+        Path(flag + ".ack").touch()
+    except OSError:
+        pass
+    return True
 
 
 def _local_dir() -> Path:

@@ -609,8 +609,10 @@ class Platform:
         values: dict[str, Any] = {"exit_code": ended.code, "ended_at": time.time()}
         if stopped:
             status, reason = "stopped", "stopped by request"
-        elif pausing is not None and (pausing.killed or ended.code == 0):
-            # a pause ends the process, not the session: it is resumable from its last checkpoint
+        elif pausing is not None and (pausing.killed or (ended.code == 0 and self._pause_seen(sid))):
+            # a pause ends the process, not the session: it is resumable from its last checkpoint (a
+            # clean exit counts as the pause only when the code saw the request through haneul.paused();
+            # one that finished its work just as the request came is done)
             status, reason = pausing.then, pausing.reason
             if pausing.killed:
                 reason += f" (did not exit within {pausing.grace:g} s of the pause request and was stopped)"
@@ -626,6 +628,10 @@ class Platform:
             self.scheduler.requeue(sid)  # its original place: it resumes as capacity frees
         else:
             self.scheduler.release(sid)
+
+    def _pause_seen(self, sid: int) -> bool:
+        workdir = self._row(sid)["workdir"]
+        return bool(workdir) and (Path(workdir) / (PAUSE_FILE + ".ack")).exists()
 
     def _enforce_pause_grace(self) -> None:
         """Stop the sessions that did not exit within the grace period of their pause request."""
@@ -680,6 +686,7 @@ class Platform:
             s = conn.execute(select(Session).where(Session.id == sid)).one()._mapping
             workdir = Path(s["workdir"])
             (workdir / PAUSE_FILE).unlink(missing_ok=True)
+            (workdir / (PAUSE_FILE + ".ack")).unlink(missing_ok=True)
             run = s["runs"] + 1
             if run > 1:  # a resumed session: its log goes on in the same file
                 with open(s["log_path"], "a", encoding="utf-8") as log:
@@ -740,8 +747,10 @@ class Platform:
         fork_of: ForkOf | None = None,
         team_id: int | None = None,
         dataset: str | None = None,
+        brief: bool = False,
     ) -> dict[str, Any]:
-        """Queue a session (it starts at once when resources allow).
+        """Queue a session (it starts at once when resources allow); returns its view (with ``brief``
+        only its id and status, for a caller that starts many and needs no more).
 
         With ``cwd`` and ``snapshot`` the folder is copied into the session's own working directory
         and the command runs there; with ``snapshot=False`` it runs in ``cwd`` itself. The command
@@ -813,7 +822,7 @@ class Platform:
             self.scheduler.submit(sid, need, priority=priority, preemptible=bool(preemptible))
             self._start_ready()
             self._preempt()
-        return self.get_session(sid)
+        return {"id": sid, "status": self.status(sid)} if brief else self.get_session(sid)
 
     @staticmethod
     def _memory_bytes(memory: str | int | None) -> int:
@@ -1148,7 +1157,7 @@ class Platform:
             conn.execute(update(Session).where(Session.id == sid).values(
                 status=status, reason=reason, ended_at=time.time()))
 
-    def stop_session(self, sid: int, *, grace: float = 5.0) -> dict[str, Any]:
+    def stop_session(self, sid: int, *, grace: float = 5.0, brief: bool = False) -> dict[str, Any]:
         with self._lock:
             s = self._row(sid)
             if s["status"] == "queued":
@@ -1161,7 +1170,7 @@ class Platform:
                 self._end(sid, "stopped", "stopped while paused")
             else:
                 raise Conflict(f"session {sid} has already ended ({s['status']}); nothing to stop")
-        return self.get_session(sid)
+        return {"id": sid, "status": self.status(sid)} if brief else self.get_session(sid)
 
     # ------------------------------------------------------------------ pause, resume, fork
     def pause_session(self, sid: int, *, grace: float | None = None) -> dict[str, Any]:
@@ -1214,7 +1223,7 @@ class Platform:
                      args: Sequence[str] = (), name: str | None = None, priority: int | None = None,
                      preemptible: bool | None = None, command: Sequence[str] | None = None,
                      params: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None,
-                     ) -> dict[str, Any]:
+                     brief: bool = False) -> dict[str, Any]:
         """Start a new session from session ``sid``: its command with ``args`` appended (so
         ``--lr 0.01`` overrides an argparse option), project, tags, resources, team and a copy of its
         code snapshot, with ``env`` added. ``checkpoint`` (default: the parent's latest, if any) is
@@ -1241,6 +1250,7 @@ class Platform:
             project=parent["project"], tags={**inherited, **(tags or {})},
             preemptible=bool(parent["preemptible"]) if preemptible is None else preemptible,
             fork_of=ForkOf(sid, chosen, parent["git"]), team_id=parent["team_id"],  # the parent's team
+            brief=brief,
         )
 
     def session_forks(self, sid: int) -> list[dict[str, Any]]:

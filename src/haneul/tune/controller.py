@@ -649,12 +649,12 @@ class Tuner:
                           params=chosen, tags={"study": spec.name, "trial": str(trial.number)})
             if parent is not None:
                 session = self.platform.fork_session(parent.session_id, checkpoint=checkpoint, env=env,
-                                                     command=command, **common)  # type: ignore[arg-type]
+                                                     command=command, brief=True, **common)  # type: ignore[arg-type]
             else:
                 session = self.platform.create_session(
                     command=command, env=env, cwd=spec.cwd, snapshot=spec.cwd is not None, owner=row["owner"],
                     team_id=row["team_id"], cpus=spec.budget.cpus, gpus=spec.budget.gpus,
-                    memory=spec.budget.memory, project=f"tune-{spec.name}", **common)  # type: ignore[arg-type]
+                    memory=spec.budget.memory, project=f"tune-{spec.name}", brief=True, **common)  # type: ignore[arg-type]
         except Exception as exc:
             self.storage.set_trial_state_values(trial._trial_id, optuna_fail())
             message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
@@ -721,7 +721,7 @@ class Tuner:
 
     def _stop_quietly(self, session_id: int) -> None:
         try:
-            self.platform.stop_session(session_id, grace=_STOP_GRACE)
+            self.platform.stop_session(session_id, grace=_STOP_GRACE, brief=True)
         except (NotFound, Conflict):
             pass
 
