@@ -55,6 +55,8 @@ def train(
     resolution: float = typer.Option(1.0, help="Community-detection resolution (higher: more, smaller groups)."),
     features: int = typer.Option(0, help="Hash .item tokens into this many feature columns for HGP (0: off)."),
     eval_every: int = typer.Option(5, help="Evaluate on validation every N epochs and keep the best."),
+    save_every: int = typer.Option(0, help="In a platform session, also save the training state every N epochs "
+                                   "(PBT forks it; 0: only when the session is paused)."),
     seed: SeedOpt = 0,
     threads: ThreadsOpt = None,
     social: Path | None = typer.Option(None, help="CSV/Parquet user-user links (with a CSV/Parquet --data)."),
@@ -63,13 +65,23 @@ def train(
 ) -> None:
     """Train a model, keep its best validation epoch, report test AUC / F1 / Recall@K / NDCG@K.
 
-    The seed fixes the split, the initialisation and the negative samples."""
+    The seed fixes the split, the initialisation and the negative samples. In a platform session
+    training is stop-and-go: paused, it saves its state as checkpoint `last` and exits 0; resumed
+    (or forked, as PBT does) it goes on from that checkpoint."""
     import warnings
 
     from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
+    import haneul
+    from haneul.errors import InvalidInput
     from haneul.rec.bundle import models_dir
-    from haneul.rec.train import TrainConfig, fit
+    from haneul.rec.train import Checkpointing, TrainConfig, TrainingPaused, fit
+
+    if save_every < 0:
+        raise InvalidInput(f"--save-every {save_every} must be 0 (save only when paused) or a number of epochs")
+    in_session = haneul.session_id() is not None
+    if save_every and not in_session:
+        output.note("note: --save-every saves only inside a platform session (haneul run); ignored here")
 
     config = TrainConfig(
         model=model, epochs=epochs, batch_size=batch_size, lr=lr, dim=dim, k=k, alpha=alpha, loss=loss, reg=reg,
@@ -89,7 +101,15 @@ def train(
             info = f"loss {row['loss']:.4f}" + (f"  valid R@10 {row['valid_recall_10']:.4f}" if "valid_recall_10" in row else "")
             bar.update(task, completed=epoch, info=info)
 
-        result = fit(dataset, config, progress=progress)
+        try:
+            result = fit(dataset, config, progress=progress,
+                         checkpointing=Checkpointing.session(save_every) if in_session else None)
+        except TrainingPaused as paused:
+            at = paused.epoch
+            output.emit({"model": model, "data": dataset.name, "paused_after_epoch": at}, as_json=as_json,
+                        show=lambda: output.say(f"paused after epoch {at} of {epochs}; the checkpoint 'last' "
+                                                "holds the state and `haneul resume` goes on from it"))
+            return
     target = out if out is not None else models_dir() / name
     result.model.save(target)
     summary = {"model": model, "data": dataset.name, "saved": str(target), "seconds": round(result.seconds, 2),

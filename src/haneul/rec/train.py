@@ -5,6 +5,12 @@ a platform session. Each epoch draws one uniformly random unseen item per traini
 (BPR triples, or positive/negative pairs for BCE). The best epoch by validation Recall@10 is kept.
 Evaluation follows the HGP paper (AUC and F1 against one sampled negative per held-out positive,
 F1 threshold from validation) and RecBole (full-ranking Recall@K / NDCG@K, seen items excluded).
+
+Given a :class:`Checkpointing`, training is stop-and-go: when the platform asks the session to pause,
+the state after the current epoch (model, optimizer, random generators, best epoch so far) is saved
+and :class:`TrainingPaused` is raised; a run that finds such a checkpoint on start (its own after a
+resume, its parent's after a fork, as PBT does) goes on from that epoch and, with the same seed and
+settings, ends with the same metrics as a run that was never interrupted.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -82,6 +89,39 @@ class FitResult:
     groups: GroupResult | None = None
     seconds: float = 0.0
     best_epoch: int = 0
+
+
+#: the ``format`` field of a training checkpoint; a newer layout gets a new number
+CHECKPOINT_FORMAT = "haneul.rec.train/1"
+CHECKPOINT_NAME = "last"
+
+
+class TrainingPaused(Exception):
+    """Training stopped after ``epoch`` because the session was asked to pause; its state is saved."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__(f"paused after epoch {epoch}; the checkpoint {CHECKPOINT_NAME!r} resumes it")
+        self.epoch = epoch
+
+
+@dataclass
+class Checkpointing:
+    """Where :func:`fit` keeps its training state between processes.
+
+    ``load()`` returns the latest checkpoint or None, ``save(name, state)`` stores one, ``paused()``
+    says the process should save and stop. :meth:`session` wires them to ``haneul.load``,
+    ``haneul.save`` and ``haneul.paused``; tests give in-memory ones."""
+
+    load: Callable[[], Any]
+    save: Callable[[str, Any], Any]
+    paused: Callable[[], bool]
+    save_every: int = 0  # also save every N epochs, so PBT can fork a running trial; 0: only on pause
+
+    @classmethod
+    def session(cls, save_every: int = 0) -> Checkpointing:
+        import haneul
+
+        return cls(load=haneul.load, save=haneul.save, paused=haneul.paused, save_every=save_every)
 
 
 @dataclass
@@ -202,6 +242,10 @@ def evaluate(rec: RecModel, prep: Prepared, ks: tuple[int, ...] = (10, 20), seed
 
 def _to_rec(model, prep: Prepared, config: TrainConfig) -> RecModel:
     user_emb, item_emb = model.final_embeddings()
+    return _rec_from(user_emb, item_emb, prep, config)
+
+
+def _rec_from(user_emb: np.ndarray, item_emb: np.ndarray, prep: Prepared, config: TrainConfig) -> RecModel:
     data = prep.data
     # serving excludes and counts every known interaction, held-out ones included; evaluation
     # builds its own exclusion from the split
@@ -227,8 +271,12 @@ def fit(
     progress: Callable[[int, dict[str, float]], None] | None = None,
     report: bool = True,
     prep: Prepared | None = None,
+    checkpointing: Checkpointing | None = None,
 ) -> FitResult:
-    """Train ``config.model`` on ``data`` and evaluate the best epoch on the test split."""
+    """Train ``config.model`` on ``data`` and evaluate the best epoch on the test split.
+
+    With ``checkpointing``, training starts from its latest checkpoint when there is one and raises
+    :class:`TrainingPaused` (after saving) when it is asked to pause."""
     import haneul
 
     config = config or TrainConfig()
@@ -247,7 +295,15 @@ def fit(
         rng = np.random.default_rng(config.seed)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         best, best_score = None, -1.0
-        for epoch in range(1, config.epochs + 1):
+        start = 0
+        state = checkpointing.load() if checkpointing is not None else None
+        if state is not None:
+            start, history, best_found = _restore(state, model, optimizer, rng, prep, config)
+            if best_found is not None:
+                best_epoch, best_score, user_emb, item_emb = best_found
+                best = _rec_from(user_emb, item_emb, prep, config)
+        saved_at = start
+        for epoch in range(start + 1, config.epochs + 1):
             loss = train_epoch(model, prep, config, rng, optimizer)
             row: dict[str, float] = {"epoch": epoch, "loss": loss}
             if epoch % config.eval_every == 0 or epoch == config.epochs:
@@ -257,10 +313,23 @@ def fit(
                 if valid["recall@10"] > best_score:
                     best, best_score, best_epoch = rec, valid["recall@10"], epoch
             history.append(row)
+            every = checkpointing.save_every if checkpointing is not None else 0
+            if checkpointing is not None and every and epoch % every == 0 and epoch < config.epochs:
+                # saved before the epoch is reported, so whoever sees step N finds a checkpoint of N
+                checkpointing.save(CHECKPOINT_NAME, _state(epoch, model, optimizer, rng, history, best,
+                                                           best_epoch, best_score, prep, config))
+                saved_at = epoch
             if report:
                 haneul.report(step=epoch, **_finite({k: v for k, v in row.items() if k != "epoch"}))
             if progress is not None:
                 progress(epoch, row)
+            if checkpointing is not None and epoch < config.epochs and checkpointing.paused():
+                if saved_at != epoch:
+                    checkpointing.save(CHECKPOINT_NAME, _state(epoch, model, optimizer, rng, history, best,
+                                                               best_epoch, best_score, prep, config))
+                raise TrainingPaused(epoch)
+    if best is None:  # resumed at or past the last epoch with no evaluated epoch to keep
+        best = _to_rec(model, prep, config)
     metrics = evaluate(best, prep, seed=config.seed)
     best.metrics = metrics | {"best_epoch": best_epoch}
     if report:
@@ -268,9 +337,77 @@ def fit(
     return FitResult(best, metrics, history, prep.groups, time.perf_counter() - t0, best_epoch)
 
 
+def _state(epoch: int, model, optimizer, rng: np.random.Generator, history: list[dict[str, float]],
+           best: RecModel | None, best_epoch: int, best_score: float, prep: Prepared,
+           config: TrainConfig) -> dict[str, Any]:
+    """Everything the epochs after ``epoch`` depend on, as one torch-saveable mapping."""
+    import torch
+
+    data = prep.data
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "epoch": epoch,
+        "config": asdict(config),
+        "data": {"name": data.name, "users": data.n_users, "items": data.n_items},
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "history": list(history),
+        "best": None if best is None else {"epoch": best_epoch, "score": best_score,
+                                           "user_emb": best.user_emb, "item_emb": best.item_emb},
+    }
+
+
+def _restore(state: Any, model, optimizer, rng: np.random.Generator, prep: Prepared, config: TrainConfig,
+             ) -> tuple[int, list[dict[str, float]], tuple[int, float, np.ndarray, np.ndarray] | None]:
+    """Load a checkpoint written by :func:`_state` into ``model``, ``optimizer`` and ``rng``.
+
+    The learning rate stays ``config.lr``: a PBT fork goes on from its parent's state with its own."""
+    import torch
+
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise InvalidInput(f"the session's latest checkpoint is not a {CHECKPOINT_FORMAT} training state; "
+                           "start the run without it (a new session) or save the rec state under that name")
+    data, saved = prep.data, state["data"]
+    if (saved["name"], saved["users"], saved["items"]) != (data.name, data.n_users, data.n_items):
+        raise InvalidInput(f"the checkpoint was trained on {saved['name']} ({saved['users']} users, {saved['items']} "
+                           f"items), not {data.name} ({data.n_users}, {data.n_items}); pass the same --data")
+    ours = model.state_dict()
+    for key, value in state["model"].items():
+        if key not in ours or tuple(ours[key].shape) != tuple(value.shape):
+            have = tuple(ours[key].shape) if key in ours else "nothing"
+            raise InvalidInput(f"the checkpoint's {key} has shape {tuple(value.shape)} but this model has {have}: "
+                               f"keep model, dim and features of the run it continues (the checkpoint's: "
+                               f"model={state['config']['model']}, dim={state['config']['dim']}); "
+                               "PBT may explore lr, reg and alpha")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    for group in optimizer.param_groups:
+        group["lr"] = config.lr
+    rng.bit_generator.state = state["rng"]
+    torch.set_rng_state(state["torch_rng"])
+    best = state["best"]
+    found = None if best is None else (int(best["epoch"]), float(best["score"]), best["user_emb"], best["item_emb"])
+    return int(state["epoch"]), list(state["history"]), found
+
+
 def _finite(values: dict[str, float]) -> dict[str, float]:
     # the platform rejects NaN; an undefined metric (e.g. AUC without negatives) is left out
     return {k: v for k, v in values.items() if np.isfinite(v)}
 
 
-__all__ = ["MODELS", "FitResult", "Prepared", "TrainConfig", "build_model", "evaluate", "fit", "prepare", "train_epoch"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "MODELS",
+    "Checkpointing",
+    "FitResult",
+    "Prepared",
+    "TrainConfig",
+    "TrainingPaused",
+    "build_model",
+    "evaluate",
+    "fit",
+    "prepare",
+    "train_epoch",
+]

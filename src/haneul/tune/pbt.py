@@ -83,6 +83,8 @@ def pbt_step(tuner: Tuner, loaded: _Study) -> None:
         boundary = (max(live.values) // pbt.interval) * pbt.interval
         if boundary < pbt.interval or boundary in live.pbt_decided or live.stopping is not None:
             continue
+        if boundary - min(live.values) < pbt.interval - 1:
+            continue  # a fork judged only after an interval of its own (its donor's checkpoint may be past the boundary)
         live.pbt_decided.update(range(0, boundary + 1, pbt.interval))
         peers = [lv for lv in members if lv.stopping is None and max(lv.values) >= boundary]
         if len(peers) < 2:
