@@ -232,3 +232,16 @@ def test_another_teams_study_is_404_and_edits_apply_to_new_trials(tune_server: L
             assert other.get(path).status_code == 404
         assert other.post("/api/v1/tune/studies/s/stop").status_code == 404
         assert other.post("/api/v1/tune/suggest", json={"name": "x", "distribution": {}}).status_code == 403
+
+
+def test_a_nan_objective_fails_its_study_and_other_studies_keep_running(tune_server: LiveServer, tmp_path: Path) -> None:
+    code = write(tmp_path / "c", "nan.py", "import haneul\nhaneul.report(step=1, loss=float('nan'))\n")
+    write(code, "train.py", SLOW)
+    with tune_server.http() as http:
+        create(http, spec(code, "nan.py", name="nan", command=[sys.executable, "nan.py"],
+                          budget={"trials": 5, "concurrent": 1, "cpus": 1, "max_failures": 2}))
+        create(http, spec(code, name="good", budget={"trials": 2, "concurrent": 1, "cpus": 1},
+                          command=[sys.executable, "train.py", "--x", "{x}", "--steps", "3", "--sleep", "0.05"]))
+        nan, good = ended(http, "nan"), ended(http, "good")
+        assert nan["status"] == "failed" and "must be finite" in nan["reason"], nan["reason"]
+        assert good["status"] == "done" and good["trials"] == {"complete": 2}
