@@ -6,9 +6,12 @@ new may be stored: the bytes uploaded are reported), and pulled into a new folde
 ``cp -r`` of the same tree on the same disk. Targets: push and pull at least 0.5x cp's throughput,
 and 0 bytes uploaded by the second push.
 
+Push is timed whole: walking the tree (``scan``), then hashing, uploading and committing (``push``,
+which hashes each batch while the previous ones upload).
+
 ``cp -r`` + ``sync`` varies a lot from run to run on a shared machine, so the whole comparison runs
 ``--runs`` times (each with a fresh server) and the figures written are the medians; every run's own
-figures are kept under ``runs``.
+figures are kept under ``runs``, with the machine's 1-minute load average when the run started.
 
 Run: .venv/bin/python benchmarks/bench_datasets.py [--quick] [--files N] [--size-mb S] [--runs R]
 (default 2,000 files / 2 GB; --quick 200 files / 200 MB; 3 runs). Writes benchmarks/results/datasets.json
@@ -88,16 +91,17 @@ def one_run(work: Path, src: Path, size: int, threads: int, i: int) -> dict[str,
     from haneul.platform.credentials import local_admin_token
     from haneul.platform.datasets import pull, push, scan
 
+    load = os.getloadavg()[0]
     _, cp_s = timed(cp_r, src, work / "cp-copy")
     shutil.rmtree(work / "cp-copy")
     home = work / f"home-{i}"
     proc, url = start_server(home)
     try:
         client = Client(url, token=local_admin_token(home))
-        plan, scan_s = timed(scan, "bench", src, threads=threads)
+        plan, scan_s = timed(scan, "bench", src)
         first, upload_s = timed(push, client, plan, threads=threads)
         push_s = scan_s + upload_s
-        plan2, scan2_s = timed(scan, "bench", src, threads=threads)
+        plan2, scan2_s = timed(scan, "bench", src)
         second, upload2_s = timed(push, client, plan2, threads=threads)
         pulled, pull_s = timed(pull, client, "bench", work / "pulled", threads=threads)
         subprocess.run(["sync"], check=True)
@@ -110,13 +114,13 @@ def one_run(work: Path, src: Path, size: int, threads: int, i: int) -> dict[str,
     mb = size / 1e6
     return {
         "cp_r_s": round(cp_s, 3), "cp_r_MBps": round(mb / cp_s, 1),
-        "push_s": round(push_s, 3), "push_hash_s": round(scan_s, 3), "push_upload_commit_s": round(upload_s, 3),
+        "push_s": round(push_s, 3), "push_scan_s": round(scan_s, 3), "push_hash_upload_commit_s": round(upload_s, 3),
         "push_MBps": round(mb / push_s, 1), "push_vs_cp": round(cp_s / push_s, 3),
         "push_uploaded_bytes": first.uploaded_bytes, "push_version": first.version,
         "second_push_s": round(scan2_s + upload2_s, 3), "second_push_uploaded_bytes": second.uploaded_bytes,
         "second_push_created_version": second.created,
         "pull_s": round(pull_s, 3), "pull_MBps": round(mb / pull_s, 1), "pull_vs_cp": round(cp_s / pull_s, 3),
-        "pull_files": pulled["files"],
+        "pull_files": pulled["files"], "load_1min": round(load, 2),
     }
 
 
@@ -159,7 +163,8 @@ def main() -> None:
                           "pull_at_least_half_cp": out["pull_vs_cp"] >= 0.5,  # type: ignore[operator]
                           "second_push_uploads_nothing": out["second_push_uploaded_bytes"] == 0
                           and not out["second_push_created_version"]}
-    out["runs"] = [{k: r[k] for k in ("cp_r_s", "push_s", "pull_s", "push_vs_cp", "pull_vs_cp")} for r in runs]
+    out["runs"] = [{k: r[k] for k in ("cp_r_s", "push_s", "pull_s", "push_vs_cp", "pull_vs_cp", "load_1min")}
+                   for r in runs]
     atomic_write_text(QUICK_RESULTS if args.quick else RESULTS, json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))
 

@@ -20,6 +20,7 @@ from platform_helpers import start_server
 from haneul.errors import Conflict, Forbidden, InvalidInput, NotFound
 from haneul.platform.client import Client
 from haneul.platform.datasets import dataset_store, pull, push, scan
+from haneul.platform.testing import wait_for
 
 PY = sys.executable
 # the CLI's client passes timeouts, which TestClient (standing in for the server here) ignores
@@ -131,7 +132,7 @@ def test_symlink_outside_the_tree_is_refused(tmp_path: Path) -> None:
     (root / "alias").symlink_to(root / "sub")  # a link to a folder inside: walked as that folder
     (root / "sub" / "loop").symlink_to(root)  # a link to a folder holding it: not followed
     plan = scan("links", root)
-    assert sorted(f.entry.path for f in plan.files) == ["a.txt", "alias/b.txt", "inside.txt", "sub/b.txt"]
+    assert sorted(f.path for f in plan.files) == ["a.txt", "alias/b.txt", "inside.txt", "sub/b.txt"]
     (root / "leak.txt").symlink_to(tmp_path / "secret.txt")
     with pytest.raises(InvalidInput, match="leak.txt is a symbolic link to .* outside"):
         scan("links", root)
@@ -467,16 +468,133 @@ def test_batch_upload_discards_a_corrupted_record_and_refuses_malformed_bodies(a
     assert _blobs(api) == {_sha(good), _sha(real), _sha(b"")}
 
 
-def test_push_names_a_file_rewritten_in_place_during_the_upload(api: TestClient, tmp_path: Path) -> None:
+def _rewrite_after_hashing(monkeypatch: pytest.MonkeyPatch, name: str, data: bytes) -> None:
+    """Make push() find ``name`` rewritten in place (same size and time) just after hashing it: only the
+    server's sha256 check can see that."""
+    from haneul.platform import datasets
+
+    hash_file = datasets._hash
+
+    def hash_then_rewrite(f: datasets.LocalFile) -> datasets.LocalFile:
+        hashed = hash_file(f)
+        if f.source.name == name:
+            stat = f.source.stat()
+            f.source.write_bytes(data)
+            os.utime(f.source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        return hashed
+
+    monkeypatch.setattr(datasets, "_hash", hash_then_rewrite)
+
+
+@pytest.mark.parametrize("piece", [1, 7, 4096, 1 << 20])
+def test_batch_splits_records_arriving_in_any_pieces(api: TestClient, piece: int) -> None:
+    from haneul.platform.datasets import BlobBatch
+
+    blobs = [b"", b"x", os.urandom(10_000), b"tail"]
+    body = _records(*((_sha(b), b) for b in blobs))
+    batch = BlobBatch(dataset_store(api.app.state.platform), _admin())
+    for i in range(0, len(body), piece):
+        if batch.feed(body[i:i + piece]):
+            batch.run(batch.take())
+    assert batch.close()["stored"] == [{"sha256": _sha(b), "size": len(b)} for b in blobs]
+    assert _blobs(api) == {_sha(b) for b in blobs}
+    for blob in blobs:
+        assert Path(dataset_store(api.app.state.platform).blobs.path(_sha(blob))).read_bytes() == blob
+
+
+def test_push_names_a_file_rewritten_in_place_during_the_upload(api: TestClient, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     root = _tree(tmp_path / "d", {"a.txt": b"a" * 10, "b.txt": b"b" * 10})
-    plan = scan("rewritten", root)
-    stat = (root / "b.txt").stat()
-    (root / "b.txt").write_bytes(b"c" * 10)  # same size and time: only the server's sha256 check sees it
-    os.utime(root / "b.txt", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    _rewrite_after_hashing(monkeypatch, "b.txt", b"c" * 10)
     with pytest.raises(InvalidInput, match="b.txt changed during the push"):
-        push(_client(api), plan)
+        push(_client(api), scan("rewritten", root))
     assert api.get("/api/v1/datasets/rewritten").status_code == 404
     assert _sha(b"c" * 10) not in _blobs(api) and _sha(b"b" * 10) not in _blobs(api)
+
+
+def test_push_to_a_live_server_sends_files_straight_from_disk(open_home: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over plain HTTP the CLI's client sends each file with sendfile on a connection of its own: the
+    same answers, errors and leftovers (none) as through httpx."""
+    from haneul.platform import datasets
+
+    files = {"a.bin": os.urandom(3000), "sub/b.bin": os.urandom(2 << 20), "empty": b""}
+    root = _tree(tmp_path / "d", files)
+    server = start_server(open_home)
+    try:
+        client = Client(server.url, token=server.token)
+        assert datasets._plain_http(client)
+        first = push(client, scan("live", root))
+        assert (first.created, first.uploaded_files, first.uploaded_bytes) == (True, 3, sum(map(len, files.values())))
+        assert pull(client, "live", tmp_path / "out")["files"] == 3
+        assert (tmp_path / "out" / "sub" / "b.bin").read_bytes() == files["sub/b.bin"]
+        again = push(client, scan("live", root))
+        assert (again.created, again.uploaded_bytes) == (False, 0)
+
+        # rewritten in place after hashing: the server refuses the blob before the body (z.bin) ends
+        _tree(root, {"c.bin": b"c" * 100, "z.bin": os.urandom(8 << 20)})
+        with monkeypatch.context() as m:
+            _rewrite_after_hashing(m, "c.bin", b"d" * 100)
+            with pytest.raises(InvalidInput, match="c.bin changed during the push"):
+                push(client, scan("live", root), threads=1)  # one batch: c.bin, then z.bin
+        # cut short after hashing: the client stops the upload, the server keeps nothing of it
+        _tree(root, {"c.bin": b"c" * 100})
+        hash_file = datasets._hash
+
+        def hash_then_truncate(f: datasets.LocalFile) -> datasets.LocalFile:
+            hashed = hash_file(f)
+            if f.path == "c.bin":
+                stat = f.source.stat()
+                f.source.write_bytes(b"c" * 10)
+                os.utime(f.source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+            return hashed
+
+        monkeypatch.setattr(datasets, "_hash", hash_then_truncate)
+        with pytest.raises(InvalidInput, match="c.bin changed"):
+            push(client, scan("live", root))
+        assert [v["version"] for v in client.request_json("GET", "/api/v1/datasets/live")["versions"]] == [1]
+        store = open_home / "artifacts" / "datasets"
+        blobs = {p.name for p in (store / "blobs").rglob("*") if p.is_file()}
+        assert blobs == {_sha(b) for b in files.values()}  # neither c.bin's bytes nor z.bin after it
+        assert wait_for(lambda: not any((store / "tmp").iterdir()), timeout=10)  # a cut upload leaves nothing
+        client.close()
+    finally:
+        server.stop()
+
+
+def test_push_uploads_while_later_files_are_still_being_hashed(api: TestClient, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from haneul.platform import datasets
+
+    files = {f"f{i}.bin": os.urandom(100 + i) for i in range(6)}
+    root = _tree(tmp_path / "d", files)
+    monkeypatch.setattr(datasets, "BATCH_FILES", 2)
+    first_sent = threading.Event()
+    hash_file, send_batch = datasets._hash, datasets._send_batch
+
+    def hash_waiting_for_the_first_upload(f: datasets.LocalFile) -> datasets.LocalFile:
+        if f.path == "f5.bin":  # the last file is hashed only once the first batch has travelled
+            assert first_sent.wait(10), "no upload started before the last file was hashed"
+        return hash_file(f)
+
+    def send(client: Client, batch: list[datasets.LocalFile]) -> int:
+        sent = send_batch(client, batch)
+        first_sent.set()
+        return sent
+
+    monkeypatch.setattr(datasets, "_hash", hash_waiting_for_the_first_upload)
+    monkeypatch.setattr(datasets, "_send_batch", send)
+    result = push(_client(api), scan("overlap", root), threads=2)
+    assert (result.created, result.uploaded_files, result.uploaded_bytes) == (True, 6, sum(map(len, files.values())))
+    assert _blobs(api) == {_sha(b) for b in files.values()}
+    # pushed again, nothing travels, and a copy of a file inside the tree is sent once
+    again = push(_client(api), scan("overlap", root), threads=2)
+    assert (again.created, again.uploaded_files, again.uploaded_bytes) == (False, 0, 0)
+    _tree(root, {"copy.bin": files["f0.bin"], "new.bin": b"new", "new-copy.bin": b"new"})
+    third = push(_client(api), scan("overlap", root), threads=2)
+    assert (third.version, third.uploaded_files, third.uploaded_bytes) == (2, 1, 3)
 
 
 def test_pull_in_many_batches(api: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

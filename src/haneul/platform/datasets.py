@@ -11,10 +11,11 @@ place once its sha256 is verified), so a second version sharing most files with 
 the changed ones, and pushing the same tree again costs nothing. Metadata lives in the database
 (:mod:`haneul.platform.db.datasets`).
 
-A push is three steps: the client hashes every file streaming and asks which blobs the server lacks
-(:meth:`DatasetStore.missing`), uploads only those, many per request (:class:`BlobBatch`, records
-split by :class:`RecordSplitter`), then commits the version in one transaction (:meth:`DatasetStore.commit`). The client side of it, and of ``pull``,
-is :func:`scan`, :func:`push` and :func:`pull` at the end of this module.
+A push is three steps, the first two overlapping batch by batch: the client hashes the files
+(streaming) and asks which of their blobs the server lacks (:meth:`DatasetStore.missing`), uploads only
+those, many per request (:class:`BlobBatch`, records split by :class:`RecordSplitter`), then commits the
+version in one transaction (:meth:`DatasetStore.commit`). The client side of it, and of ``pull``, is
+:func:`scan`, :func:`push` and :func:`pull` at the end of this module.
 
 Sessions started with ``--dataset NAME[:VERSION]`` see the train part read-only at
 ``HANEUL_DATASET_PATH``: a folder materialised once per version under the home
@@ -35,20 +36,23 @@ import shutil
 import stat
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 
 from haneul.errors import Conflict, Forbidden, HaneulError, IntegrityError, InvalidInput, NotFound
-from haneul.io import CHUNK, atomic_dir, sha256_file
+from haneul.io import CHUNK, atomic_dir
 from haneul.platform.db.datasets import PARTS, Dataset, DatasetBlob, DatasetFile, DatasetVersion
 from haneul.platform.db.models import Session, SessionTag, Team
 from haneul.platform.plugins import WRITE_ROLES, Principal
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from haneul.platform.client import Client
     from haneul.settings import Settings
 
@@ -58,6 +62,7 @@ __all__ = [
     "record_header", "scan", "session_principal", "validate_dataset_name",
 ]
 
+_T = TypeVar("_T")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 DIRECTIONS = ("max", "min")
@@ -351,6 +356,14 @@ class RecordSplitter:
         self._header: dict[str, Any] | None = None
         self._left = 0
 
+    def inside(self, chunk: bytes) -> bool:
+        """Take ``chunk`` whole as data of the current record, if it falls short of the record's end:
+        most pieces of a large file do, and this is the event loop's work for each of them."""
+        if self._header is None or len(chunk) >= self._left:
+            return False
+        self._left -= len(chunk)
+        return True
+
     def feed(self, chunk: bytes) -> Iterator[tuple[str, Any]]:
         pos, end = 0, len(chunk)
         while pos < end:
@@ -411,6 +424,10 @@ class BlobBatch:
 
     def feed(self, chunk: bytes) -> bool:
         """Take the next piece of the body; True when there is enough to :meth:`take` and :meth:`run`."""
+        if self.split.inside(chunk):
+            self._todo.append(("data", chunk))
+            self._pending += len(chunk)
+            return self._pending >= PIECE or self._ended >= 16
         for kind, value in self.split.feed(chunk):
             if kind == "head":
                 validate_sha256(value.get("sha256"))
@@ -1022,16 +1039,26 @@ def _rmtree(folder: Path) -> None:
 
 @dataclass(frozen=True)
 class LocalFile:
-    """A file to push: where it is on this machine, what it was when hashed."""
+    """A file to push: its part and path in the version, where it is on this machine, its size and
+    modification time when :func:`scan` found it (a push refuses it if they change), and its sha256
+    once :func:`push` has hashed it."""
 
-    entry: FileEntry
+    part: str
+    path: str
     source: Path
+    size: int
     mtime_ns: int
+    sha256: str | None = None
+
+    @property
+    def entry(self) -> FileEntry:
+        assert self.sha256 is not None, "hashed by push()"
+        return FileEntry(self.part, self.path, self.size, self.sha256)
 
 
 @dataclass
 class PushPlan:
-    """What :func:`scan` found: the files of every part, hashed, and the push's options."""
+    """What :func:`scan` found: the files of every part (not hashed yet) and the push's options."""
 
     name: str
     files: list[LocalFile]
@@ -1042,8 +1069,8 @@ class PushPlan:
     direction: str | None = None
 
     @property
-    def manifest(self) -> list[FileEntry]:
-        return [f.entry for f in self.files]
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
 
 
 @dataclass
@@ -1094,15 +1121,6 @@ def _walk(root: Path) -> Iterator[tuple[str, Path]]:
     yield from visit(root, PurePosixPath(), frozenset())
 
 
-def _hash(part: str, rel: str, path: Path) -> LocalFile:
-    before = _stat(path)
-    digest = sha256_file(path)
-    after = _stat(path)
-    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-        raise InvalidInput(f"{path} changed while it was being read; push again once it is written")
-    return LocalFile(FileEntry(part, rel, before.st_size, digest), path, before.st_mtime_ns)
-
-
 def _stat(path: Path) -> os.stat_result:
     try:
         return path.stat()
@@ -1112,12 +1130,10 @@ def _stat(path: Path) -> os.stat_result:
 
 def scan(name: str, path: str | os.PathLike[str], *, test: str | os.PathLike[str] | None = None,
          eval_script: str | os.PathLike[str] | None = None, metric: str | None = None, direction: str | None = None,
-         description: str | None = None, public: bool | None = None, team: str | None = None,
-         threads: int = 4) -> PushPlan:
-    """Walk and hash (streaming) the files to push: ``path`` (a folder or one file) is the train part,
-    ``test`` the hidden test part, ``eval_script`` the scoring script."""
-    from concurrent.futures import ThreadPoolExecutor
-
+         description: str | None = None, public: bool | None = None, team: str | None = None) -> PushPlan:
+    """Walk the files to push and note their sizes and times (:func:`push` hashes them): ``path`` (a
+    folder or one file) is the train part, ``test`` the hidden test part, ``eval_script`` the scoring
+    script."""
     validate_dataset_name(name)
     if direction is not None and direction not in DIRECTIONS:
         raise InvalidInput(f"--direction {direction!r} is unknown; use max (higher is better) or min")
@@ -1141,16 +1157,45 @@ def scan(name: str, path: str | os.PathLike[str], *, test: str | os.PathLike[str
         todo.append(("eval", script.name, script))
     if not any(part == "train" for part, _, _ in todo):
         raise InvalidInput(f"{path} holds no files; a dataset version needs at least one train file")
-    with ThreadPoolExecutor(max(1, threads)) as pool:  # hashlib releases the GIL on large reads
-        files = list(pool.map(lambda t: _hash(*t), todo))
+    files = []
+    for part, rel, file in todo:
+        st = _stat(file)
+        files.append(LocalFile(part, rel, file, st.st_size, st.st_mtime_ns))
     return PushPlan(name, files, description=description, public=public, team=team, metric=metric,
                     direction=direction)
 
 
 def _recheck(f: LocalFile) -> None:
     now = _stat(f.source)
-    if (now.st_size, now.st_mtime_ns) != (f.entry.size, f.mtime_ns):
+    if (now.st_size, now.st_mtime_ns) != (f.size, f.mtime_ns):
         raise InvalidInput(f"{f.source} changed during the push; nothing was committed, push again")
+
+
+def _hash(f: LocalFile) -> LocalFile:
+    """``f`` with its sha256, read streaming; refused if it changed since :func:`scan` or while read."""
+    _recheck(f)
+    try:
+        digest = _sha256_file(f.source)
+    except FileNotFoundError:
+        raise InvalidInput(f"{f.source} vanished during the push; nothing was committed, push again") from None
+    _recheck(f)
+    return replace(f, sha256=digest)
+
+
+_buffers = threading.local()
+
+
+def _sha256_file(path: Path) -> str:
+    """The sha256 of a file, read into one buffer per thread: a fresh buffer per read costs a third
+    more CPU (its pages are faulted in anew each time) on what is the client's main work."""
+    buf = getattr(_buffers, "buf", None)
+    if buf is None:
+        buf = _buffers.buf = memoryview(bytearray(PIECE))
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            digest.update(buf[:n])
+    return digest.hexdigest()
 
 
 def _upload_body(f: LocalFile) -> Iterator[bytes]:
@@ -1162,69 +1207,229 @@ def _upload_body(f: LocalFile) -> Iterator[bytes]:
     with fh:
         while chunk := fh.read(PIECE):
             sent += len(chunk)
-            if sent > f.entry.size:
+            if sent > f.size:
                 break
             yield chunk
-    if sent != f.entry.size:
+    if sent != f.size:
         raise InvalidInput(f"{f.source} changed size during the push; nothing was committed, push again")
 
 
-def _batches(items: Sequence[Any], size_of: Callable[[Any], int], threads: int) -> list[list[Any]]:
-    """``items`` in order, cut into batches of at most :data:`BATCH_FILES` files and about
-    :data:`BATCH_BYTES` (smaller when that leaves a thread idle)."""
-    limit = min(BATCH_BYTES, max(1, -(-sum(map(size_of, items)) // max(1, threads))))
-    batches: list[list[Any]] = []
+def _batch_limit(total: int, threads: int) -> int:
+    """The bytes of one batch: :data:`BATCH_BYTES`, or less when that would leave a thread idle."""
+    return min(BATCH_BYTES, max(1, -(-total // max(1, threads))))
+
+
+def _batched(items: Iterable[_T], size_of: Callable[[_T], int], limit: int) -> Iterator[list[_T]]:
+    """``items`` in order, cut into batches of at most :data:`BATCH_FILES` files and about ``limit``
+    bytes; each batch is given as soon as its last item has come."""
+    batch: list[_T] = []
     size = 0
     for item in items:
-        if not batches or len(batches[-1]) >= BATCH_FILES or size + size_of(item) > limit:
-            batches.append([])
-            size = 0
-        batches[-1].append(item)
+        if batch and (len(batch) >= BATCH_FILES or size + size_of(item) > limit):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
         size += size_of(item)
-    return batches
+    if batch:
+        yield batch
+
+
+def _send_batch(client: Client, batch: list[LocalFile]) -> int:
+    """Upload ``batch`` in one request (a record per file: its header line, then its bytes); the bytes
+    sent. A file whose bytes no longer match its sha256 is named in the error."""
+    heads = [record_header({"sha256": f.sha256, "size": f.size}) for f in batch]
+    length = sum(map(len, heads)) + sum(f.size for f in batch)
+    try:
+        if _plain_http(client):
+            _post_files(client, "/api/v1/datasets/_blobs", batch, heads, length)
+        else:
+            def body() -> Iterator[bytes]:
+                for f, head in zip(batch, heads, strict=True):
+                    _recheck(f)
+                    yield head
+                    yield from _upload_body(f)
+
+            # a Content-Length (not chunked encoding) lets the server take the body in large reads
+            client.request_json("POST", "/api/v1/datasets/_blobs", content=body(), timeout=None, headers={
+                "Content-Type": "application/octet-stream", "Content-Length": str(length)})
+    except HaneulError as exc:
+        changed = next((f for f in batch if f.sha256 == exc.details.get("sha256")), None)
+        if changed is not None:
+            raise InvalidInput(f"{changed.source} changed during the push; nothing was committed, "
+                               "push again") from None
+        raise
+    return length - sum(map(len, heads))
+
+
+def _plain_http(client: Client) -> bool:
+    """Whether ``client`` speaks plain HTTP straight to the server (no proxy, no TLS, a real
+    ``httpx.Client``): then uploads and downloads may use a socket of their own."""
+    from urllib.request import getproxies, proxy_bypass
+
+    import httpx
+
+    if type(client._http) is not httpx.Client or client._http.base_url.scheme != "http":
+        return False
+    return not ("http" in getproxies() and not proxy_bypass(client._http.base_url.host))
+
+
+def _post_files(client: Client, url: str, batch: list[LocalFile], heads: list[bytes], length: int) -> None:
+    """POST a batch body of ``length`` bytes: each file's header, then the file itself through
+    ``sendfile`` (the kernel hands the file's pages to the socket: no read into Python and no copy
+    through httpx, about a third of the client's work per byte). An error answer raises the server's
+    error, also one sent before the whole body was (a refused blob cuts the upload short)."""
+    import http.client
+
+    import httpx
+
+    from haneul.platform.client import _error_from
+
+    base = client._http.base_url
+    headers = {**client._http.headers, "Content-Type": "application/octet-stream", "Content-Length": str(length),
+               "Accept-Encoding": "identity"}
+    conn = http.client.HTTPConnection(base.host, base.port or 80)
+    try:
+        conn.putrequest("POST", base.raw_path.decode().rstrip("/") + url, skip_accept_encoding=True)
+        for key, value in headers.items():
+            conn.putheader(key, value)
+        cut: OSError | None = None
+        try:
+            conn.endheaders()
+            for f, head in zip(batch, heads, strict=True):
+                _recheck(f)
+                conn.sock.sendall(head)
+                _send_file(conn.sock, f)
+        except (BrokenPipeError, ConnectionResetError) as exc:  # the server answered early: read why below
+            cut = exc
+        try:
+            answer = conn.getresponse()
+            content = answer.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise IntegrityError(f"the upload to {base} was cut short ({(cut or exc).__class__.__name__}); "
+                                 "push again") from None
+        if answer.status >= 400:
+            raise _error_from(httpx.Response(answer.status, headers=answer.getheaders(), content=content))
+        if cut is not None:
+            raise IntegrityError(f"the upload to {base} was cut short ({cut.__class__.__name__}); push again")
+    finally:
+        conn.close()
+
+
+def _send_file(sock: Any, f: LocalFile) -> None:
+    try:
+        fh = open(f.source, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        raise InvalidInput(f"{f.source} vanished during the push; nothing was committed, push again") from None
+    with fh:
+        sent = sock.sendfile(fh, 0, f.size) if f.size else 0
+    if sent != f.size:
+        raise InvalidInput(f"{f.source} changed size during the push; nothing was committed, push again")
+
+
+class _Uploads:
+    """The sending side of :func:`push`: :meth:`offer` takes a batch of hashed files, asks the server
+    which of their blobs it lacks and queues those for one request on ``threads`` upload threads;
+    :meth:`wait` answers the bytes sent. Each checksum is asked about and sent at most once per push.
+    Leaving the ``with`` block on an error cancels what has not started and waits for the rest."""
+
+    def __init__(self, client: Client, threads: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.client = client
+        self.pool = ThreadPoolExecutor(max(1, threads))
+        # at most one batch waits for a thread: offer() blocks until one is free, which holds the
+        # hashing just ahead of the uploads instead of letting it take the CPU from them at the start
+        self.slots = threading.Semaphore(max(1, threads) + 1)
+        self.asked: set[str] = set()
+        self.futures: list[Future[int]] = []
+        self.files = 0
+
+    def __enter__(self) -> _Uploads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+
+    def offer(self, batch: list[LocalFile]) -> None:
+        self._raise_failed()
+        fresh = {f.entry.sha256: f for f in batch if f.sha256 not in self.asked}
+        if not fresh:
+            return
+        self.asked.update(fresh)
+        lacking = self.client.request_json("POST", "/api/v1/datasets/_blobs/missing",
+                                           json={"sha256": list(fresh)})["missing"]
+        send = [fresh[s] for s in lacking if s in fresh]
+        if not send:
+            return
+        self.slots.acquire()
+        self._raise_failed()
+        future = self.pool.submit(_send_batch, self.client, send)
+        future.add_done_callback(lambda _: self.slots.release())
+        self.futures.append(future)
+        self.files += len(send)
+
+    def _raise_failed(self) -> None:
+        """An upload that failed ends the push now, not after the hashing."""
+        for future in self.futures:
+            if future.done() and future.exception() is not None:
+                future.result()
+
+    def wait(self) -> int:
+        return sum(f.result() for f in self.futures)
+
+
+def _hash_ahead(files: Sequence[LocalFile], threads: int, limit: int) -> Iterator[LocalFile]:
+    """``files`` hashed on ``threads`` threads (no more than there are cores: hashing is CPU work),
+    given back in order; files are read at most about ``limit`` bytes (one batch) ahead of the one
+    the caller waits for."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = max(1, min(threads, os.cpu_count() or 1))
+    with ThreadPoolExecutor(threads) as pool:
+        pending: deque[tuple[Future[LocalFile], int]] = deque()
+        ahead = 0
+        todo = iter(files)
+        try:
+            while True:
+                while len(pending) < BATCH_FILES and (ahead < limit or len(pending) < threads):
+                    f = next(todo, None)
+                    if f is None:
+                        break
+                    pending.append((pool.submit(_hash, f), f.size))
+                    ahead += f.size
+                if not pending:
+                    return
+                future, size = pending.popleft()
+                ahead -= size
+                yield future.result()
+        finally:
+            for future, _ in pending:
+                future.cancel()
 
 
 def push(client: Client, plan: PushPlan, *, threads: int = 4) -> PushResult:
-    """Upload the blobs the server lacks, in batches of many files per request, then commit the
-    version (or learn that it is unchanged)."""
-    from concurrent.futures import ThreadPoolExecutor
+    """Hash the files and upload the blobs the server lacks, many files per request, then commit the
+    version (or learn that it is unchanged).
 
-    manifest = plan.manifest
-    lacking = set(client.request_json("POST", "/api/v1/datasets/_blobs/missing",
-                                      json={"sha256": sorted({e.sha256 for e in manifest})})["missing"])
-    to_send = list({f.entry.sha256: f for f in plan.files if f.entry.sha256 in lacking}.values())
-
-    def send(batch: list[LocalFile]) -> int:
-        heads = [record_header({"sha256": f.entry.sha256, "size": f.entry.size}) for f in batch]
-
-        def body() -> Iterator[bytes]:
-            for f, head in zip(batch, heads, strict=True):
-                _recheck(f)
-                yield head
-                yield from _upload_body(f)
-
-        length = sum(map(len, heads)) + sum(f.entry.size for f in batch)
-        try:
-            # a Content-Length (not chunked encoding) lets the server take the body in large reads
-            client.request_json("POST", "/api/v1/datasets/_blobs", content=body(), timeout=None,
-                                headers={"Content-Type": "application/octet-stream", "Content-Length": str(length)})
-        except HaneulError as exc:
-            changed = next((f for f in batch if f.entry.sha256 == exc.details.get("sha256")), None)
-            if changed is not None:
-                raise InvalidInput(f"{changed.source} changed during the push; nothing was committed, "
-                                   "push again") from None
-            raise
-        return length - sum(map(len, heads))
-
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        uploaded = sum(pool.map(send, _batches(to_send, lambda f: f.entry.size, threads)))
-    for f in plan.files:
+    Hashing and uploading overlap: the files are hashed in order (on up to ``threads`` threads), and
+    each batch, once hashed, is checked against the server and its lacking files sent (``threads``
+    requests at a time) while later ones are being hashed. The first bytes travel after one batch's
+    hashing rather than the whole tree's, and the hashing, held about a batch ahead of the uploads,
+    runs alongside them (against a remote server, while the network carries the earlier batches)."""
+    limit = _batch_limit(plan.size, threads)
+    hashed: list[LocalFile] = []
+    with _Uploads(client, threads) as uploads:
+        for batch in _batched(_hash_ahead(plan.files, threads, limit), lambda f: f.size, limit):
+            hashed += batch
+            uploads.offer(batch)
+        uploaded = uploads.wait()
+    for f in hashed:
         _recheck(f)
     res = client.request_json("POST", f"/api/v1/datasets/{plan.name}/versions", json={
-        "files": [e.to_dict() for e in manifest], "description": plan.description, "public": plan.public,
+        "files": [f.entry.to_dict() for f in hashed], "description": plan.description, "public": plan.public,
         "team": plan.team, "metric": plan.metric, "direction": plan.direction}, timeout=None)
     return PushResult(res["name"], res["version"], res["created"], res["files"], res["size"],
-                      uploaded_files=len(to_send), uploaded_bytes=uploaded)
+                      uploaded_files=uploads.files, uploaded_bytes=uploaded)
 
 
 def list_files(client: Client, name: str, version: int) -> Iterator[dict[str, Any]]:
@@ -1306,7 +1511,8 @@ def pull(client: Client, ref: str, dest: str | os.PathLike[str], *, force: bool 
 
     with atomic_dir(target) as tmp:
         with ThreadPoolExecutor(max(1, threads)) as pool:
-            total = sum(pool.map(lambda b: fetch(tmp, b), _batches(files, lambda f: int(f["size"]), threads)))
+            limit = _batch_limit(sum(int(f["size"]) for f in files), threads)
+            total = sum(pool.map(lambda b: fetch(tmp, b), _batched(files, lambda f: int(f["size"]), limit)))
         sync_filesystem(tmp)  # one flush for all files; atomic_dir's fsync of each then finds them clean
     return {"name": name, "version": version, "files": len(files), "size": total, "dest": str(target)}
 
@@ -1318,15 +1524,12 @@ def _post_streamed(client: Client, url: str, body: dict[str, Any]) -> Iterator[I
     :data:`PIECE` (one buffered read each) rather than httpx's 64 KB ones, each of which costs a trip
     through its HTTP parser: about a fifth of a pull's time on two cores."""
     import http.client
-    from urllib.request import getproxies, proxy_bypass
 
     import httpx
 
     from haneul.platform.client import _error_from
 
-    base = client._http.base_url
-    proxied = "http" in getproxies() and not proxy_bypass(base.host)
-    if type(client._http) is not httpx.Client or base.scheme != "http" or proxied:
+    if not _plain_http(client):
         with client._http.stream("POST", url, json=body, timeout=None) as res:
             if res.status_code >= 400:
                 res.read()
@@ -1335,6 +1538,7 @@ def _post_streamed(client: Client, url: str, body: dict[str, Any]) -> Iterator[I
             # raw: no re-chunking copies (the server sends files as they are stored)
             yield res.iter_bytes() if encoded else res.iter_raw()
         return
+    base = client._http.base_url
     payload = json.dumps(body).encode()
     headers = {**client._http.headers, "Content-Type": "application/json", "Content-Length": str(len(payload)),
                "Accept-Encoding": "identity"}
