@@ -4,23 +4,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tune_helpers import QUADRATIC
 
 from haneul.platform.testing import LiveServer, start_server
-
-#: a deterministic "training run": the loss falls towards (x - 0.3)^2 over `steps` steps
-QUADRATIC = '''
-import argparse, time
-import haneul
-p = argparse.ArgumentParser()
-p.add_argument("--x", type=float, required=True)
-p.add_argument("--steps", type=int, default=6)
-p.add_argument("--sleep", type=float, default=0.05)
-a = p.parse_args()
-for step in range(1, a.steps + 1):
-    haneul.report(step=step, loss=(a.x - 0.3) ** 2 + 1.0 / step)
-    time.sleep(a.sleep)
-haneul.flush()
-'''
 
 
 @pytest.fixture

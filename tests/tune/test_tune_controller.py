@@ -10,22 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
+from tune_helpers import QUADRATIC
 
 from haneul.platform.testing import LiveServer, start_server, wait_for
 
-SLOW = '''
-import argparse, time
-import haneul
-p = argparse.ArgumentParser()
-p.add_argument("--x", type=float, required=True)
-p.add_argument("--steps", type=int, default=8)
-p.add_argument("--sleep", type=float, default=0.3)
-a = p.parse_args()
-for step in range(1, a.steps + 1):
-    haneul.report(step=step, loss=(a.x - 0.3) ** 2 + 1.0 / step)
-    haneul.flush()
-    time.sleep(a.sleep)
-'''
+#: the quadratic task, slow enough to be seen running: 8 steps of 0.3 s
+SLOW_ARGS = ("--steps", "8", "--sleep", "0.3")
+
 
 #: PBT's toy task: a weight grows by lr per step; the score is the weight. Saves every 2 steps and
 #: starts from haneul.load() (its own checkpoint after a resume, the parent's after a fork).
@@ -56,7 +47,7 @@ def write(folder: Path, name: str, code: str) -> Path:
 
 def spec(folder: Path, script: str = "train.py", **over: Any) -> dict[str, Any]:
     raw: dict[str, Any] = {
-        "name": "s", "command": [sys.executable, script, "--x", "{x}"], "cwd": str(folder),
+        "name": "s", "command": [sys.executable, script, "--x", "{x}", *SLOW_ARGS], "cwd": str(folder),
         "objective": {"metric": "loss", "direction": "minimize"},
         "space": {"x": {"type": "float", "low": -1.0, "high": 1.0}},
         "budget": {"trials": 4, "concurrent": 2, "cpus": 1},
@@ -85,7 +76,7 @@ def trials(http: httpx.Client, name: str) -> list[dict[str, Any]]:
 
 
 def test_the_server_feeds_the_pruner_and_a_pruned_trial_frees_its_slot(tune_server: LiveServer, tmp_path: Path) -> None:
-    code = write(tmp_path / "c", "train.py", SLOW)
+    code = write(tmp_path / "c", "train.py", QUADRATIC)
     raw = spec(code, budget={"trials": 4, "concurrent": 1, "cpus": 1},
                algorithm={"sampler": "random", "pruner": "median", "seed": 0,
                           "pruner_args": {"n_startup_trials": 2, "n_warmup_steps": 1}},
@@ -109,8 +100,9 @@ def test_trials_that_fail_stop_the_study_with_the_reason(tune_server: LiveServer
     code = write(tmp_path / "c", "crash.py", "import sys; sys.exit(3)\n")
     write(code, "silent.py", "print('trained, reported nothing')\n")
     with tune_server.http() as http:
-        create(http, spec(code, "crash.py", name="crash", budget={"trials": 10, "concurrent": 1, "max_failures": 2}))
-        create(http, spec(code, "silent.py", name="silent", budget={"trials": 10, "concurrent": 1, "max_failures": 2}))
+        for name in ("crash", "silent"):
+            create(http, spec(code, f"{name}.py", name=name, command=[sys.executable, f"{name}.py"],
+                              budget={"trials": 10, "concurrent": 1, "max_failures": 2}))
         crash, silent = ended(http, "crash"), ended(http, "silent")
         assert crash["status"] == "failed" and "2 trials in a row failed" in crash["reason"]
         assert "failed" in crash["reason"] and "haneul logs" in crash["reason"]
@@ -120,7 +112,7 @@ def test_trials_that_fail_stop_the_study_with_the_reason(tune_server: LiveServer
 
 
 def test_stop_pauses_the_trials_and_resume_finishes_them(tune_server: LiveServer, tmp_path: Path) -> None:
-    code = write(tmp_path / "c", "train.py", SLOW)
+    code = write(tmp_path / "c", "train.py", QUADRATIC)
     with tune_server.http() as http:
         create(http, spec(code, budget={"trials": 2, "concurrent": 2, "cpus": 1}))
         wait_for(lambda: len([r for r in trials(http, "s") if (r["last_step"] or 0) >= 2]) == 2, timeout=60)
@@ -139,7 +131,7 @@ def test_stop_pauses_the_trials_and_resume_finishes_them(tune_server: LiveServer
 
 def test_a_killed_server_resumes_its_study(haneul_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HANEUL_CAPACITY_CPUS", "2")
-    code = write(tmp_path / "c", "train.py", SLOW)
+    code = write(tmp_path / "c", "train.py", QUADRATIC)
     server = start_server(haneul_home)
     try:
         with server.http() as http:
@@ -210,7 +202,7 @@ def test_pbt_forks_the_better_trial_and_records_lineage(tune_server: LiveServer,
 
 
 def test_another_teams_study_is_404_and_edits_apply_to_new_trials(tune_server: LiveServer, tmp_path: Path) -> None:
-    code = write(tmp_path / "c", "train.py", SLOW)
+    code = write(tmp_path / "c", "train.py", QUADRATIC)
     with tune_server.http() as http:
         assert http.post("/api/v1/teams", json={"name": "blue"}).status_code == 201
         assert http.post("/api/v1/users", json={"name": "b", "team": "blue", "role": "member"}).status_code == 201
@@ -236,7 +228,7 @@ def test_another_teams_study_is_404_and_edits_apply_to_new_trials(tune_server: L
 
 def test_a_nan_objective_fails_its_study_and_other_studies_keep_running(tune_server: LiveServer, tmp_path: Path) -> None:
     code = write(tmp_path / "c", "nan.py", "import haneul\nhaneul.report(step=1, loss=float('nan'))\n")
-    write(code, "train.py", SLOW)
+    write(code, "train.py", QUADRATIC)
     with tune_server.http() as http:
         create(http, spec(code, "nan.py", name="nan", command=[sys.executable, "nan.py"],
                           budget={"trials": 5, "concurrent": 1, "cpus": 1, "max_failures": 2}))
@@ -245,3 +237,23 @@ def test_a_nan_objective_fails_its_study_and_other_studies_keep_running(tune_ser
         nan, good = ended(http, "nan"), ended(http, "good")
         assert nan["status"] == "failed" and "must be finite" in nan["reason"], nan["reason"]
         assert good["status"] == "done" and good["trials"] == {"complete": 2}
+
+
+def test_a_study_runs_its_trials_as_sessions_and_tells_optuna(tune_server: LiveServer, quadratic: Path) -> None:
+    raw = spec(quadratic, name="quad", command=[sys.executable, "train.py", "--x", "{x}"],
+               budget={"trials": 6, "concurrent": 2, "cpus": 1}, algorithm={"sampler": "tpe", "seed": 0})
+    with tune_server.http() as http:
+        create(http, raw)
+        s = ended(http, "quad")
+        assert s["status"] == "done", s
+        rows = trials(http, "quad")
+        assert [t["number"] for t in rows] == list(range(6))
+        assert all(t["state"] == "complete" for t in rows), rows
+        for t in rows:  # the trial's value is the last reported loss of its own session
+            x = t["params"]["x"]
+            assert abs(t["value"] - ((x - 0.3) ** 2 + 1 / 6)) < 1e-9
+            session = http.get(f"/api/v1/sessions/{t['session_id']}").json()
+            assert session["status"] == "done" and session["preemptible"]
+        best = http.get("/api/v1/tune/studies/quad/best").json()
+        assert best["value"] == min(t["value"] for t in rows)
+        assert s["best_value"] == best["value"]

@@ -2,8 +2,7 @@
 // after the last one stops), so launched trials, best values and statuses stay current.
 (function () {
   const body = document.querySelector("#studies tbody");
-  const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
-  const num = (v) => (v === null || v === undefined ? "-" : Number(v).toPrecision(4).replace(/\.?0+(e|$)/, "$1"));
+  const {esc, num} = window.haneulFormat;
   const age = (t) => {
     let s = Math.max(0, Math.floor(Date.now() / 1000 - t));
     for (const [u, n] of [["d", 86400], ["h", 3600], ["m", 60]]) if (s >= n) return Math.floor(s / n) + u;

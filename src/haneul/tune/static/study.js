@@ -15,17 +15,7 @@
   const POLL_MS = 2500;
   const IMPORTANCE_MS = 10000;  // importances cost more than the rest; asked at most this often
   const $ = (x) => document.getElementById(x);
-  const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
-  // Python's format(v, ".4g"), as the server formats numbers
-  const num = (v) => {
-    if (v === null || v === undefined) return "-";
-    const x = Number(v);
-    if (!Number.isFinite(x)) return Number.isNaN(x) ? "nan" : x > 0 ? "inf" : "-inf";
-    const [mantissa, e] = x.toExponential(3).split("e");
-    const exp = Number(e);
-    if (exp < -4 || exp >= 4) return `${mantissa.replace(/\.?0+$/, "")}e${exp < 0 ? "-" : "+"}${String(Math.abs(exp)).padStart(2, "0")}`;
-    return x.toFixed(3 - exp).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
-  };
+  const {esc, num} = window.haneulFormat;
   const better = (a, b) => (maximize ? a > b : a < b);
   const LAYOUT = {margin: {l: 55, r: 15, t: 32, b: 42}, font: {size: 11}, showlegend: false};
   const CONFIG = {displaylogo: false, responsive: true};

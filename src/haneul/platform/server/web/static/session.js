@@ -10,7 +10,7 @@
   const log = document.getElementById("log");
   const charts = document.getElementById("charts");
   const statusEl = document.getElementById("status");
-  const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
+  const {esc} = window.haneulFormat;
   const age = (t) => {
     if (!t) return "-";
     let s = Math.max(0, Math.floor(Date.now() / 1000 - t));

@@ -16,19 +16,7 @@
   const STEP = 10;        // the rendered window moves in steps of this many rows
   const MAX_BLOCKS = 60;  // blocks kept; the farthest from view are dropped first
   const ncols = table.tHead.rows[0].cells.length;
-  const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
-  // Python's format(v, ".4g"), so that a row drawn here reads like the same row drawn by the server
-  const num = (v) => {
-    if (v === null || v === undefined) return "-";
-    const x = Number(v);
-    if (!Number.isFinite(x)) return Number.isNaN(x) ? "nan" : x > 0 ? "inf" : "-inf";
-    const [mantissa, e] = x.toExponential(3).split("e");
-    const exp = Number(e);
-    if (exp < -4 || exp >= 4) {
-      return `${mantissa.replace(/\.?0+$/, "")}e${exp < 0 ? "-" : "+"}${String(Math.abs(exp)).padStart(2, "0")}`;
-    }
-    return x.toFixed(3 - exp).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
-  };
+  const {esc, num} = window.haneulFormat;
   const cell = (v) => (v === null || v === undefined ? "-" : typeof v === "number" && !Number.isInteger(v) ? num(v) : esc(v));
   const age = (t) => {
     if (!t) return "-";
