@@ -117,8 +117,9 @@ def test_another_teams_study_is_not_found(app_client: TestClient) -> None:
 # ---------------------------------------------------------------------- in a browser
 def _seed_live(server: LiveServer, n: int, **kwargs: Any) -> int:
     from haneul.platform.db import make_engine
+    from haneul.settings import Settings
 
-    engine = make_engine(f"sqlite:///{server.home / 'haneul.db'}")
+    engine = make_engine(Settings(home=server.home).database_url)  # the live server's database
     try:
         return seed_finished_study(engine, n, **kwargs)
     finally:
