@@ -310,12 +310,11 @@ class Tuner:
 
     def intermediate(self, study_id: int, *, limit: int = 500) -> list[dict[str, Any]]:
         """Each trial's intermediate values (step, value) and its state, the newest ``limit`` trials."""
-        row = self._row(study_id)
+        self._row(study_id)  # NotFound for a missing study
         with self.engine.connect() as conn:
             rows = conn.execute(select(trials.c.number, trials.c.optuna_trial_id, trials.c.state)
                                 .where(trials.c.study_id == study_id)
                                 .order_by(trials.c.number.desc()).limit(limit)).all()
-        del row
         out = []
         for r in reversed(rows):
             frozen = self.storage.get_trial(r.optuna_trial_id)
@@ -422,13 +421,12 @@ class Tuner:
         """Stop a study's active trials and forget it (its sessions stay on the platform)."""
         with self._lock:
             row = self._row(study_id)
-            loaded = self._studies.pop(study_id, None)
+            self._studies.pop(study_id, None)
             with self.engine.connect() as conn:
                 active = conn.execute(select(trials.c.session_id).where(
                     trials.c.study_id == study_id, trials.c.state == "running")).scalars().all()
-            for sid in active if loaded is None else [lv.session_id for lv in loaded.live.values()]:
+            for sid in active:
                 self._stop_quietly(sid)
-            del active
             with self.engine.begin() as conn:
                 conn.execute(delete(trials).where(trials.c.study_id == study_id))
                 conn.execute(delete(studies).where(studies.c.id == study_id))
