@@ -4,8 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml scripts/sysdeps.sh | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
+# the suites whose every test also runs on a PostgreSQL server
+POSTGRES_SUITES ?= tests/tune
 
-.PHONY: up install sysdeps test test-fast bench lint clean
+.PHONY: up install sysdeps test test-postgres test-fast bench lint clean
 
 up: install  ## install and start the platform server with its embedded defaults
 	$(BIN)/haneul server
@@ -23,11 +25,15 @@ $(STAMP): pyproject.toml scripts/sysdeps.sh
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-sysdeps:  ## Debian packages the tests use (Chromium, espeak-ng, sox); needs root
+sysdeps:  ## Debian packages the tests use (Chromium, PostgreSQL, espeak-ng, sox); needs root
 	bash scripts/sysdeps.sh
 
-test: install sysdeps  ## the whole suite, slow and browser tests included
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: install sysdeps  ## the whole suite, slow and browser tests included, then again on PostgreSQL
+	$(BIN)/python -m pytest -m "not postgres" $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-postgres
+
+test-postgres: install sysdeps  ## the suites that run on PostgreSQL, against a throwaway server
+	bash scripts/with-postgres.sh $(BIN)/python -m pytest $(POSTGRES_SUITES) $(PYTEST_ARGS)
 
 test-fast: install  ## the default quick loop: skips slow and browser tests
 	$(BIN)/python -m pytest -m "not slow and not browser and not postgres and not ray" $(PYTEST_ARGS)

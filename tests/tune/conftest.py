@@ -1,39 +1,29 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tune_helpers import QUADRATIC
 
-from haneul.platform.testing import LiveServer, start_server
+from haneul.platform.testing import POSTGRES_URL_VAR, LiveServer, postgres_database, start_server
+from haneul.settings import reload_settings
 
 
 @pytest.fixture(autouse=True)
 def tune_database(haneul_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """With HANEUL_TEST_POSTGRES_URL (a PostgreSQL server's URL, e.g.
-    ``postgresql+psycopg://haneul@127.0.0.1:5432/postgres``) each test gets a database of its own
-    there instead of SQLite; without it this does nothing."""
-    admin_url = os.environ.get("HANEUL_TEST_POSTGRES_URL")
+    """With HANEUL_TEST_POSTGRES_URL set (``bash scripts/with-postgres.sh pytest tests/tune`` sets it)
+    each test gets a database of its own on that PostgreSQL server instead of SQLite; without it this
+    does nothing."""
+    admin_url = os.environ.get(POSTGRES_URL_VAR)
     if not admin_url:
         yield
         return
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"haneul_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    monkeypatch.setenv("HANEUL_DB_URL", make_url(admin_url).set(database=name).render_as_string(hide_password=False))
-    try:
+    with postgres_database(admin_url) as url:
+        monkeypatch.setenv("HANEUL_DB_URL", url)
+        reload_settings()
         yield
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,34 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
             return value
         time.sleep(interval)
     raise AssertionError("condition not met in time")
+
+
+#: names a PostgreSQL server for the tests (``scripts/with-postgres.sh`` starts one and sets it)
+POSTGRES_URL_VAR = "HANEUL_TEST_POSTGRES_URL"
+
+
+@contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server of ``admin_url`` (e.g.
+    ``postgresql+psycopg://haneul@127.0.0.1:5432/postgres``, a role that may create databases);
+    yields its URL and drops it afterwards, closing whatever connections are left."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"haneul_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 def python_spec(tmp_path: Path, code: str, sid: int = 1) -> LaunchSpec:
