@@ -6,6 +6,11 @@ new may be stored: the bytes uploaded are reported), and pulled into a new folde
 ``cp -r`` of the same tree on the same disk. Targets: push and pull at least 0.5x cp's throughput,
 and 0 bytes uploaded by the second push.
 
+Both ways the client moves bytes are measured, each against a fresh server that has answered one
+request already (as a running server has: the first request of a new server builds its routes):
+through the store's folder, which the CLI uses on the server's own machine (the figures without a
+prefix, which the targets are read on), and over HTTP, which it uses from another machine (``http_``).
+
 Push is timed whole: walking the tree (``scan``), then hashing, uploading and committing (``push``,
 which hashes each batch while the previous ones upload).
 
@@ -31,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -85,25 +91,22 @@ def cp_r(src: Path, dest: Path) -> None:
     subprocess.run(["sync"], check=True)  # cp's bytes on disk too: the store fsyncs every blob
 
 
-def one_run(work: Path, src: Path, size: int, threads: int, i: int) -> dict[str, float | int | bool]:
-    """cp -r, push, push again and pull of ``src``, against a fresh server."""
+def against_server(work: Path, src: Path, home: Path, threads: int, local: bool) -> dict[str, Any]:
+    """Push, push again and pull ``src`` against a fresh server; ``local``: through the store's folder
+    (what the CLI does on the server's machine), else over HTTP (what it does from another machine)."""
     from haneul.platform.client import Client
     from haneul.platform.credentials import local_admin_token
     from haneul.platform.datasets import pull, push, scan
 
-    load = os.getloadavg()[0]
-    _, cp_s = timed(cp_r, src, work / "cp-copy")
-    shutil.rmtree(work / "cp-copy")
-    home = work / f"home-{i}"
     proc, url = start_server(home)
     try:
         client = Client(url, token=local_admin_token(home))
+        client.request_json("GET", "/api/v1/datasets")  # a running server: its first request's set-up paid
         plan, scan_s = timed(scan, "bench", src)
-        first, upload_s = timed(push, client, plan, threads=threads)
-        push_s = scan_s + upload_s
+        first, upload_s = timed(push, client, plan, threads=threads, local=local)
         plan2, scan2_s = timed(scan, "bench", src)
-        second, upload2_s = timed(push, client, plan2, threads=threads)
-        pulled, pull_s = timed(pull, client, "bench", work / "pulled", threads=threads)
+        second, upload2_s = timed(push, client, plan2, threads=threads, local=local)
+        pulled, pull_s = timed(pull, client, "bench", work / "pulled", threads=threads, local=local)
         subprocess.run(["sync"], check=True)
         client.close()
     finally:
@@ -111,16 +114,34 @@ def one_run(work: Path, src: Path, size: int, threads: int, i: int) -> dict[str,
         proc.wait(20)
     shutil.rmtree(home, ignore_errors=True)
     shutil.rmtree(work / "pulled", ignore_errors=True)
+    return {"push_s": scan_s + upload_s, "scan_s": scan_s, "upload_s": upload_s, "first": first,
+            "second_s": scan2_s + upload2_s, "second": second, "pull_s": pull_s, "pulled": pulled}
+
+
+def one_run(work: Path, src: Path, size: int, threads: int, i: int) -> dict[str, float | int | bool]:
+    """cp -r, then push, push again and pull of ``src`` through the store's folder and over HTTP, each
+    against a fresh server."""
+    load = os.getloadavg()[0]
+    _, cp_s = timed(cp_r, src, work / "cp-copy")
+    shutil.rmtree(work / "cp-copy")
+    here = against_server(work, src, work / f"home-{i}", threads, local=True)
+    http = against_server(work, src, work / f"home-http-{i}", threads, local=False)
     mb = size / 1e6
     return {
         "cp_r_s": round(cp_s, 3), "cp_r_MBps": round(mb / cp_s, 1),
-        "push_s": round(push_s, 3), "push_scan_s": round(scan_s, 3), "push_hash_upload_commit_s": round(upload_s, 3),
-        "push_MBps": round(mb / push_s, 1), "push_vs_cp": round(cp_s / push_s, 3),
-        "push_uploaded_bytes": first.uploaded_bytes, "push_version": first.version,
-        "second_push_s": round(scan2_s + upload2_s, 3), "second_push_uploaded_bytes": second.uploaded_bytes,
-        "second_push_created_version": second.created,
-        "pull_s": round(pull_s, 3), "pull_MBps": round(mb / pull_s, 1), "pull_vs_cp": round(cp_s / pull_s, 3),
-        "pull_files": pulled["files"], "load_1min": round(load, 2),
+        "push_s": round(here["push_s"], 3), "push_scan_s": round(here["scan_s"], 3),
+        "push_hash_upload_commit_s": round(here["upload_s"], 3),
+        "push_MBps": round(mb / here["push_s"], 1), "push_vs_cp": round(cp_s / here["push_s"], 3),
+        "push_uploaded_bytes": here["first"].uploaded_bytes, "push_version": here["first"].version,
+        "second_push_s": round(here["second_s"], 3), "second_push_uploaded_bytes": here["second"].uploaded_bytes,
+        "second_push_created_version": here["second"].created,
+        "pull_s": round(here["pull_s"], 3), "pull_MBps": round(mb / here["pull_s"], 1),
+        "pull_vs_cp": round(cp_s / here["pull_s"], 3), "pull_files": here["pulled"]["files"],
+        "http_push_s": round(http["push_s"], 3), "http_push_vs_cp": round(cp_s / http["push_s"], 3),
+        "http_second_push_s": round(http["second_s"], 3),
+        "http_second_push_uploaded_bytes": http["second"].uploaded_bytes,
+        "http_pull_s": round(http["pull_s"], 3), "http_pull_vs_cp": round(cp_s / http["pull_s"], 3),
+        "load_1min": round(load, 2),
     }
 
 
@@ -163,7 +184,8 @@ def main() -> None:
                           "pull_at_least_half_cp": out["pull_vs_cp"] >= 0.5,  # type: ignore[operator]
                           "second_push_uploads_nothing": out["second_push_uploaded_bytes"] == 0
                           and not out["second_push_created_version"]}
-    out["runs"] = [{k: r[k] for k in ("cp_r_s", "push_s", "pull_s", "push_vs_cp", "pull_vs_cp", "load_1min")}
+    out["runs"] = [{k: r[k] for k in ("cp_r_s", "push_s", "pull_s", "push_vs_cp", "pull_vs_cp", "http_push_s",
+                                      "http_pull_s", "http_push_vs_cp", "http_pull_vs_cp", "load_1min")}
                    for r in runs]
     atomic_write_text(QUICK_RESULTS if args.quick else RESULTS, json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))

@@ -7,11 +7,13 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -514,7 +516,7 @@ def test_push_names_a_file_rewritten_in_place_during_the_upload(api: TestClient,
 
 def test_push_to_a_live_server_sends_files_straight_from_disk(open_home: Path, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """Over plain HTTP the CLI's client sends each file with sendfile on a connection of its own: the
+    """Over plain HTTP (local=False: not through the store's folder) the CLI's client sends each file with sendfile on a connection of its own: the
     same answers, errors and leftovers (none) as through httpx."""
     from haneul.platform import datasets
 
@@ -524,11 +526,11 @@ def test_push_to_a_live_server_sends_files_straight_from_disk(open_home: Path, t
     try:
         client = Client(server.url, token=server.token)
         assert datasets._plain_http(client)
-        first = push(client, scan("live", root))
+        first = push(client, scan("live", root), local=False)
         assert (first.created, first.uploaded_files, first.uploaded_bytes) == (True, 3, sum(map(len, files.values())))
-        assert pull(client, "live", tmp_path / "out")["files"] == 3
+        assert pull(client, "live", tmp_path / "out", local=False)["files"] == 3
         assert (tmp_path / "out" / "sub" / "b.bin").read_bytes() == files["sub/b.bin"]
-        again = push(client, scan("live", root))
+        again = push(client, scan("live", root), local=False)
         assert (again.created, again.uploaded_bytes) == (False, 0)
 
         # rewritten in place after hashing: the server refuses the blob before the body (z.bin) ends
@@ -536,7 +538,7 @@ def test_push_to_a_live_server_sends_files_straight_from_disk(open_home: Path, t
         with monkeypatch.context() as m:
             _rewrite_after_hashing(m, "c.bin", b"d" * 100)
             with pytest.raises(InvalidInput, match="c.bin changed during the push"):
-                push(client, scan("live", root), threads=1)  # one batch: c.bin, then z.bin
+                push(client, scan("live", root), threads=1, local=False)  # one batch: c.bin, then z.bin
         # cut short after hashing: the client stops the upload, the server keeps nothing of it
         _tree(root, {"c.bin": b"c" * 100})
         hash_file = datasets._hash
@@ -551,7 +553,7 @@ def test_push_to_a_live_server_sends_files_straight_from_disk(open_home: Path, t
 
         monkeypatch.setattr(datasets, "_hash", hash_then_truncate)
         with pytest.raises(InvalidInput, match="c.bin changed"):
-            push(client, scan("live", root))
+            push(client, scan("live", root), local=False)
         assert [v["version"] for v in client.request_json("GET", "/api/v1/datasets/live")["versions"]] == [1]
         store = open_home / "artifacts" / "datasets"
         blobs = {p.name for p in (store / "blobs").rglob("*") if p.is_file()}
@@ -579,8 +581,8 @@ def test_push_uploads_while_later_files_are_still_being_hashed(api: TestClient, 
             assert first_sent.wait(10), "no upload started before the last file was hashed"
         return hash_file(f)
 
-    def send(client: Client, batch: list[datasets.LocalFile]) -> int:
-        sent = send_batch(client, batch)
+    def send(client: Client, batch: list[datasets.LocalFile], host: Any = None) -> int:
+        sent = send_batch(client, batch, host)
         first_sent.set()
         return sent
 
@@ -650,3 +652,109 @@ def test_batches_check_every_file_against_the_caller(api: TestClient, trees: dic
     assert res.status_code == 200 and res.content.endswith(b"\n" + TRAIN["a.txt"])
     res = api.post("/api/v1/datasets/priv/versions/1/download", json={"paths": ["alpha-only.txt"]}, headers=alice)
     assert res.status_code == 200 and res.content.endswith(b"\n" + secret)
+
+
+# --------------------------------------------------------------------------------------------------
+# the same machine: push and pull through the store's folder
+
+
+def test_on_the_servers_machine_push_and_pull_go_through_the_stores_folder(
+        open_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same answers as over HTTP, no byte through it, a changed file refused by the server's own
+    hash, and nothing left in the incoming folder."""
+    from haneul.platform import datasets
+    from haneul.platform.datasets_local import PROBE, discover
+
+    files = {"a.bin": os.urandom(3000), "sub/b.bin": os.urandom(2 << 20), "empty": b""}
+    root = _tree(tmp_path / "d", files)
+    server = start_server(open_home)
+    try:
+        client = Client(server.url, token=server.token)
+        host = discover(client)
+        store = open_home / "artifacts" / "datasets"
+        assert host is not None and host.incoming == store / "incoming" and host.blobs == store / "blobs"
+
+        def no_http(*args: Any, **kwargs: Any) -> None:
+            raise AssertionError("bytes went over HTTP")
+
+        with monkeypatch.context() as m:
+            m.setattr(datasets, "_post_files", no_http)
+            m.setattr(datasets, "_post_streamed", no_http)
+            first = push(client, scan("here", root))
+            assert (first.created, first.uploaded_files, first.uploaded_bytes) == (True, 3, sum(map(len, files.values())))
+            assert pull(client, "here", tmp_path / "out")["files"] == 3
+            assert {p: (tmp_path / "out" / p).read_bytes() for p in files} == files
+            again = push(client, scan("here", root))
+            assert (again.created, again.uploaded_bytes) == (False, 0)
+        blob = store / "blobs" / _sha(files["a.bin"])[:2] / _sha(files["a.bin"])
+        assert stat.S_IMODE(blob.stat().st_mode) == 0o444
+
+        # rewritten in place after hashing: the server's own hash refuses it; nothing is committed
+        _tree(root, {"c.bin": b"c" * 100})
+        with monkeypatch.context() as m:
+            _rewrite_after_hashing(m, "c.bin", b"d" * 100)
+            with pytest.raises(InvalidInput, match="c.bin changed during the push"):
+                push(client, scan("here", root))
+        assert [v["version"] for v in client.request_json("GET", "/api/v1/datasets/here")["versions"]] == [1]
+        assert _sha(b"d" * 100) not in {p.name for p in (store / "blobs").rglob("*")}
+        assert [p.name for p in (store / "incoming").iterdir()] == [PROBE]
+
+        # a blob this user cannot read here: that batch comes over HTTP instead
+        def unreadable(*args: Any) -> int:
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr("haneul.platform.datasets_local.copy_out", unreadable)
+        assert pull(client, "here", tmp_path / "again")["files"] == 3
+        assert (tmp_path / "again" / "sub" / "b.bin").read_bytes() == files["sub/b.bin"]
+        client.close()
+    finally:
+        server.stop()
+
+
+def test_the_store_folder_is_offered_only_on_the_servers_machine_and_adopts_only_its_own_files(
+        api: TestClient, tmp_path: Path) -> None:
+    from haneul.platform.datasets import _caller
+    from haneul.platform.plugins import Principal
+
+    # the in-process client is not on loopback: no folders, no adopting
+    assert api.get("/api/v1/datasets/_local").status_code == 404
+    res = api.post("/api/v1/datasets/_blobs/adopt", json={"files": [{"name": "x", "sha256": "0" * 64, "size": 1}]})
+    assert res.status_code == 404
+
+    store = dataset_store(api.app.state.platform)
+    admin = Principal("admin", admin=True)
+    info = store.local_access(principal=admin)
+    incoming = Path(info["incoming"])
+    assert (incoming / ".probe").read_text() == info["token"] and info["uid"] == os.geteuid()
+    data = b"bytes of the blob"
+    sha = _sha(data)
+    name = f"{sha}.{'ab' * 6}.part"
+    outside = tmp_path / "secret"
+    outside.write_bytes(data)
+    (incoming / name).symlink_to(outside)
+    with pytest.raises(InvalidInput, match="cannot be opened"):  # a link is never followed
+        store.adopt(principal=admin, files=[(name, sha, len(data))])
+    (incoming / name).unlink()
+    for bad in ("../../secret", f"{sha}.part", f"{'0' * 64}.{'ab' * 6}.part"):
+        with pytest.raises(InvalidInput, match="not an incoming file"):
+            store.adopt(principal=admin, files=[(bad, sha, len(data))])
+    with pytest.raises(InvalidInput, match="not in"):
+        store.adopt(principal=admin, files=[(name, sha, len(data))])
+    (incoming / name).write_bytes(data)
+    with pytest.raises(InvalidInput, match="has 17 bytes, not the 3 announced"):
+        store.adopt(principal=admin, files=[(name, sha, 3)])
+    (incoming / name).write_bytes(b"x" * len(data))  # the right size, other bytes
+    with pytest.raises(InvalidInput, match="not the announced one") as err:
+        store.adopt(principal=admin, files=[(name, sha, len(data))])
+    assert err.value.details["sha256"] == sha and not (incoming / name).exists()  # discarded
+    (incoming / name).write_bytes(data)
+    assert store.adopt(principal=admin, files=[(name, sha, len(data))]) == [{"sha256": sha, "size": len(data)}]
+    assert sha in _blobs(api) and not (incoming / name).exists()
+    assert _caller(admin) in store._uploads[sha]  # it may now name the blob in a version
+
+    viewer = Principal("v", admin=False, roles={1: "viewer"})
+    assert store.local_access(principal=viewer)["token"] == info["token"]  # it may pull through the folder
+    with pytest.raises(Forbidden):
+        store.adopt(principal=viewer, files=[(name, sha, len(data))])
+    with pytest.raises(NotFound):
+        store.local_access(principal=Principal("s", admin=False, roles={1: "member"}, session_id=7))

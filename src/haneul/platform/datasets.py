@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from haneul.platform.client import Client
+    from haneul.platform.datasets_local import SameHost, Spool
     from haneul.settings import Settings
 
 __all__ = [
@@ -190,6 +191,25 @@ class BlobStore:
     def path(self, sha: str) -> str:
         return f"{self.root}/blobs/{sha[:2]}/{sha}"
 
+    def retry(self, folder: str, action: Callable[[], _T]) -> _T:
+        """``action()`` in ``folder``, made first unless known; again if it was removed meanwhile."""
+        self.makedirs(folder)
+        try:
+            return action()
+        except FileNotFoundError:
+            self.makedirs(folder, again=True)
+            return action()
+
+    def place(self, tmp: str, sha: str) -> None:
+        """Move the verified file ``tmp`` (in this store) into place as blob ``sha``, read-only."""
+        final = self.path(sha)
+        if self.local:
+            with contextlib.suppress(OSError):
+                os.chmod(tmp, 0o444)  # blobs never change; mounts hard-link them
+            self.retry(final.rsplit("/", 1)[0], lambda: os.replace(tmp, final))
+        else:
+            self.retry(final.rsplit("/", 1)[0], lambda: self.fs.mv(tmp, final))
+
     def exists(self, sha: str) -> bool:
         return bool(self.fs.exists(self.path(sha)))
 
@@ -281,21 +301,13 @@ class BlobWriter:
         self.store, self.sha = store, sha
         self.tmp = f"{store.root}/tmp/{sha}.{secrets.token_hex(6)}.part"
         self._moved = False
-        self._fh = self._retry(f"{store.root}/tmp", self._open)
+        self._fh = store.retry(f"{store.root}/tmp", self._open)
         self._digest = hashlib.sha256()
         self.size = 0
 
     def _open(self) -> Any:
         # a local store writes through a plain file: no wrapper call per write
         return open(self.tmp, "wb") if self.store.local else self.store.fs.open(self.tmp, "wb")  # noqa: SIM115
-
-    def _retry(self, folder: str, action: Callable[[], Any]) -> Any:
-        self.store.makedirs(folder)
-        try:
-            return action()
-        except FileNotFoundError:  # the folder was removed since it was made: make it again
-            self.store.makedirs(folder, again=True)
-            return action()
 
     def write(self, chunk: bytes) -> None:
         self._fh.write(chunk)
@@ -314,13 +326,7 @@ class BlobWriter:
             if actual != self.sha:
                 raise InvalidInput(f"the uploaded bytes of blob {self.sha} have sha256 {actual[:12]}…, not the "
                                    "announced one; the blob was discarded, push again", sha256=self.sha)
-            final = self.store.path(self.sha)
-            if self.store.local:
-                with contextlib.suppress(OSError):
-                    os.chmod(self.tmp, 0o444)  # blobs never change; mounts hard-link them
-                self._retry(final.rsplit("/", 1)[0], lambda: os.replace(self.tmp, final))
-            else:
-                self._retry(final.rsplit("/", 1)[0], lambda: self.store.fs.mv(self.tmp, final))
+            self.store.place(self.tmp, self.sha)
             self._moved = True
             return self.size
         finally:
@@ -532,6 +538,7 @@ class DatasetStore:
         # name in a version only blobs it can read or uploaded itself; otherwise asking about (or
         # committing) a checksum would tell whether another team's file exists, and hand it over.
         self._uploads: dict[str, dict[str, float]] = {}
+        self._local: Spool | None = None
 
     # -- reading
     def _dataset_row(self, conn: Any, principal: Principal, name: str) -> Any:
@@ -723,14 +730,57 @@ class DatasetStore:
         """Verify and store an uploaded blob. The database learns of it when a version naming it is
         committed, so an upload costs no database write."""
         size = writer.commit()
+        self._note_upload(writer.sha, principal)
+        return {"sha256": writer.sha, "size": size}
+
+    def _note_upload(self, sha: str, principal: Principal) -> None:
         now = time.time()
         with self._lock:
-            self._uploads.setdefault(writer.sha, {})[_caller(principal)] = now
+            self._uploads.setdefault(sha, {})[_caller(principal)] = now
             if len(self._uploads) > UPLOADS_KEPT:  # forget the oldest half: their pushes upload again
                 by_age = sorted(self._uploads, key=lambda s: max(self._uploads[s].values()))
-                for sha in by_age[:len(by_age) // 2]:
-                    del self._uploads[sha]
-        return {"sha256": writer.sha, "size": size}
+                for old in by_age[:len(by_age) // 2]:
+                    del self._uploads[old]
+
+    # -- the same machine (see haneul.platform.datasets_local)
+    def _spool(self) -> Spool:
+        if not self.blobs.local:
+            raise NotFound("the dataset store is not a local folder; push and pull over HTTP")
+        if self._local is None:
+            from haneul.platform.datasets_local import Spool
+
+            self._local = Spool(Path(self.blobs.root))
+        return self._local
+
+    def local_access(self, *, principal: Principal) -> dict[str, Any]:
+        """The store's incoming and blob folders, for a client on this machine (a user's, not a
+        session's: sessions read their dataset from its mount)."""
+        if principal.session_id is not None:
+            raise NotFound("the dataset store's folders are not open to a session's token")
+        return self._spool().describe(Path(self.blobs.root) / "blobs")
+
+    def adopt(self, *, principal: Principal, files: Sequence[tuple[str, str, int]]) -> list[dict[str, Any]]:
+        """Store the incoming files ``(name, sha256, size)`` a client on this machine copied in, each
+        hashed here and moved into place as an upload is; one that does not hash to its sha256 is a 400
+        naming it (``details.sha256``) and is removed, the ones before it stay stored."""
+        self.check_upload(principal=principal)
+        spool = self._spool()
+        stored = []
+        for name, sha, size in files:
+            path, fd = spool.claim(name, validate_sha256(sha), size)
+            try:
+                actual = hash_fd(fd)
+                if actual != sha:
+                    raise InvalidInput(f"the incoming bytes of blob {sha} have sha256 {actual[:12]}…, not the "
+                                       "announced one; they were discarded, push again", sha256=sha)
+                self.blobs.place(str(path), sha)
+            finally:
+                os.close(fd)
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            self._note_upload(sha, principal)
+            stored.append({"sha256": sha, "size": size})
+        return stored
 
     def commit(self, *, principal: Principal, name: str, files: Sequence[FileEntry], description: str | None = None,
                public: bool | None = None, team: str | None = None, metric: str | None = None,
@@ -1185,17 +1235,32 @@ def _hash(f: LocalFile) -> LocalFile:
 _buffers = threading.local()
 
 
-def _sha256_file(path: Path) -> str:
-    """The sha256 of a file, read into one buffer per thread: a fresh buffer per read costs a third
-    more CPU (its pages are faulted in anew each time) on what is the client's main work."""
+def read_buffer() -> memoryview:
+    """A buffer of :data:`PIECE` bytes, one per thread, reused: a fresh buffer per read costs a third
+    more CPU (its pages are faulted in anew each time) on what is a push's and a pull's main work."""
     buf = getattr(_buffers, "buf", None)
     if buf is None:
         buf = _buffers.buf = memoryview(bytearray(PIECE))
-    digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as fh:
-        while n := fh.readinto(buf):
-            digest.update(buf[:n])
+    return buf
+
+
+def hash_fd(fd: int) -> str:
+    """The sha256 of the open file ``fd``, read from its start."""
+    buf, digest = read_buffer(), hashlib.sha256()
+    offset = 0
+    while n := os.preadv(fd, [buf], offset):
+        digest.update(buf[:n])
+        offset += n
     return digest.hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    """The sha256 of the file at ``path``."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return hash_fd(fd)
+    finally:
+        os.close(fd)
 
 
 def _upload_body(f: LocalFile) -> Iterator[bytes]:
@@ -1234,13 +1299,16 @@ def _batched(items: Iterable[_T], size_of: Callable[[_T], int], limit: int) -> I
         yield batch
 
 
-def _send_batch(client: Client, batch: list[LocalFile]) -> int:
-    """Upload ``batch`` in one request (a record per file: its header line, then its bytes); the bytes
+def _send_batch(client: Client, batch: list[LocalFile], host: SameHost | None = None) -> int:
+    """Upload ``batch`` in one request (a record per file: its header line, then its bytes), or, on the
+    server's machine, copy it into the store's incoming folder for the server to adopt; the bytes
     sent. A file whose bytes no longer match its sha256 is named in the error."""
     heads = [record_header({"sha256": f.sha256, "size": f.size}) for f in batch]
     length = sum(map(len, heads)) + sum(f.size for f in batch)
     try:
-        if _plain_http(client):
+        if host is not None:
+            _adopt_batch(client, host, batch)
+        elif _plain_http(client):
             _post_files(client, "/api/v1/datasets/_blobs", batch, heads, length)
         else:
             def body() -> Iterator[bytes]:
@@ -1259,6 +1327,24 @@ def _send_batch(client: Client, batch: list[LocalFile]) -> int:
                                "push again") from None
         raise
     return length - sum(map(len, heads))
+
+
+def _adopt_batch(client: Client, host: SameHost, batch: list[LocalFile]) -> None:
+    """Copy ``batch`` into the store's incoming folder and have the server adopt it; whatever the
+    server did not take is removed."""
+    from haneul.platform.datasets_local import copy_in
+
+    names: list[str] = []
+    try:
+        for f in batch:
+            _recheck(f)
+            names.append(copy_in(host, f))
+        client.request_json("POST", "/api/v1/datasets/_blobs/adopt", timeout=None, json={"files": [
+            {"name": name, "sha256": f.sha256, "size": f.size} for name, f in zip(names, batch, strict=False)]})
+    finally:
+        for name in names:  # adopted ones were moved away already
+            with contextlib.suppress(OSError):
+                (host.incoming / name).unlink()
 
 
 def _plain_http(client: Client) -> bool:
@@ -1332,10 +1418,10 @@ class _Uploads:
     :meth:`wait` answers the bytes sent. Each checksum is asked about and sent at most once per push.
     Leaving the ``with`` block on an error cancels what has not started and waits for the rest."""
 
-    def __init__(self, client: Client, threads: int) -> None:
+    def __init__(self, client: Client, threads: int, host: SameHost | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        self.client = client
+        self.client, self.host = client, host
         self.pool = ThreadPoolExecutor(max(1, threads))
         # at most one batch waits for a thread: offer() blocks until one is free, which holds the
         # hashing just ahead of the uploads instead of letting it take the CPU from them at the start
@@ -1363,7 +1449,7 @@ class _Uploads:
             return
         self.slots.acquire()
         self._raise_failed()
-        future = self.pool.submit(_send_batch, self.client, send)
+        future = self.pool.submit(_send_batch, self.client, send, self.host)
         future.add_done_callback(lambda _: self.slots.release())
         self.futures.append(future)
         self.files += len(send)
@@ -1407,7 +1493,7 @@ def _hash_ahead(files: Sequence[LocalFile], threads: int, limit: int) -> Iterato
                 future.cancel()
 
 
-def push(client: Client, plan: PushPlan, *, threads: int = 4) -> PushResult:
+def push(client: Client, plan: PushPlan, *, threads: int = 4, local: bool = True) -> PushResult:
     """Hash the files and upload the blobs the server lacks, many files per request, then commit the
     version (or learn that it is unchanged).
 
@@ -1415,10 +1501,15 @@ def push(client: Client, plan: PushPlan, *, threads: int = 4) -> PushResult:
     each batch, once hashed, is checked against the server and its lacking files sent (``threads``
     requests at a time) while later ones are being hashed. The first bytes travel after one batch's
     hashing rather than the whole tree's, and the hashing, held about a batch ahead of the uploads,
-    runs alongside them (against a remote server, while the network carries the earlier batches)."""
+    runs alongside them (against a remote server, while the network carries the earlier batches).
+
+    On the server's own machine, as its user, the files are copied into the store's folder instead of
+    sent over HTTP (:mod:`haneul.platform.datasets_local`; ``local=False`` always sends)."""
+    from haneul.platform.datasets_local import discover
+
     limit = _batch_limit(plan.size, threads)
     hashed: list[LocalFile] = []
-    with _Uploads(client, threads) as uploads:
+    with _Uploads(client, threads, discover(client) if local else None) as uploads:
         for batch in _batched(_hash_ahead(plan.files, threads, limit), lambda f: f.size, limit):
             hashed += batch
             uploads.offer(batch)
@@ -1444,13 +1535,17 @@ def list_files(client: Client, name: str, version: int) -> Iterator[dict[str, An
 
 
 def pull(client: Client, ref: str, dest: str | os.PathLike[str], *, force: bool = False,
-         threads: int = 4) -> dict[str, Any]:
+         threads: int = 4, local: bool = True) -> dict[str, Any]:
     """Download the train part of ``NAME[:VERSION]`` into ``dest``: every file checked against its
-    sha256, all of it written into a temporary sibling folder and renamed into place at the end."""
+    sha256, all of it written into a temporary sibling folder and renamed into place at the end. On
+    the server's own machine, as its user, the files are copied from the store's folder instead
+    (:mod:`haneul.platform.datasets_local`; ``local=False`` always downloads)."""
     import http.client
     from concurrent.futures import ThreadPoolExecutor
 
     import httpx
+
+    from haneul.platform.datasets_local import copy_out, discover
 
     target = Path(dest)
     if target.exists() and not target.is_dir():
@@ -1461,8 +1556,12 @@ def pull(client: Client, ref: str, dest: str | os.PathLike[str], *, force: bool 
     info = client.request_json("GET", f"/api/v1/datasets/{name}", params={"version": version} if version else None)
     version = info["version"]["version"]
     files = list(list_files(client, name, version))
+    host = discover(client) if local and files else None
 
     def fetch(tmp: Path, batch: list[dict[str, Any]]) -> int:
+        if host is not None:
+            with contextlib.suppress(OSError):  # a blob this user may not read: over HTTP, then
+                return copy_out(host, tmp, batch)
         url = f"/api/v1/datasets/{name}/versions/{version}/download"
         try:
             with _post_streamed(client, url, {"paths": [f["path"] for f in batch]}) as chunks:

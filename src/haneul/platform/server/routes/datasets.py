@@ -14,7 +14,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from haneul.errors import IntegrityError
+from haneul.errors import IntegrityError, NotFound
+from haneul.platform.credentials import is_loopback_host
 from haneul.platform.datasets import (
     FILES_PAGE_MAX,
     MANIFEST_MAX_FILES,
@@ -77,6 +78,16 @@ class DownloadQuery(BaseModel):
         min_length=1, max_length=FILES_PAGE_MAX, description="train files of the version, answered in this order")
 
 
+class IncomingFile(BaseModel):
+    name: str = Field(max_length=100, description="the file's name in the incoming folder: <sha256>.<12 hex>.part")
+    sha256: str = Field(pattern=SHA256)
+    size: NonNegInt64
+
+
+class AdoptQuery(BaseModel):
+    files: list[IncomingFile] = Field(min_length=1, max_length=MANIFEST_MAX_FILES)
+
+
 class FileList(BaseModel):
     items: list[dict[str, Any]]
     total: int
@@ -94,6 +105,34 @@ def list_datasets(platform: PlatformDep, principal: CurrentPrincipal) -> list[di
 def missing_blobs(body: MissingQuery, platform: PlatformDep, principal: CurrentPrincipal) -> dict[str, list[str]]:
     """Which of these sha256s the server lacks: the files a push must upload."""
     return {"missing": dataset_store(platform).missing(principal=principal, sha256s=body.sha256)}
+
+
+def _same_machine(request: Request) -> None:
+    """Only a client on the server's own machine learns where the store lies (and may use it)."""
+    if request.client is None or not is_loopback_host(request.client.host):
+        raise NotFound("the store's folders are offered only to clients on the server's machine; push and pull "
+                       "over HTTP")
+
+
+@api.get("/_local", responses=errors(401, 403, 404))
+def local_access(request: Request, platform: PlatformDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """For a client on the server's machine: the store's incoming and blob folders, the token in the
+    incoming folder's probe file and the server's user id, so that it may push and pull through the
+    folders instead of HTTP (when its user may). 404 from another machine or for a store that is not a
+    local folder."""
+    _same_machine(request)
+    return dataset_store(platform).local_access(principal=principal)
+
+
+@api.post("/_blobs/adopt", status_code=201, responses=errors(400, 401, 403, 404))
+def adopt_blobs(body: AdoptQuery, request: Request, platform: PlatformDep,
+                principal: CurrentPrincipal) -> dict[str, Any]:
+    """Store files a client on the server's machine copied into the incoming folder, each hashed here
+    and checked against its sha256 (a mismatch is a 400 naming it in ``details.sha256``)."""
+    _same_machine(request)
+    stored = dataset_store(platform).adopt(principal=principal,
+                                           files=[(f.name, f.sha256, f.size) for f in body.files])
+    return {"files": len(stored), "bytes": sum(b["size"] for b in stored), "stored": stored}
 
 
 @api.put(

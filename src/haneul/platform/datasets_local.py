@@ -1,0 +1,234 @@
+"""Datasets on the server's own machine: push and pull through the blob store's folder, not HTTP.
+
+When the client runs on the server's machine as the server's user (the zero-config case: ``make up``
+and the CLI beside it), a file's bytes need not pass through the server's HTTP stack at all, as
+``git clone`` of a local path copies objects without a protocol in between:
+
+- **push**: the client copies each file the server lacks into ``<store>/incoming/<sha256>.<random>.part``
+  (``copy_file_range``: the kernel copies, no byte passes through Python), then asks the server to
+  *adopt* them (:meth:`~haneul.platform.datasets.DatasetStore.adopt`). The server hashes each one itself
+  (it never trusts the client's checksum) and moves it into place, exactly as an HTTP upload ends. It
+  only reads files of its own user in its own incoming folder, opened without following links: a
+  client can make it store nothing the client could not have written there itself.
+- **pull**: the client reads each blob straight from ``<store>/blobs``, hashing while it copies, and
+  checks it against the version's file list (which it read through the API, access checks and all).
+
+:func:`discover` decides, and answers None (HTTP then) unless every condition holds: the server
+answers ``GET /api/v1/datasets/_local`` (only to a client connecting from loopback, only for a store
+that is a local folder); its user id is the client's; and the client finds, at the folder the server
+names, the probe file holding the token the server gave — the same folder, not another one at the same
+path (a container, another machine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import re
+import secrets
+import stat
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from haneul.errors import HaneulError, IntegrityError, InvalidInput
+from haneul.platform.datasets import PIECE, read_buffer, start_writeback, validate_path
+
+if TYPE_CHECKING:
+    from haneul.platform.client import Client
+    from haneul.platform.datasets import LocalFile
+
+__all__ = ["PROBE", "SameHost", "Spool", "copy_in", "copy_out", "discover"]
+
+#: the file in the incoming folder that holds the server's token
+PROBE = ".probe"
+_PART = re.compile(r"^([0-9a-f]{64})\.[0-9a-f]{12}\.part$")
+#: an incoming file older than this belongs to a push that died: the next server start removes it
+STALE_S = 24 * 3600
+# --------------------------------------------------------------------------------------------------
+# the server's side
+
+
+class Spool:
+    """The incoming folder of a local blob store: what ``/_local`` describes and ``adopt`` reads."""
+
+    def __init__(self, root: Path) -> None:
+        self.folder = root / "incoming"
+        self._token: str | None = None
+        self._lock = threading.Lock()
+
+    def describe(self, blobs: Path) -> dict[str, Any]:
+        """The folders and the probe's token; the first call makes the folder, sweeps files left by
+        dead pushes and writes the probe (atomically: a client never reads half a token)."""
+        with self._lock:
+            if self._token is None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self._sweep()
+                token = secrets.token_hex(16)
+                tmp = self.folder / f"{PROBE}.{token}"
+                tmp.write_text(token)
+                os.replace(tmp, self.folder / PROBE)
+                self._token = token
+        return {"incoming": str(self.folder), "blobs": str(blobs), "token": self._token, "uid": os.geteuid()}
+
+    def _sweep(self) -> None:
+        cutoff = time.time() - STALE_S
+        for entry in os.scandir(self.folder):
+            with contextlib.suppress(OSError):
+                if entry.name.startswith(PROBE + ".") or (
+                        _PART.match(entry.name) and entry.stat(follow_symlinks=False).st_mtime < cutoff):
+                    os.unlink(entry.path)
+
+    def claim(self, name: str, sha256: str, size: int) -> tuple[Path, int]:
+        """Open the incoming file ``name`` announced as ``size`` bytes of blob ``sha256``: its path and
+        a read-only descriptor (the caller closes it). A name that is not ``<sha256>.<12 hex>.part``,
+        a link, a file of another user or of another size is refused in one line."""
+        match = _PART.match(name)
+        if match is None or match.group(1) != sha256:
+            raise InvalidInput(f"{name[:100]!r} is not an incoming file of blob {sha256}; name it "
+                               "<sha256>.<12 hex digits>.part")
+        path = self.folder / name
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise InvalidInput(f"{name} is not in {self.folder}; copy the file there first, or push over HTTP",
+                               sha256=sha256) from None
+        except OSError as exc:  # ELOOP: a link
+            raise InvalidInput(f"{name} in {self.folder} cannot be opened ({exc.strerror}); push over HTTP",
+                               sha256=sha256) from None
+        st = os.fstat(fd)
+        problem = ("is not a regular file" if not stat.S_ISREG(st.st_mode)
+                   else "belongs to another user" if st.st_uid != os.geteuid()
+                   else f"has {st.st_size} bytes, not the {size} announced" if st.st_size != size else None)
+        if problem:
+            os.close(fd)
+            raise InvalidInput(f"{name} in {self.folder} {problem}; push over HTTP", sha256=sha256)
+        return path, fd
+
+
+# --------------------------------------------------------------------------------------------------
+# the client's side
+
+
+@dataclass(frozen=True)
+class SameHost:
+    """The server's store folders, reachable from this process."""
+
+    incoming: Path
+    blobs: Path
+
+    def blob(self, sha256: str) -> Path:
+        return self.blobs / sha256[:2] / sha256
+
+
+def discover(client: Client) -> SameHost | None:
+    """The store's folders when this process may push and pull through them (see the module's
+    docstring), else None."""
+    try:
+        info = client.request_json("GET", "/api/v1/datasets/_local")
+        if info.get("uid") != os.geteuid():
+            return None
+        incoming, blobs = Path(info["incoming"]), Path(info["blobs"])
+        if (incoming / PROBE).read_text() != info["token"]:
+            return None
+    except (HaneulError, OSError, KeyError, TypeError):
+        return None
+    return SameHost(incoming, blobs) if os.access(incoming, os.W_OK) else None
+
+
+def copy_in(host: SameHost, f: LocalFile) -> str:
+    """Copy ``f`` (hashed already) into the incoming folder under a fresh name, which is returned;
+    the kernel copies (``copy_file_range``, else ``sendfile``, else plain reads and writes)."""
+    name = f"{f.sha256}.{secrets.token_hex(6)}.part"
+    dest = host.incoming / name
+    try:
+        src = os.open(f.source, os.O_RDONLY)
+    except FileNotFoundError:
+        raise InvalidInput(f"{f.source} vanished during the push; nothing was committed, push again") from None
+    try:
+        out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            copied = _kernel_copy(src, out, f.size)
+            if copied != f.size or os.fstat(src).st_size != f.size:
+                raise InvalidInput(f"{f.source} changed size during the push; nothing was committed, push again")
+            start_writeback(_Fd(out))
+        except BaseException:
+            os.close(out)
+            with contextlib.suppress(OSError):
+                os.unlink(dest)
+            raise
+        os.close(out)
+    finally:
+        os.close(src)
+    return name
+
+
+class _Fd:
+    """A raw descriptor where :func:`start_writeback` expects a file object."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return self._fd
+
+
+#: errors that say "not this way on these files": the next, plainer way is tried
+_TRY_ANOTHER_WAY = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM)
+
+
+def _kernel_copy(src: int, out: int, size: int) -> int:
+    """Copy up to ``size`` bytes from ``src`` to ``out`` (both at their current offsets): the bytes
+    copied, fewer if ``src`` ends early. ``copy_file_range`` first, then ``sendfile``, then reads and
+    writes, each taking over where the one before stopped."""
+    def read_write(n: int) -> int:
+        data = memoryview(os.read(src, min(n, PIECE)))
+        written = 0
+        while written < len(data):
+            written += os.write(out, data[written:])
+        return written
+
+    ways = (lambda n: os.copy_file_range(src, out, n), lambda n: os.sendfile(out, src, None, n), read_write)
+    done = 0
+    for way in ways:
+        try:
+            while done < size:
+                n = way(min(size - done, 1 << 30))
+                if n == 0:
+                    return done
+                done += n
+            return done
+        except OSError as exc:
+            if exc.errno not in _TRY_ANOTHER_WAY:
+                raise
+    return done
+
+
+def copy_out(host: SameHost, tmp: Path, batch: Sequence[dict[str, Any]]) -> int:
+    """Copy the blobs of ``batch`` (file-list entries: path, size, sha256) to their paths under ``tmp``,
+    hashing as they are copied; a blob that does not hash to its sha256 is an :class:`IntegrityError`.
+    Raises ``OSError`` when a blob cannot be read here (the caller then goes over HTTP)."""
+    buf = read_buffer()
+    total = 0
+    for f in batch:
+        out = tmp / validate_path(f["path"])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        with open(host.blob(f["sha256"]), "rb", buffering=0) as src, open(out, "wb", buffering=0) as dst:
+            while n := src.readinto(buf):
+                digest.update(buf[:n])
+                dst.write(buf[:n])
+            start_writeback(dst)
+        if digest.hexdigest() != f["sha256"]:
+            raise IntegrityError(f"the stored bytes of {f['path']!r} do not match their sha256 {f['sha256'][:12]}…; "
+                                 "the server's blob store is damaged")
+        total += int(f["size"])
+    return total
