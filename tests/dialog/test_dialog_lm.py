@@ -76,10 +76,13 @@ def test_a_timed_out_lm_falls_back_to_the_classifier_and_says_so(server, tiny_cl
     assert len(res.ops) == 4
 
 
-def test_an_unreachable_lm_falls_back_to_lexical_without_a_classifier():
+def test_an_unreachable_lm_falls_back_to_the_shipped_classifier_else_lexical(monkeypatch, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed
+    res = LMOperator(ChatClient(f"http://127.0.0.1:{port}/v1", timeout=1)).update(MEMORY, SUMMARY)
+    assert res.operator == "classifier" and "unreachable" in res.fallback
+    monkeypatch.setattr("haneul.dialog.defaults.SHIPPED_OPERATOR", tmp_path / "missing")
     res = LMOperator(ChatClient(f"http://127.0.0.1:{port}/v1", timeout=1)).update(MEMORY, SUMMARY)
     assert res.operator == "lexical" and "unreachable" in res.fallback
 

@@ -3,12 +3,14 @@ from __future__ import annotations
 import pytest
 
 from haneul.dialog.operators import (
+    LM_SYSTEM,
     AppendOnly,
     LatestOnly,
     LexicalOperator,
     Op,
     PairOp,
     get_operator,
+    lm_prompt,
     parse_lm_ops,
     resolve,
 )
@@ -98,9 +100,27 @@ def test_parse_lm_ops_reads_listed_pairs_and_defaults_to_append():
         parse_lm_ops("잘 모르겠습니다", memory, summary)
 
 
+def test_an_echoed_prompt_or_its_format_line_is_never_an_answer():
+    memory, summary = ["이가 아프심", "노인정에 다니심"], ["이가 다 나음", "요즘도 노인정에 다니심"]
+    prompt = lm_prompt(memory, summary)
+    assert "M2 S1" not in prompt  # no concrete example line that would parse as an operation
+    with pytest.raises(InvalidInput, match="repeats the prompt"):
+        parse_lm_ops(prompt, memory, summary)  # its "Write NONE when ..." line is not a NONE answer
+    with pytest.raises(InvalidInput, match="repeats the prompt"):
+        parse_lm_ops(LM_SYSTEM + "\n" + prompt, memory, summary)
+    with pytest.raises(InvalidInput, match="no 'M<number>"):
+        parse_lm_ops("M<number> S<number> OPERATION", memory, summary)
+    with pytest.raises(InvalidInput):
+        parse_lm_ops("Sure! NONE of these pairs is obvious, let me think.", memory, summary)
+    # an echo followed by a real answer: only the answer counts
+    ops = parse_lm_ops(prompt + "\nM1 S1 REPLACE", memory, summary)
+    assert [p.op for p in ops] == [Op.REPLACE, Op.APPEND, Op.APPEND, Op.APPEND]
+    assert all(p.op is Op.APPEND for p in parse_lm_ops(prompt + "\n없음", memory, summary))
+
+
 def test_operator_lookup_lists_choices():
     with pytest.raises(InvalidInput, match="append-only"):
         get_operator("newest")
-    assert get_operator("auto").name == "lexical"  # no trained classifier in this HANEUL_HOME
+    assert get_operator("auto").name == "classifier"  # none trained in this HANEUL_HOME: the shipped one
     with pytest.raises(InvalidInput, match="--endpoint"):
         get_operator("lm")

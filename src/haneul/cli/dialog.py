@@ -29,8 +29,10 @@ app.add_typer(memory_app, name="memory")
 
 DB_HELP = ("SQLAlchemy URL of the memory database (default: the haneul server's platform database when "
            "HANEUL_SERVER is set, else sqlite under HANEUL_HOME/dialog/memory.db).")
-OPERATOR_HELP = "Memory operator: auto (trained classifier if any, else lexical), classifier, lm, lexical, append-only, latest-only."
-MODEL_HELP = "Trained classifier: a name under HANEUL_HOME/dialog/operators or a model folder."
+OPERATOR_HELP = ("Memory operator: auto (the --model classifier: yours, else the one shipped in the package; lexical if "
+                 "none loads), classifier, lm, lexical, append-only, latest-only.")
+MODEL_HELP = ("Trained classifier: a name under HANEUL_HOME/dialog/operators or a model folder; 'default' falls back to "
+              "the classifier shipped in the package.")
 ENDPOINT_HELP = "OpenAI-compatible base URL for LM backends, e.g. http://127.0.0.1:8000/v1."
 
 
@@ -252,6 +254,7 @@ def train_operator_cmd(
     data: list[Path] = typer.Option([], "--data", "-d", help="CareCall-memory-format file(s) to derive labelled pairs from; repeatable."),
     synthetic: int = typer.Option(0, "--synthetic", help="Add this many generated pairs (haneul dialog synth-pairs) to the labelled ones."),
     unfreeze: bool = typer.Option(False, "--unfreeze", help="Phase 2 trains the sentence encoder too (worth it with thousands of pairs)."),
+    calibrate_on: list[Path] = typer.Option([], "--calibrate", help="CareCall-memory-format file(s) of development updates (not trained on) to choose the keep-when-unsure decision thresholds on; repeatable."),
     name: str = typer.Option("default", "--name", help="Save as HANEUL_HOME/dialog/operators/NAME (default: used by --operator auto)."),
     out: Path | None = out_option("Save to this folder instead of the named one.", None),
     preset: str = typer.Option("small", "--preset", help="Model size: tiny, small or base."),
@@ -264,9 +267,9 @@ def train_operator_cmd(
     threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train the NLI-transfer memory-operation classifier (KorNLI first, then operation pairs)."""
+    """Train the memory-operation pair classifier (KorNLI first when given, then operation pairs; then calibrate)."""
     _quiet_warnings()
-    from rich.progress import BarColumn, TextColumn
+    from rich.progress import BarColumn, TaskID, TextColumn
 
     from haneul.dialog.data import derive_pairs, load_carecall, load_kornli, load_pairs
     from haneul.dialog.model import save_classifier
@@ -285,7 +288,7 @@ def train_operator_cmd(
                       seed=seed, threads=threads, nli_limit=nli_limit, freeze_encoder=not unfreeze)
     with output.progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                          disable=as_json) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(phase: str, epoch: int, total: int, m: dict[str, float]) -> None:
             if phase not in tasks:
@@ -293,6 +296,14 @@ def train_operator_cmd(
             bar.update(tasks[phase], completed=epoch, info=f"loss {m['loss']:.3f} acc {m['acc']:.3f}")
 
         model, info = train_operator(nli_rows, op_rows, cfg, progress=progress)
+    if calibrate_on:
+        from dataclasses import asdict
+
+        from haneul.dialog.data import transitions
+        from haneul.dialog.train import calibrate
+
+        rule, cal = calibrate(model, [tr for f in calibrate_on for tr in transitions(load_carecall(f))])
+        info.update(decision=asdict(rule), calibration={**cal, "files": [str(f) for f in calibrate_on]})
     path = save_classifier(model, out if out is not None else name, meta={**info, "preset": preset})
     info["path"] = str(path)
     output.emit(info, as_json=as_json, show=lambda: output.say(f"saved the memory operator to {path}"))

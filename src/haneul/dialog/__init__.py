@@ -22,9 +22,10 @@ from haneul.dialog.data import (
     load_pairs,
     parse_episodes,
     transitions,
+    unexplained,
     write_pairs,
 )
-from haneul.dialog.evaluate import EvalReport, evaluate
+from haneul.dialog.evaluate import EvalReport, UpdateErrors, evaluate, explain_errors
 from haneul.dialog.lm import ChatClient, LMUnavailable
 from haneul.dialog.memory import Memory, MemoryStore, MemoryVersion, open_store
 from haneul.dialog.operators import (
@@ -62,6 +63,8 @@ _LAZY = {
     "save_classifier": "haneul.dialog.model",
     "TrainConfig": "haneul.dialog.train",
     "train_operator": "haneul.dialog.train",
+    "calibrate": "haneul.dialog.train",
+    "DecisionRule": "haneul.dialog.model",
     "SummarizerTrainConfig": "haneul.dialog.finetune",
     "train_summarizer": "haneul.dialog.finetune",
 }
@@ -82,6 +85,7 @@ __all__ = [
     "AppendOnly",
     "ChatClient",
     "ClassifierOperator",
+    "DecisionRule",
     "DialogSession",
     "DialogWarning",
     "EvalReport",
@@ -109,11 +113,14 @@ __all__ = [
     "TrainConfig",
     "Transition",
     "Turn",
+    "UpdateErrors",
     "UpdateResult",
     "bm25_rank",
+    "calibrate",
     "derive_pair_ops",
     "derive_pairs",
     "evaluate",
+    "explain_errors",
     "finetune_prompt",
     "get_operator",
     "get_summarizer",
@@ -130,5 +137,6 @@ __all__ = [
     "train_operator",
     "train_summarizer",
     "transitions",
+    "unexplained",
     "write_pairs",
 ]

@@ -126,24 +126,41 @@ def _best(row: Sequence[float]) -> int:
 def derive_pair_ops(
     memory: Sequence[str], summary: Sequence[str], next_memory: Sequence[str], threshold: float = MATCH_THRESHOLD
 ) -> list[PairOp]:
-    """Label every (memory k, summary k) pair from what survives into memory k+1.
+    """Label the (memory k, summary k) pairs that memory k+1 explains.
 
     A sentence *survives* when it is matched to a sentence of memory k+1 by a one-to-one greedy
     matching of memory k + summary k against memory k+1 (character-bigram Jaccard ≥ ``threshold``,
     best pairs first), so a summary that only restates a kept memory sentence does not survive.
-    Relatedness between a memory and a summary sentence is the Jaccard similarity of their content
-    bigrams (the final, honorific-ending bigram left out), plus a tenth of the full-bigram Jaccard to
-    break ties. Every pair starts as APPEND (unrelated).
+    Two sentences are *related* when they share a content bigram (the final, honorific-ending
+    bigram left out); how related is the Jaccard of their content bigrams plus a tenth of the
+    full-bigram Jaccard (to break ties). Every pair starts as APPEND.
     Each dropped summary sentence is explained by its most related memory sentence — PASS when that
     sentence survives, DELETE when it does not. Each removed memory sentence is explained by its most
     related summary sentence among those that survive (REPLACE) or were themselves explained by a
-    removed memory sentence (DELETE); when none of those is related at all, among all summary
-    sentences. The rules never disagree on a pair, and
-    :func:`haneul.dialog.operators.resolve` applied to the labels reproduces memory k+1 up to
-    sentences that appear from nowhere.
+    removed memory sentence (DELETE). A sentence with no related partner is *unexplained* — memory
+    k+1 lost it (or the summary's restatement) for a reason the sentences do not show, such as
+    "죽" → "밥" — and every pair that involves it is left out rather than given a guessed label, so no
+    REPLACE or PASS is ever derived between unrelated sentences. :func:`unexplained` names them.
+    When no sentence is unexplained, :func:`haneul.dialog.operators.resolve` applied to the labels
+    reproduces memory k+1 up to sentences that appear from nowhere.
     """
+    labels, _, _ = _derive(memory, summary, next_memory, threshold)
+    return labels
+
+
+def unexplained(
+    memory: Sequence[str], summary: Sequence[str], next_memory: Sequence[str], threshold: float = MATCH_THRESHOLD
+) -> tuple[list[int], list[int]]:
+    """Indices of the memory and summary sentences :func:`derive_pair_ops` could not explain."""
+    _, m_lost, s_lost = _derive(memory, summary, next_memory, threshold)
+    return m_lost, s_lost
+
+
+def _derive(
+    memory: Sequence[str], summary: Sequence[str], next_memory: Sequence[str], threshold: float
+) -> tuple[list[PairOp], list[int], list[int]]:
     if not memory or not summary:
-        return []
+        return [], [], []
     from haneul.dialog.operators import SentenceInfo
 
     mi = [SentenceInfo.of(x) for x in memory]
@@ -151,22 +168,30 @@ def derive_pair_ops(
     matched = {i for i, _, _ in greedy_match(list(memory) + list(summary), next_memory, threshold)}
     m_kept = [i in matched for i in range(len(memory))]
     s_kept = [len(memory) + j in matched for j in range(len(summary))]
-    sim = [[jaccard(a.topic, b.topic) + 0.1 * jaccard(a.grams, b.grams) for b in si] for a in mi]
+    # 0 for pairs that share no content bigram: they are never each other's explanation
+    sim = [[jaccard(a.topic, b.topic) + 0.1 * jaccard(a.grams, b.grams) if a.topic & b.topic else 0.0 for b in si]
+           for a in mi]
     labels = {(i, j): Op.APPEND for i in range(len(memory)) for j in range(len(summary))}
     s_best = [_best([sim[r][j] for r in range(len(memory))]) for j in range(len(summary))]
+    s_lost = [j for j in range(len(summary)) if not s_kept[j] and sim[s_best[j]][j] == 0]
     for j in range(len(summary)):
-        if not s_kept[j]:
+        if not s_kept[j] and j not in s_lost:
             i = s_best[j]
             labels[(i, j)] = Op.PASS if m_kept[i] else Op.DELETE
+    m_lost = []
     for i in range(len(memory)):
         if m_kept[i]:
             continue
-        cands = [j for j in range(len(summary)) if (s_kept[j] or not m_kept[s_best[j]]) and sim[i][j] > 0]
+        cands = [j for j in range(len(summary))
+                 if (s_kept[j] or (j not in s_lost and not m_kept[s_best[j]])) and sim[i][j] > 0]
         if not cands:
-            cands = list(range(len(summary)))
+            m_lost.append(i)
+            continue
         j = cands[_best([sim[i][c] for c in cands])]
         labels[(i, j)] = Op.REPLACE if s_kept[j] else Op.DELETE
-    return [PairOp(i, j, memory[i], summary[j], labels[(i, j)]) for i in range(len(memory)) for j in range(len(summary))]
+    ops = [PairOp(i, j, memory[i], summary[j], labels[(i, j)])
+           for i in range(len(memory)) for j in range(len(summary)) if i not in m_lost and j not in s_lost]
+    return ops, m_lost, s_lost
 
 
 @dataclass

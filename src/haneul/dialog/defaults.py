@@ -31,14 +31,26 @@ def classifier_dir(name: str, home: Path | str | None = None) -> Path:
     return dialog_home(home) / "operators" / name
 
 
+# the memory operator that ships inside the package, used as "default" until the user trains their own
+SHIPPED_OPERATOR = Path(__file__).parent / "models" / "operator"
+
+
 def resolve_classifier_path(name_or_path: str | Path, home: Path | str | None = None) -> Path:
-    """A model folder, or the name of a classifier trained under ``home``."""
+    """A model folder, or the name of a classifier trained under ``home``.
+
+    ``"default"`` is the user's own ``home / "dialog/operators/default"`` when it exists, else the
+    classifier shipped in the package (:data:`SHIPPED_OPERATOR`).
+    """
     path = Path(name_or_path)
     if (path / "config.json").exists():
         return path
     named = classifier_dir(str(name_or_path), home)
     if "/" not in str(name_or_path) and (named / "config.json").exists():
         return named
+    # both files: an install whose package data left the weights out falls back like a fresh home
+    shipped = all((SHIPPED_OPERATOR / f).exists() for f in ("config.json", "model.safetensors"))
+    if str(name_or_path) == "default" and shipped:
+        return SHIPPED_OPERATOR
     raise NotFound(
         f"no trained memory-operation classifier {str(name_or_path)!r}; train one with "
         "`haneul dialog train-operator --name NAME` or pass a model folder"

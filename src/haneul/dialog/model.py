@@ -10,7 +10,9 @@ baseline's decision as a one-hot, which is also added to the operation logits wi
 sentence once and scoring pairs with a small MLP is what makes a 50 x 10 update a single cheap batch.
 
 The NLI head and the operation head share the first MLP layer's initialisation: the operation head
-starts from the NLI head's hidden layer (the transfer) and gets its own 4-way output.
+starts from the NLI head's hidden layer (the transfer) and gets its own 4-way output. A
+:class:`DecisionRule` saved with the model turns the operation probabilities into operations,
+keeping both sentences (APPEND) when the model is unsure.
 """
 
 from __future__ import annotations
@@ -138,6 +140,45 @@ def lexical_rule_onehot(feats: torch.Tensor) -> torch.Tensor:
     return torch.stack([is_pass, is_append, is_replace, is_delete], -1).float()
 
 
+@dataclass(frozen=True)
+class DecisionRule:
+    """How pair probabilities become operations: keep both sentences (APPEND) when unsure.
+
+    PASS and DELETE drop a summary sentence and REPLACE and DELETE drop a memory sentence; a wrong
+    one loses a fact for good, while a wrong APPEND only keeps a stale or repeated one. So the most
+    probable operation is used only when its probability reaches its threshold *and* the two
+    sentences share some content (content-bigram overlap coefficient ≥ ``min_overlap``): a new fact
+    is never dropped by a PASS against an unrelated memory. Otherwise the pair gets the ``unsure``
+    decision: APPEND, or the lexical rule's (which only leaves APPEND on near-copies and on
+    same-topic sentences with a change or cancellation cue). The defaults are the plain argmax; the
+    rule of a trained model is calibrated on development updates by
+    :func:`haneul.dialog.train.calibrate` and saved with it.
+    """
+
+    pass_min: float = 0.0
+    replace_min: float = 0.0
+    delete_min: float = 0.0
+    min_overlap: float = 0.0
+    unsure: str = "append"  # or "lexical"
+
+    def __post_init__(self) -> None:
+        if self.unsure not in ("append", "lexical"):
+            raise InvalidInput(f"unknown unsure decision {self.unsure!r}; use append or lexical")
+
+    def choose(self, probs: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        """Operation indices into OPS, (N,), from probabilities (N, 4) and pair features (N, F)."""
+        best = probs.argmax(-1)
+        p_best = probs.gather(1, best[:, None])[:, 0]
+        floor = torch.tensor([self.pass_min, 0.0, self.replace_min, self.delete_min])[best]
+        related = feats[:, 2] >= self.min_overlap  # content-bigram overlap coefficient
+        keep = (p_best >= floor) & related
+        if self.unsure == "lexical":
+            fallback = lexical_rule_onehot(feats).argmax(-1)
+        else:
+            fallback = torch.full_like(best, OPS.index(Op.APPEND))
+        return torch.where(keep, best, fallback)
+
+
 class SentenceEncoder(nn.Module):
     def __init__(self, cfg: PairClassifierConfig):
         super().__init__()
@@ -184,6 +225,7 @@ class PairClassifier(nn.Module):
         self.nli_head = PairHead(d_in, cfg.hidden, len(NLI_LABELS), cfg.dropout)
         self.op_head = PairHead(d_in, cfg.hidden, len(OPS), cfg.dropout)
         self.rule_scale = nn.Parameter(torch.tensor(cfg.rule_prior))
+        self.decision = DecisionRule()  # set from the saved model's config; not a weight
         # a zero output layer makes an untrained operation head exactly the lexical prior
         nn.init.zeros_(self.op_head.out.weight)
         nn.init.zeros_(self.op_head.out.bias)
@@ -226,20 +268,31 @@ class PairClassifier(nn.Module):
         return torch.stack([cache[t] for t in texts])
 
     @torch.no_grad()
-    def predict_ops(
+    def predict_probs(
         self, memory: list[str], summary: list[str], cache: dict[str, torch.Tensor] | None = None
-    ) -> tuple[list[list[Op]], list[list[float]]]:
-        """Label all ``len(memory) x len(summary)`` pairs in one batch; returns ops and their probabilities."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Operation probabilities and pair features of all pairs in one batch, (nm*ns, 4) and (nm*ns, F)."""
         emb = self.embed(memory + summary, cache)
         nm, ns = len(memory), len(summary)
         u = emb[:nm, None, :].expand(nm, ns, -1).reshape(nm * ns, -1)
         v = emb[nm:][None, :, :].expand(nm, ns, -1).reshape(nm * ns, -1)
         feats = pair_feature_matrix([SentenceInfo.of(m) for m in memory], [SentenceInfo.of(s) for s in summary])
-        probs = self.pair_logits(u, v, feats, "op").softmax(-1)
-        best = probs.max(-1)
-        idx = best.indices.view(nm, ns).tolist()
-        val = best.values.view(nm, ns).tolist()
-        return [[OPS[k] for k in row] for row in idx], val
+        return self.pair_logits(u, v, feats, "op").softmax(-1), feats
+
+    @torch.no_grad()
+    def predict_ops(
+        self, memory: list[str], summary: list[str], cache: dict[str, torch.Tensor] | None = None,
+        decision: DecisionRule | None = None,
+    ) -> tuple[list[list[Op]], list[list[float]]]:
+        """Label all ``len(memory) x len(summary)`` pairs in one batch; returns ops and their probabilities.
+
+        ``decision`` (default: the model's own, :attr:`decision`) turns probabilities into operations.
+        """
+        probs, feats = self.predict_probs(memory, summary, cache)
+        idx = (decision or self.decision).choose(probs, feats)
+        val = probs.gather(1, idx[:, None])[:, 0]
+        nm, ns = len(memory), len(summary)
+        return [[OPS[k] for k in row] for row in idx.view(nm, ns).tolist()], val.view(nm, ns).tolist()
 
 
 def save_classifier(model: PairClassifier, name_or_path: str | Path, meta: dict[str, Any] | None = None, *,
@@ -256,7 +309,7 @@ def save_classifier(model: PairClassifier, name_or_path: str | Path, meta: dict[
     atomic_write_bytes(path / "model.safetensors", st_save(state))
     # config last: its presence marks a complete model folder
     body = {"format": "haneul-dialog-operator/1", "config": asdict(model.cfg), "ops": [o.value for o in OPS],
-            "nli_labels": list(NLI_LABELS), "meta": meta or {}}
+            "nli_labels": list(NLI_LABELS), "decision": asdict(model.decision), "meta": meta or {}}
     atomic_write_text(path / "config.json", json.dumps(body, ensure_ascii=False, indent=2))
     return path
 
@@ -270,5 +323,6 @@ def load_classifier(name_or_path: str | Path, *, home: Path | None = None) -> Pa
     cfg = replace(PairClassifierConfig(), **body["config"])
     model = PairClassifier(cfg)
     model.load_state_dict(load_file(str(path / "model.safetensors")))
+    model.decision = DecisionRule(**body.get("decision", {}))  # older folders: plain argmax
     model.eval()
     return model

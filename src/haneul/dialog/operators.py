@@ -271,32 +271,54 @@ LM_SYSTEM = (
 )
 
 
+LM_FORMAT = "M<number> S<number> OPERATION"
+
+
 def lm_prompt(memory: Sequence[str], summary: Sequence[str]) -> str:
+    """The user message of one LM update: numbered memory (M…) and summary (S…) sentences.
+
+    The answer format is shown with placeholders only: a concrete example line ("M2 S1 REPLACE")
+    would itself parse as an operation when a model merely repeats the prompt.
+    """
     lines = ["Memory:"]
     lines += [f"M{i + 1}. {m}" for i, m in enumerate(memory)]
     lines.append("New summary:")
     lines += [f"S{j + 1}. {s}" for j, s in enumerate(summary)]
-    lines.append(
-        "List only the pairs that are not APPEND, one per line as 'M<i> S<j> OPERATION' "
-        "(e.g. 'M2 S1 REPLACE'). Write NONE when every pair is APPEND."
-    )
+    lines.append(f"List only the pairs that are not APPEND, one per line as '{LM_FORMAT}'. "
+                 "Write NONE when every pair is APPEND.")
     return "\n".join(lines)
 
 
-_LINE = re.compile(r"M\s*(\d+)\s*[,/ ]\s*S\s*(\d+)\s*[:\-= ]*\s*(PASS|APPEND|REPLACE|DELETE)", re.IGNORECASE)
+_LINE = re.compile(r"M\s*(\d+)\s*[,/ ]\s*S\s*(\d+)\s*[:\-= ]*\s*(PASS|APPEND|REPLACE|DELETE)\b", re.IGNORECASE)
+_NONE = re.compile(r"^\W*(NONE|없음)\W*$", re.IGNORECASE)
 
 
-def parse_lm_ops(text: str, memory: Sequence[str], summary: Sequence[str]) -> list[PairOp]:
-    """Read 'M<i> S<j> OP' lines; pairs not mentioned are APPEND. Raises InvalidInput on nonsense."""
+def _line_key(line: str) -> str:
+    return " ".join(line.split()).strip(" '\"`*-").lower()
+
+
+def parse_lm_ops(text: str, memory: Sequence[str], summary: Sequence[str], prompt: str | None = None) -> list[PairOp]:
+    """Read 'M<i> S<j> OP' lines; pairs not mentioned are APPEND. Raises InvalidInput on nonsense.
+
+    Lines that repeat a line of ``prompt`` (default: :func:`lm_prompt` of the same sentences) or of
+    the system message are not part of the answer: a model that echoes the prompt has not answered,
+    and NONE counts only as a line of its own, not inside the echoed instruction.
+    """
+    echoed = {_line_key(x) for x in (prompt or lm_prompt(memory, summary)).splitlines() + LM_SYSTEM.splitlines()}
+    echoed.discard("")
     table = {(i, j): Op.APPEND for i in range(len(memory)) for j in range(len(summary))}
-    found = 0
-    for mi, sj, op in _LINE.findall(text):
-        i, j = int(mi) - 1, int(sj) - 1
-        if (i, j) in table:
-            table[(i, j)] = Op.parse(op)
-            found += 1
-    if not found and "NONE" not in text.upper():
-        raise InvalidInput(f"the LM answer has no 'M<i> S<j> OPERATION' lines: {text[:80]!r}")
+    found = none = False
+    answer_lines = [line for line in text.splitlines() if line.strip() and _line_key(line) not in echoed]
+    for line in answer_lines:
+        none = none or bool(_NONE.match(line))
+        for mi, sj, op in _LINE.findall(line):
+            i, j = int(mi) - 1, int(sj) - 1
+            if (i, j) in table:
+                table[(i, j)] = Op.parse(op)
+                found = True
+    if not found and not none:
+        what = "only repeats the prompt" if text.strip() and not answer_lines else f"has no '{LM_FORMAT}' lines"
+        raise InvalidInput(f"the LM answer {what}: {text[:80]!r}")
     return [PairOp(i, j, memory[i], summary[j], table[(i, j)]) for i in range(len(memory)) for j in range(len(summary))]
 
 
@@ -314,8 +336,9 @@ class LMOperator(Operator):
         self.fallback = fallback
 
     def classify(self, memory, summary):
-        text = self.client.chat([{"role": "system", "content": LM_SYSTEM}, {"role": "user", "content": lm_prompt(memory, summary)}])
-        return parse_lm_ops(text, memory, summary)
+        prompt = lm_prompt(memory, summary)
+        text = self.client.chat([{"role": "system", "content": LM_SYSTEM}, {"role": "user", "content": prompt}])
+        return parse_lm_ops(text, memory, summary, prompt)
 
     def decide(self, memory, summary):
         if not memory:
@@ -331,10 +354,12 @@ class LMOperator(Operator):
 
 
 def default_fallback(home: Path | None = None) -> Operator:
-    """The trained default classifier under ``home`` when there is one, else the lexical baseline."""
-    if (classifier_dir("default", home) / "config.json").exists():
-        return ClassifierOperator.load("default", home=home)
-    return LexicalOperator()
+    """The default classifier (the user's under ``home``, else the shipped one), else the lexical baseline."""
+    try:
+        resolve_classifier_path("default", home)
+    except NotFound:
+        return LexicalOperator()
+    return ClassifierOperator.load("default", home=home)
 
 
 OPERATORS = ("classifier", "lm", "lexical", "append-only", "latest-only", "auto")
@@ -353,7 +378,8 @@ def get_operator(
     """Resolve an operator by name: classifier, lm, lexical, append-only, latest-only or auto.
 
     ``auto`` is the trained classifier ``model`` when it exists, else the lexical baseline. A
-    classifier ``model`` given by name is looked up under ``home`` (default ``HANEUL_HOME``).
+    classifier ``model`` given by name is looked up under ``home`` (default ``HANEUL_HOME``);
+    ``"default"`` falls back to the classifier shipped in the package.
     """
     key = name.strip().lower().replace("_", "-")
     if key == "lexical":
@@ -385,7 +411,7 @@ def get_operator(
 
 
 __all__ = [
-    "DUPLICATE_THRESHOLD", "LM_SYSTEM", "N_PAIR_FEATURES", "OPERATORS", "OPS", "AppendOnly", "ClassifierOperator",
+    "DUPLICATE_THRESHOLD", "LM_FORMAT", "LM_SYSTEM", "N_PAIR_FEATURES", "OPERATORS", "OPS", "AppendOnly", "ClassifierOperator",
     "LMOperator", "LatestOnly", "LexicalOperator", "Op", "Operator", "PairOp", "SentenceInfo", "UpdateResult",
     "classifier_dir", "default_fallback", "get_operator", "lm_prompt", "pair_features", "pair_features_info",
     "parse_lm_ops", "resolve", "resolve_classifier_path",

@@ -227,7 +227,8 @@ def _slot_values(
     slot: str, spec: Any, lists: Mapping[str, tuple[Any, ...]], words_path: _Source
 ) -> tuple[Any, ...]:
     """The words of one slot: a word list's name, or {list: NAME, except: [words left out]}."""
-    name, leave_out = (spec, []) if isinstance(spec, str) else (None, None)
+    name: Any = spec if isinstance(spec, str) else None
+    leave_out: Any = [] if isinstance(spec, str) else None
     if isinstance(spec, dict) and set(spec) <= {"list", "except"}:
         name, leave_out = spec.get("list"), spec.get("except", [])
     if not isinstance(name, str) or not isinstance(leave_out, list):

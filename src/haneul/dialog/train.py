@@ -117,3 +117,49 @@ def train_operator(
     haneul.flush()
     model.eval()
     return model, info
+
+
+# thresholds tried by calibrate(); 1.01 means "never from the classifier" for that operation
+CALIBRATION_GRID: dict[str, tuple[Any, ...]] = {
+    "pass_min": (0.5, 0.7, 0.9, 1.01),
+    "replace_min": (0.5, 0.7, 0.9, 1.01),
+    "delete_min": (0.5, 0.7, 0.9, 1.01),
+    "min_overlap": (0.01, 0.2),
+    "unsure": ("append", "lexical"),
+}
+
+
+def calibrate(model: Any, dev: Sequence[Any], grid: dict[str, tuple[Any, ...]] | None = None) -> tuple[Any, dict[str, Any]]:
+    """Choose the classifier's decision rule on development memory updates; returns ``(rule, info)``.
+
+    ``dev`` are :class:`haneul.dialog.data.Transition` s that the model was not trained on; those of
+    session 1 are left out (an empty memory has nothing to decide). Every rule of the grid is scored
+    by memory-update F1, and among rules within 0.005 of the best the most conservative wins (the
+    highest thresholds: keep when unsure), since a few dozen updates cannot tell close rules apart.
+    The rule is set on the model (and saved with it) as well as returned.
+    """
+    import itertools
+
+    from haneul.dialog.evaluate import _Tally, score_transition
+    from haneul.dialog.model import DecisionRule
+    from haneul.dialog.operators import ClassifierOperator
+    from haneul.errors import InvalidInput
+
+    updates = [tr for tr in dev if tr.memory and tr.summary]
+    if not updates:
+        raise InvalidInput("no development updates with a non-empty memory to calibrate on; pass a CareCall-memory "
+                           "file whose episodes have at least three sessions")
+    grid = grid or CALIBRATION_GRID
+    operator = ClassifierOperator(model)
+    scored = []
+    for values in itertools.product(*grid.values()):
+        model.decision = DecisionRule(**dict(zip(grid, values, strict=True)))
+        tally = _Tally()
+        for tr in updates:
+            tally.add(score_transition(tr, operator)[0])
+        caution = model.decision.pass_min + model.decision.replace_min + model.decision.delete_min
+        scored.append((tally.row()["f1"], caution, model.decision))
+    best_f1 = max(f1 for f1, _, _ in scored)
+    f1, _, rule = max((s for s in scored if s[0] >= best_f1 - 0.005), key=lambda s: (s[1], s[0]))
+    model.decision = rule
+    return rule, {"dev_updates": len(updates), "dev_f1": f1, "best_dev_f1": best_f1, "rules_tried": len(scored)}
