@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from haneul.platform.testing import POSTGRES_URL_VAR
+from haneul.platform.testing import postgres_database as postgres_database_on
 from haneul.settings import reload_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +44,21 @@ def haneul_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
 
     sdk._reset()  # the next test starts with a fresh step counter and buffer
     reload_settings()
+
+
+@pytest.fixture(autouse=True)
+def postgres_database(haneul_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """With HANEUL_TEST_POSTGRES_URL set (``make test-postgres`` runs the suites named in the Makefile
+    with ``scripts/with-postgres.sh``, which sets it) every test gets a database of its own on that
+    PostgreSQL server instead of SQLite; without it this does nothing."""
+    admin_url = os.environ.get(POSTGRES_URL_VAR)
+    if not admin_url:
+        yield
+        return
+    with postgres_database_on(admin_url) as url:
+        monkeypatch.setenv("HANEUL_DB_URL", url)
+        reload_settings()
+        yield
 
 
 @pytest.fixture(scope="session")
