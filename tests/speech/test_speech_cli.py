@@ -59,6 +59,18 @@ def test_train_eval_transcribe_round_trip(tone_corpus, tmp_path, capsys):
         main(["speech", "eval", str(tone_corpus), "-c", str(tmp_path / "nope.pt")])
     assert exit_.value.code == 1 and "does not exist" in capsys.readouterr().err
 
+    (tone_corpus.parent / "wavs" / "u3.wav").unlink()
+    for flags, policy in (([], "counted as errors"), (["--skip-unreadable"], "skipped")):
+        with pytest.raises(SystemExit):
+            main(["speech", "eval", str(tone_corpus), "-c", str(run / "best.pt"), *flags])
+        out, err = capsys.readouterr()
+        assert f"1 ({policy})" in out and f"unreadable u3.wav ({policy})" in err
+        with pytest.raises(SystemExit):
+            main(["speech", "eval", str(tone_corpus), "-c", str(run / "best.pt"), "--json", *flags])
+        res = json.loads(capsys.readouterr().out)
+        assert res["unreadable"] == 1 and res["skip_unreadable"] == bool(flags)
+        assert res["utterances"] == (5 if flags else 6)
+
 
 @needs_tts
 def test_synth_command(tmp_path, capsys):
@@ -83,3 +95,46 @@ def test_synth_command(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["speech", "synth", "--hours", "0.01", "-o", str(tmp_path / "t"), "--split", "dev"])
     assert exit_.value.code == 1 and "split 'dev'" in capsys.readouterr().err
+
+
+@needs_tts
+def test_synth_own_sentences_command(tmp_path, capsys):
+    text = tmp_path / "mine.txt"
+    text.write_text("# reservations\n여보세요\n\n예약 취소할게요\n", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        main(["speech", "synth", "--text", str(text), "--repeat", "2", "--split", "heldout", "-o",
+              str(tmp_path / "s"), "--workers", "1", "--json"])  # fmt: skip
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["utterances"] == 4
+    rows = json.loads((tmp_path / "s" / "manifest.json").read_text(encoding="utf-8"))
+    assert [r["text"] for r in rows] == ["여보세요", "예약 취소할게요"] * 2
+    text.write_text("여보세요\n# fine so far\n?!\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_:
+        main(["speech", "synth", "--text", str(text), "-o", str(tmp_path / "t"), "--workers", "1"])
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar: one line
+    assert exit_.value.code == 1 and last.startswith("error: mine.txt line 3: espeak-ng produced no sound")
+    with pytest.raises(SystemExit) as exit_:
+        main(["speech", "synth", "-o", str(tmp_path / "u")])
+    assert exit_.value.code == 1 and "--hours" in capsys.readouterr().err
+
+
+def test_text_draws_spoken_sentences_and_reports_their_inventory(tmp_path, capsys):
+    source = tmp_path / "reviews.txt"
+    source.write_text("".join(f"{i}번째 리뷰입니다. 배우 연기가 좋았어요!\n" for i in range(1, 60)))
+    test_set = tmp_path / "test.txt"
+    test_set.write_text("# kept apart\n배우 연기가 좋았어요\n")
+    out = tmp_path / "open.txt"
+    with pytest.raises(SystemExit) as exit_:
+        main(["speech", "text", str(source), "-o", str(out), "-n", "30", "--templates", "0.2",
+              "--exclude", str(test_set), "--json"])
+    assert exit_.value.code in (0, None)
+    report = json.loads(capsys.readouterr().out)
+    lines = out.read_text().splitlines()
+    assert report["sentences"] == len(lines) and 6 <= len(lines) <= 30
+    assert "배우 연기가 좋았어요" not in lines and any(line.endswith("번째 리뷰입니다") for line in lines)
+    assert not any(c.isdigit() for line in lines for c in line)  # numbers read out
+    assert report["ksx1001_total"] == 2350 and 0 < report["ksx1001_covered"] <= report["distinct_characters"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["speech", "train", "--model", "ds2", "--train", str(out), "--dev", str(out), "-o", str(tmp_path / "r"),
+              "--ctc-weight", "0.3"])
+    assert exit_.value.code == 1 and "--ctc-weight is for --model las" in capsys.readouterr().err

@@ -88,3 +88,35 @@ def test_lm_breaks_an_acoustic_tie():
     assert with_lm[(1, 2)] > with_lm[(2, 1)]
     expected = math.log(0.45 * 0.45) + lm.logprob([], 1) + lm.logprob([1], 2)
     assert with_lm[(1, 2)] == pytest.approx(expected)
+
+
+def _peaky(labels: list[int], vocab: int, frames_per_label: int = 4) -> np.ndarray:
+    """Posteriors that say each label for one frame, then blank, with a little doubt everywhere."""
+    doubt, sure = math.log(0.02 / (vocab - 1)), math.log(0.98)
+    lp = np.full((len(labels) * frames_per_label, vocab), doubt)
+    lp[:, 0] = sure
+    rows = np.arange(len(labels)) * frames_per_label
+    lp[rows, 0] = doubt
+    lp[rows, labels] = sure
+    return lp
+
+
+def test_greedy_merges_a_repeat_across_a_chunk_boundary_with_previous():
+    lp = np.log(np.array([[0.1, 0.9, 1e-9], [0.1, 0.9, 1e-9], [0.1, 1e-9, 0.9]]))
+    whole = greedy_decode(lp)
+    assert whole == [1, 2]
+    first = greedy_decode(lp[:1])
+    assert first + greedy_decode(lp[1:], previous=int(lp[0].argmax())) == whole
+    assert first + greedy_decode(lp[1:]) == [1, 1, 2]  # without it the repeat would be emitted twice
+
+
+def test_beam_search_with_lm_on_a_two_minute_utterance():
+    # 3,000 output frames (two minutes at 40 ms) naming 750 characters: each frame's work must not grow
+    # with the prefix, or this takes minutes and gigabytes
+    rng = np.random.default_rng(0)
+    labels = rng.integers(1, 30, 750).tolist()
+    lp = _peaky(labels, 30)
+    lm = CharNgramLM(4, vocab_size=30).fit([labels[:200], labels[300:500]])
+    best, score = prefix_beam_search(lp, beam=8, lm=lm, alpha=0.5, beta=1.0)[0]
+    assert best == greedy_decode(lp) == labels  # repeats survive: a blank separates them
+    assert math.isfinite(score)

@@ -153,3 +153,27 @@ def test_las_beam_search_fuses_a_character_lm():
         assert hyps[0][0] and set(hyps[0][0]) == {5}
     with pytest.raises(InvalidInput, match="beam width"):
         model.beam_search(x, lengths, beam=0)
+
+
+def test_las_adds_a_ctc_loss_on_the_listener_when_asked():
+    torch.manual_seed(0)
+    x, lengths = _batch([120, 64])
+    targets, target_lengths = torch.tensor([[4, 5, 6], [7, 0, 0]]), torch.tensor([3, 1])
+    plain = LAS(LASConfig.from_name("tiny", vocab_size=10, ctc_weight=0.0, dropout=0.0)).eval()
+    hybrid = LAS(LASConfig.from_name("tiny", vocab_size=10)).eval()
+    assert plain.ctc is None and hybrid.cfg.ctc_weight == 0.3
+    hybrid.load_state_dict({**plain.state_dict(), **{k: v for k, v in hybrid.state_dict().items() if k.startswith("ctc.")}})
+    _, attention_only = plain(x, lengths, targets, target_lengths)
+    _, mixed = hybrid(x, lengths, targets, target_lengths)
+    enc, enc_len = hybrid.listener(x, lengths)
+    ctc = hybrid.ctc_loss(enc, enc_len, targets, target_lengths)
+    assert mixed.item() == pytest.approx(0.7 * attention_only.item() + 0.3 * ctc.item(), rel=1e-5)
+    mixed.backward()
+    assert hybrid.ctc.weight.grad is not None and hybrid.ctc.weight.grad.abs().sum() > 0
+    # a checkpoint saved before the option (no ctc_weight in its config) is plain LAS and loads as it was
+    config = {k: v for k, v in plain.cfg.to_dict().items() if k != "ctc_weight"}
+    old = LAS(LASConfig(**config))
+    old.load_state_dict(plain.state_dict())
+    assert old.ctc is None
+    with pytest.raises(InvalidInput, match="ctc_weight=1.0 must be in"):
+        LAS(LASConfig.from_name("tiny", vocab_size=10, ctc_weight=1.0))

@@ -8,7 +8,15 @@ from speech_helpers import SR, needs_tts, tone
 
 from haneul.errors import InvalidInput
 from haneul.speech.corpus import read_manifest, validate
-from haneul.speech.synth import HELDOUT_VARIANTS, TRAIN_VARIANTS, is_heldout_sentence, plan_jobs
+from haneul.speech.synth import (
+    HELDOUT_VARIANTS,
+    TRAIN_VARIANTS,
+    Sentence,
+    is_heldout_sentence,
+    plan_jobs,
+    plan_text_jobs,
+    read_sentences,
+)
 
 
 def test_heldout_split_never_shares_sentences_or_voices_with_train():
@@ -69,3 +77,55 @@ def test_synthesize_is_deterministic_and_valid(tmp_path):
     assert sorted(p.name for p in (tmp_path / "a" / "wavs").iterdir()) == sorted(u.wav for u in ma)
     with pytest.raises(InvalidInput):
         synthesize(tmp_path / "c", hours=0)
+
+
+def test_own_sentences_go_round_by_round_with_different_voices_and_no_hash_filter():
+    texts = ["여보세요", "내일 예약 취소할게요", "주차 되나요"]
+    assert not all(is_heldout_sentence(t) for t in texts)  # so a hash filter would have dropped some
+    sentences = [Sentence(t, f"line {i}") for i, t in enumerate(texts, 1)]
+    jobs = plan_text_jobs(sentences, seed=3, split="heldout", repeat=3)
+    assert [j.text for j in jobs] == texts * 3  # every sentence once, then again, then again
+    for t in texts:
+        voices = [j.variant for j in jobs if j.text == t]
+        assert len(set(voices)) == 3 and set(voices) <= set(HELDOUT_VARIANTS)
+    assert len({j.name for j in jobs}) == 9 and jobs[4].origin == "line 2"
+    assert jobs == plan_text_jobs(sentences, seed=3, split="heldout", repeat=3)
+    assert jobs != plan_text_jobs(sentences, seed=4, split="heldout", repeat=3)
+    with pytest.raises(InvalidInput, match="--repeat 9"):
+        plan_text_jobs(sentences, seed=3, split="heldout", repeat=9)  # only 8 held-out voices
+
+
+def test_read_sentences_skips_blank_and_comment_lines(tmp_path):
+    path = tmp_path / "mine.txt"
+    path.write_text(
+        "\ufeff# my sentences\n\n  여보세요   예약이요 \r\n# later\n주차 되나요\n", encoding="utf-8"
+    )
+    assert read_sentences(path) == [
+        Sentence("여보세요 예약이요", "mine.txt line 3"),
+        Sentence("주차 되나요", "mine.txt line 5"),
+    ]
+    path.write_bytes("여보세요".encode("euc-kr"))
+    with pytest.raises(InvalidInput, match="not UTF-8"):
+        read_sentences(path)
+    path.write_text("# nothing\n\n", encoding="utf-8")
+    with pytest.raises(InvalidInput, match="no sentence"):
+        read_sentences(path)
+
+
+@needs_tts
+def test_synthesize_own_sentences(tmp_path):
+    from haneul.speech.synth import synthesize
+
+    texts = ["여보세요", "  내일   예약 취소할게요"]
+    a = synthesize(tmp_path / "a", texts=texts, split="heldout", repeat=2, seed=1, workers=2)
+    b = synthesize(tmp_path / "b", texts=texts, split="heldout", repeat=2, seed=1, workers=1)
+    ma, mb = read_manifest(a.manifest), read_manifest(b.manifest)
+    assert [u.text for u in ma] == ["여보세요", "내일 예약 취소할게요"] * 2  # normalised, all of them
+    assert ma.items == mb.items and validate(ma).passed
+    assert all(ma.audio_path(u).read_bytes() == mb.audio_path(u).read_bytes() for u in ma)
+    short = synthesize(tmp_path / "c", 0.0001, texts=texts, repeat=2, seed=1, workers=1)  # stops at 0.36 s
+    assert short.utterances == 1
+    with pytest.raises(InvalidInput, match=r"^sentence 2: espeak-ng produced no sound"):
+        synthesize(tmp_path / "d", texts=["여보세요", "...", "네"], workers=1)
+    with pytest.raises(InvalidInput, match="--hours"):
+        synthesize(tmp_path / "e")

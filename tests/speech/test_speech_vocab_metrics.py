@@ -47,3 +47,11 @@ def test_wer_with_jiwer():
 
 def test_real_time_factor():
     assert EvalResult(0.1, 0.2, 3, audio_s=20.0, decode_s=1.0).rtf == pytest.approx(0.05)
+
+
+def test_eval_result_says_how_unreadable_files_were_scored():
+    counted = EvalResult(0.5, 0.5, 4, audio_s=3.0, decode_s=0.1, unreadable=1)
+    assert counted.unreadable_policy == "counted as errors"
+    assert counted.to_dict()["unreadable"] == 1 and counted.to_dict()["skip_unreadable"] is False
+    skipped = EvalResult(0.2, 0.3, 3, audio_s=3.0, decode_s=0.1, unreadable=1, skip_unreadable=True)
+    assert skipped.unreadable_policy == "skipped" and skipped.to_dict()["skip_unreadable"] is True

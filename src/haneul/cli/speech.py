@@ -10,6 +10,7 @@ import typer
 
 from haneul.cli import output
 from haneul.cli.options import JsonOpt, SeedOpt, ThreadsOpt, Typer, out_option
+from haneul.errors import InvalidInput
 
 app = Typer(
     help="Korean call-speech recognition: ClovaCall manifests, synthetic call speech, DS2/LAS training, "
@@ -38,13 +39,26 @@ def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 @app.command()
 def synth(
-    hours: float = typer.Option(..., "--hours", help="Hours of speech to render (e.g. 0.1 = six minutes)."),
+    hours: float | None = typer.Option(
+        None,
+        "--hours",
+        help="Hours of speech to render (e.g. 0.1 = six minutes); needed without --text, with --text it stops "
+        "the rendering at that duration.",
+    ),
     seed: SeedOpt = 0,
     out: Path = out_option("Output folder: gets wavs/ and manifest.json."),
+    text: Path | None = typer.Option(
+        None,
+        "--text",
+        help="Render your own sentences instead: a UTF-8 file, one sentence a line (blank and # lines skipped).",
+    ),
+    repeat: int = typer.Option(
+        1, "--repeat", help="With --text: render each sentence this many times, each with a different voice."
+    ),
     split: str = typer.Option(
         "train",
         "--split",
-        help="'train', or 'heldout' for voice variants and sentences never used by 'train'.",
+        help="'train', or 'heldout' for voice variants (and generated sentences) never used by 'train'.",
     ),
     noise: float = typer.Option(
         0.2, "--noise", help="Share of utterances mixed with background noise (10-30 dB SNR)."
@@ -55,15 +69,16 @@ def synth(
     ),
     as_json: JsonOpt = False,
 ) -> None:
-    """Render synthetic Korean restaurant-reservation calls in the ClovaCall format (the same seed gives
-    byte-identical files)."""
-    from haneul.speech.synth import synthesize
+    """Render synthetic Korean call speech in the ClovaCall format: generated restaurant-reservation calls, or
+    your own sentences with --text (the same seed gives byte-identical files)."""
+    from haneul.speech.synth import read_sentences, synthesize
 
+    texts = read_sentences(text) if text is not None else None
     with _progress() as bar:
-        task = bar.add_task(f"synth {split}", total=hours * 3600)
+        task = bar.add_task(f"synth {split}", total=hours * 3600 if hours else None)
         res = synthesize(
-            out, hours, seed, split=split, noise=noise, workers=workers or None, channel=channel,
-            progress=lambda done, total: bar.update(task, completed=done),
+            out, hours, seed, texts=texts, repeat=repeat, split=split, noise=noise, workers=workers or None,
+            channel=channel, progress=lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
     summary = {
         "manifest": str(res.manifest), "utterances": res.utterances, "hours": res.seconds / 3600,
@@ -168,6 +183,13 @@ def train_cmd(
     features: str = typer.Option(
         "spectrogram", "--features", help="spectrogram (161-dim) or logmel (80-dim)."
     ),
+    units: str = typer.Option(
+        "hangul", "--units", help="Output units: hangul (all 11,172 syllables: nothing Korean is out of vocabulary) "
+        "or corpus (the training transcripts' characters, ClovaCall's recipe)."
+    ),
+    ctc_weight: float | None = typer.Option(
+        None, "--ctc-weight", help="las: weight of the hybrid CTC loss on the listener (default 0.3; 0 = plain LAS)."
+    ),
     epochs: int = typer.Option(30, "--epochs", help="Passes over the training set."),
     max_steps: int | None = typer.Option(
         None, "--max-steps", help="Stop after this many updates (overrides --epochs)."
@@ -198,10 +220,13 @@ def train_cmd(
     with `haneul run -- haneul speech train ...`)."""
     from haneul.speech.train import TrainConfig, train
 
+    if ctc_weight is not None and model != "las":
+        raise InvalidInput("--ctc-weight is for --model las (ds2 is all CTC already)")
     cfg = TrainConfig(
-        model=model, preset=preset, features=features, epochs=epochs, max_steps=max_steps, max_minutes=max_minutes,
-        batch_size=batch_size, lr=lr, eval_every=eval_every, specaugment=specaugment, amp=amp, threads=threads,
-        seed=seed, out_dir=str(out), resume=resume,
+        model=model, preset=preset, features=features, units=units, epochs=epochs, max_steps=max_steps,
+        max_minutes=max_minutes, batch_size=batch_size, lr=lr, eval_every=eval_every, specaugment=specaugment, amp=amp,
+        threads=threads, seed=seed, out_dir=str(out), resume=resume,
+        overrides={} if ctc_weight is None else {"ctc_weight": ctc_weight},
     )  # fmt: skip
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -249,25 +274,33 @@ def eval_cmd(
     beta: float = _BETA,
     threads: ThreadsOpt = 1,
     limit: int | None = typer.Option(None, "--limit", help="Evaluate only the first N utterances."),
+    skip_unreadable: bool = typer.Option(
+        False,
+        "--skip-unreadable",
+        help="Leave missing or corrupt audio files out of the scores; by default each counts as its whole "
+        "reference deleted.",
+    ),
     show: int = typer.Option(5, "--show", help="Print this many reference/hypothesis pairs."),
     as_json: JsonOpt = False,
 ) -> None:
     """CER without spaces (ClovaCall's definition), WER (jiwer) and real-time factor on a manifest.
 
     The real-time factor is measured on --threads CPU threads (1 by default: the one-core figure).
-    With --json the per-utterance rows come too."""
+    Missing or corrupt audio counts as errors unless --skip-unreadable; the table and the JSON say how many
+    there were and which choice was made. With --json the per-utterance rows come too."""
     from haneul.speech.corpus import read_manifest
 
     rec = _recognizer(checkpoint, beam, lm_text, lm_order, alpha, beta, threads)
-    res, rows = rec.evaluate(read_manifest(manifest), limit)
+    res, rows = rec.evaluate(read_manifest(manifest), limit, skip_unreadable=skip_unreadable)
     for r in rows:
-        if r.get("skipped"):
-            _warn(f"skipped {r['wav']}: {r['skipped']}")
+        if r.get("unreadable"):
+            _warn(f"unreadable {r['wav']} ({res.unreadable_policy}): {r['unreadable']}")
 
     def show_table() -> None:
-        columns = ["CER (no spaces)", "WER", "RTF", "threads"]
-        output.print_table([(f"{res.cer:.2%}", f"{res.wer:.2%}", f"{res.rtf:.4f}", threads or "torch's choice")],
-                           columns=columns, right=columns,
+        columns = ["CER (no spaces)", "WER", "RTF", "threads", "unreadable files"]
+        output.print_table([(f"{res.cer:.2%}", f"{res.wer:.2%}", f"{res.rtf:.4f}", threads or "torch's choice",
+                             f"{res.unreadable} ({res.unreadable_policy})")],
+                           columns=columns, right=columns[:4],
                            title=f"{manifest} ({res.utterances} utterances, {res.audio_s / 60:.1f} min)")
         for r in [r for r in rows if r.get("hyp") is not None][:show]:
             output.say(f"  ref: {r['ref']}\n  hyp: {r['hyp']}")
@@ -311,3 +344,45 @@ def transcribe(
             output.note(f"[{hyp.audio_s:6.2f}s] {hyp.text}")
     final = sess.finish()
     output.emit({"text": final.text, "partials": partials}, as_json=as_json, show=lambda: output.say(final.text))
+
+
+@app.command("text")
+def text_cmd(
+    sources: list[Path] = typer.Argument(
+        None, help="Korean text to draw from: .jsonl (a 'text' field), .tsv with sentence columns, or plain text "
+        "(one passage a line); each may be .gz. None: reservation sentences only."),
+    out: Path = out_option("Text file to write, one spoken sentence a line (for synth --text)."),
+    count: int = typer.Option(20000, "--count", "-n", help="Sentences to draw."),
+    seed: SeedOpt = 0,
+    split: str = typer.Option("train", "--split", help="'train' or 'heldout': which side of the sentence hash to draw."),
+    templates: float = typer.Option(0.1, "--templates", help="Share of reservation-generator sentences mixed in."),
+    min_syllables: int = typer.Option(4, "--min-syllables", help="Shortest sentence kept, in syllables."),
+    max_syllables: int = typer.Option(40, "--max-syllables", help="Longest sentence kept, in syllables (a phone turn)."),
+    exclude: list[Path] = typer.Option(
+        [], "--exclude", help="A text file of sentences never to draw (a test set), one a line; may repeat."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Draw open-vocabulary sentences from real Korean text, read out for speech (numbers, dates, Latin
+    letters and symbols in Korean; unreadable sentences left out), and report their character inventory
+    and coverage of the 2,350 KS X 1001 syllables."""
+    from haneul.io import atomic_write_text
+    from haneul.speech.opentext import draw_sentences, inventory
+    from haneul.speech.synth import read_sentences
+
+    banned = [s.text for path in exclude for s in read_sentences(path)]
+    output.note(f"reading {len(sources or [])} source(s)")
+    sentences = draw_sentences(sources or [], count, seed=seed, split=split, templates=templates,
+                               min_syllables=min_syllables, max_syllables=max_syllables, exclude=banned)
+    atomic_write_text(out, "".join(s + "\n" for s in sentences))
+    inv = inventory(sentences)
+    summary = {"out": str(out), **inv.to_dict()}
+
+    def show() -> None:
+        output.say(f"wrote {inv.sentences} sentences ({inv.characters} characters) to {out}")
+        output.say(f"{inv.distinct} distinct characters; KS X 1001 syllables covered: {inv.ksx1001_covered} of "
+                   f"{inv.ksx1001_total} ({inv.ksx1001_coverage:.1%}); outside KS X 1001: {len(inv.outside_ksx1001)}")
+        if inv.sentences < count:
+            _warn(f"the sources held only {inv.sentences} usable sentences of the {count} asked for")
+
+    output.emit(summary, as_json=as_json, show=show)
+

@@ -1,7 +1,7 @@
 """haneul.speech: Korean call-speech recognition in the style of ClovaCall (Ha et al., 2020).
 
 ClovaCall corpus tools (manifests, validation, trimming, speaker splits), synthetic call speech
-(espeak-ng + a telephone channel), features (161-dim spectrogram, log-mel, SpecAugment), a
+(espeak-ng + a telephone channel) of generated or open-vocabulary sentences, features (161-dim spectrogram, log-mel, SpecAugment), a
 DeepSpeech2-style CTC model and LAS, CTC greedy / prefix beam decoding with a character n-gram LM,
 training with ``haneul.report`` metrics, CER/WER/RTF evaluation and a streaming recogniser.
 Heavy modules (torch) load on first use of the names that need them.
@@ -19,6 +19,8 @@ _EXPORTS = {
     "split_by_speaker": "corpus",
     "sino": "korean", "native": "korean", "reservation_sentence": "korean",
     "synthesize": "synth", "phone_channel": "synth", "SynthJob": "synth", "plan_jobs": "synth",
+    "read_sentences": "synth", "plan_text_jobs": "synth",
+    "draw_sentences": "opentext", "inventory": "opentext", "ksx1001_syllables": "opentext",
     "FeatureConfig": "features", "spectrogram": "features", "log_mel": "features", "normalize": "features",
     "extract": "features", "SpecAugment": "features",
     "Vocabulary": "vocab",

@@ -6,13 +6,19 @@ keeps, for each output prefix, the probability of ending in a blank and in a non
 repeated characters separated by a blank are kept apart. The LM adds ``alpha * log P_lm(c | prefix)``
 and ``beta`` per emitted character. The character LM uses interpolated Witten-Bell smoothing, which
 needs only counts and always yields a proper distribution over the vocabulary.
+
+Prefixes are nodes of a prefix tree (each holds its parent and last symbol), so extending one costs
+the same at the end of a two-minute call as at its start; copying whole prefixes would make the
+search quadratic in the length of the audio, in time and in memory.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,11 +34,17 @@ def _logsumexp(*xs: float) -> float:
     return m + math.log(sum(math.exp(x - m) for x in xs))
 
 
-def greedy_decode(log_probs: np.ndarray | Sequence[Sequence[float]], blank: int = 0) -> list[int]:
-    """Best path: argmax per frame, merge repeats, drop blanks.  ``log_probs``: (T, V)."""
+def greedy_decode(
+    log_probs: np.ndarray | Sequence[Sequence[float]], blank: int = 0, *, previous: int = -1
+) -> list[int]:
+    """Best path: argmax per frame, merge repeats, drop blanks.  ``log_probs``: (T, V).
+
+    ``previous`` is the best symbol of the frame just before these ones, so that a stream decoded
+    chunk by chunk merges a repeat across a chunk boundary exactly as one pass over all frames would.
+    """
     best = np.asarray(log_probs).argmax(axis=-1)
     out: list[int] = []
-    prev = -1
+    prev = previous
     for k in best.tolist():
         if k != prev and k != blank:
             out.append(k)
@@ -90,6 +102,24 @@ class CharNgramLM:
         return math.log(self.prob(context, symbol))
 
 
+@dataclass(eq=False)
+class _Prefix:
+    """A beam prefix as a node of the prefix tree; compared and hashed by identity."""
+
+    parent: _Prefix | None
+    symbol: int  # the last symbol (-1 at the root)
+    lm_score: float  # sum of the LM terms of every symbol of the prefix
+    context: tuple[int, ...]  # the last (order - 1) symbols: all the LM needs to score the next one
+
+    def ids(self) -> list[int]:
+        out = []
+        node: _Prefix | None = self
+        while node is not None and node.parent is not None:
+            out.append(node.symbol)
+            node = node.parent
+        return out[::-1]
+
+
 def prefix_beam_search(
     log_probs: np.ndarray | Sequence[Sequence[float]],
     beam: int = 8,
@@ -105,20 +135,26 @@ def prefix_beam_search(
     Returns up to ``beam`` ``(ids, score)`` pairs, best first; ``score`` is the total log
     probability of the prefix (plus the LM terms when ``lm`` is given). Per frame only the
     ``top_k`` most likely symbols (default: ``max(beam, 16)``) whose log-probability is at least
-    ``prune`` are expanded; the rest cannot win the beam in practice.
+    ``prune`` are expanded; the rest cannot win the beam in practice. Each frame costs
+    O(beam * top_k) whatever the length of the prefixes.
     """
     lp = np.asarray(log_probs, dtype=np.float64)
     if lp.ndim != 2:
         raise InvalidInput(f"log_probs must be (frames, vocab), got shape {lp.shape}")
-    # prefix -> (log P ending in blank, log P ending in non-blank)
-    beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, NEG_INF)}
-    lm_bonus: dict[tuple[int, ...], float] = {(): 0.0}
+    keep = lm.order - 1 if lm is not None else 0
 
-    def lm_score(prefix: tuple[int, ...], c: int) -> float:
+    def extend(prefix: _Prefix, c: int) -> _Prefix:
         if lm is None:
-            return beta
-        return alpha * lm.logprob(prefix, c) + beta
+            return _Prefix(prefix, c, prefix.lm_score + beta, ())
+        context = (prefix.context + (c,))[-keep:] if keep else ()
+        return _Prefix(prefix, c, prefix.lm_score + alpha * lm.logprob(prefix.context, c) + beta, context)
 
+    # prefix -> (log P ending in blank, log P ending in non-blank)
+    beams: dict[_Prefix, tuple[float, float]] = {_Prefix(None, -1, 0.0, ()): (0.0, NEG_INF)}
+    # every live prefix by (parent, symbol), so that each sequence is one node: "ab" reached again from
+    # "a" + "b" merges with the "ab" already in the beam. Weak values: a prefix that leaves the beam
+    # (and has no descendant in it) is freed, so memory stays bounded on long audio.
+    nodes: weakref.WeakValueDictionary[tuple[int, int], _Prefix] = weakref.WeakValueDictionary()
     for t in range(lp.shape[0]):
         frame = lp[t]
         k = min(len(frame), top_k or max(beam, 16))
@@ -126,7 +162,7 @@ def prefix_beam_search(
         cands = top[frame[top] >= prune]
         if blank not in cands:
             cands = np.append(cands, blank)
-        nxt: dict[tuple[int, ...], list[float]] = defaultdict(lambda: [NEG_INF, NEG_INF])
+        nxt: dict[_Prefix, list[float]] = defaultdict(lambda: [NEG_INF, NEG_INF])
         for prefix, (pb, pnb) in beams.items():
             total = _logsumexp(pb, pnb)
             for c in cands.tolist():
@@ -135,11 +171,12 @@ def prefix_beam_search(
                     e = nxt[prefix]
                     e[0] = _logsumexp(e[0], total + p)
                     continue
-                ext = prefix + (c,)
-                if ext not in lm_bonus:
-                    lm_bonus[ext] = lm_bonus[prefix] + lm_score(prefix, c)
+                ext = nodes.get((id(prefix), c))
+                if ext is None:
+                    ext = extend(prefix, c)
+                    nodes[(id(prefix), c)] = ext
                 e = nxt[ext]
-                if prefix and prefix[-1] == c:
+                if prefix.parent is not None and prefix.symbol == c:
                     # a repeat only extends after a blank; without one it collapses into the prefix
                     e[1] = _logsumexp(e[1], pb + p)
                     same = nxt[prefix]
@@ -149,9 +186,9 @@ def prefix_beam_search(
         live = [
             kv for kv in nxt.items() if _logsumexp(*kv[1]) > NEG_INF
         ]  # e.g. a repeat with no blank between
-        ranked = sorted(live, key=lambda kv: _logsumexp(*kv[1]) + lm_bonus[kv[0]], reverse=True)
+        ranked = sorted(live, key=lambda kv: _logsumexp(*kv[1]) + kv[0].lm_score, reverse=True)
         beams = {k: (v[0], v[1]) for k, v in ranked[:beam]}
-    out = [(list(k), _logsumexp(*v) + lm_bonus[k]) for k, v in beams.items()]
+    out = [(k.ids(), _logsumexp(*v) + k.lm_score) for k, v in beams.items()]
     out.sort(key=lambda kv: kv[1], reverse=True)
     return out
 

@@ -76,17 +76,29 @@ def _pair(references, hypotheses) -> tuple[list[str], list[str]]:
 
 @dataclass
 class EvalResult:
+    """Scores over a test set. ``utterances`` counts those scored; ``unreadable`` counts the missing
+    or corrupt audio files, which are scored as deletions of their whole reference unless
+    ``skip_unreadable`` (then they are left out of ``utterances`` and the rates)."""
+
     cer: float
     wer: float
     utterances: int
     audio_s: float
     decode_s: float
+    unreadable: int = 0
+    skip_unreadable: bool = False
 
     @property
     def rtf(self) -> float:
         """Real-time factor: processing seconds per second of audio (below 1 is faster than real time)."""
         return self.decode_s / self.audio_s if self.audio_s else float("nan")
 
+    @property
+    def unreadable_policy(self) -> str:
+        """How unreadable files entered the scores, in words (for tables)."""
+        return "skipped" if self.skip_unreadable else "counted as errors"
+
     def to_dict(self) -> dict:
         return {"cer": self.cer, "wer": self.wer, "rtf": self.rtf, "utterances": self.utterances,
-                "audio_s": self.audio_s, "decode_s": self.decode_s}  # fmt: skip
+                "audio_s": self.audio_s, "decode_s": self.decode_s, "unreadable": self.unreadable,
+                "skip_unreadable": self.skip_unreadable}  # fmt: skip

@@ -4,10 +4,15 @@ The streaming recogniser is what a live call needs: audio arrives in small chunk
 wants a partial hypothesis after each one and a final one when the call turn ends. It runs the CTC
 model on fixed chunks with some left context and a short look-ahead (chunked CTC: each chunk's
 frames are computed from a window around it, so a bidirectional model only sees bounded future),
-keeps the posteriors of each chunk's own frames, and decodes their concatenation greedily for the
-partial result. Features are normalised with running statistics of the audio heard so far. The
-final hypothesis is, by default, a full-utterance pass (with beam search and LM if configured),
-which is exactly the offline result; with ``rescore_final=False`` it decodes the chunk posteriors.
+keeps the posteriors of each chunk's own frames, and extends a greedy decoding of them for the
+partial result. Features are normalised with running statistics of the audio heard so far. Only the
+window the next chunk needs is kept for the model, so each chunk costs the same at minute two of a
+call as at second two. The final hypothesis is, by default, a full-utterance pass (with beam search
+and LM if configured), which is exactly the offline result; with ``rescore_final=False`` it decodes
+the chunk posteriors.
+
+Every hypothesis (offline, partial or final) has its runs of spaces collapsed and its ends trimmed:
+a model may emit a space for each stretch of a long silence.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -26,8 +32,9 @@ from haneul.speech.corpus import AudioError, Manifest, load_audio
 from haneul.speech.decode import CharNgramLM, greedy_decode, prefix_beam_search
 from haneul.speech.features import FeatureConfig, extract, log_mel, spectrogram
 from haneul.speech.metrics import EvalResult, cer, wer
-from haneul.speech.models import DeepSpeech2
+from haneul.speech.models import LAS, DeepSpeech2
 from haneul.speech.vocab import Vocabulary
+from haneul.text.korean import normalize as normalize_text
 
 
 def build_lm(texts: Iterable[str], vocab: Vocabulary, order: int = 4) -> CharNgramLM:
@@ -76,13 +83,17 @@ class Recognizer:
     def is_ctc(self) -> bool:
         return isinstance(self.model, DeepSpeech2)
 
+    def text_of(self, ids: Iterable[int]) -> str:
+        """Text of output ids with runs of spaces (long silences) collapsed and the ends trimmed."""
+        return normalize_text(self.vocab.decode(ids))
+
     def decode_posteriors(self, log_probs: np.ndarray) -> str:
         if self.beam <= 1 and self.lm is None:
-            return self.vocab.decode(greedy_decode(log_probs))
+            return self.text_of(greedy_decode(log_probs))
         hyps = prefix_beam_search(
             log_probs, beam=max(1, self.beam), lm=self.lm, alpha=self.alpha, beta=self.beta
         )
-        return self.vocab.decode(hyps[0][0])
+        return self.text_of(hyps[0][0])
 
     @torch.no_grad()
     def posteriors(self, audio: np.ndarray) -> np.ndarray:
@@ -100,28 +111,43 @@ class Recognizer:
             return ""
         if self.is_ctc:
             return self.decode_posteriors(self.posteriors(audio))
+        las = cast(LAS, self.model)
         x = extract(audio, self.features).unsqueeze(0)
         lengths = torch.tensor([x.shape[1]])
         if self.beam <= 1 and self.lm is None:
-            return self.vocab.decode(self.model.decode(x, lengths)[0])
+            return self.text_of(las.decode(x, lengths)[0])
         # LAS scores are length-normalised; the insertion bonus only balances the LM's per-character cost
         beta = self.beta if self.lm is not None else 0.0
-        hyps = self.model.beam_search(
-            x, lengths, beam=max(1, self.beam), lm=self.lm, alpha=self.alpha, beta=beta
-        )
-        return self.vocab.decode(hyps[0][0][0])
+        hyps = las.beam_search(x, lengths, beam=max(1, self.beam), lm=self.lm, alpha=self.alpha, beta=beta)
+        return self.text_of(hyps[0][0][0])
 
-    def evaluate(self, manifest: Manifest, limit: int | None = None) -> tuple[EvalResult, list[dict]]:
-        """CER (no spaces), WER and real-time factor over a manifest; bad audio is skipped and listed."""
+    def evaluate(
+        self, manifest: Manifest, limit: int | None = None, *, skip_unreadable: bool = False
+    ) -> tuple[EvalResult, list[dict]]:
+        """CER (no spaces), WER and real-time factor over a manifest.
+
+        A missing or corrupt audio file counts, by default, as an empty hypothesis: every character
+        of its reference is a deletion, so a broken test set cannot look better than it is. With
+        ``skip_unreadable`` such files are left out of the scores instead. Either way they are
+        counted and listed (rows with ``"unreadable"``); they never count towards the real-time factor.
+        """
         rows: list[dict] = []
         refs, hyps = [], []
         audio_s = decode_s = 0.0
+        unreadable = readable = 0
         for utt in manifest.items[:limit]:
             try:
                 audio = load_audio(manifest.audio_path(utt), self.features.sample_rate)
             except AudioError as exc:
-                rows.append({"wav": utt.wav, "ref": utt.text, "hyp": None, "skipped": exc.message})
+                unreadable += 1
+                row: dict = {"wav": utt.wav, "ref": utt.text, "hyp": None, "unreadable": exc.message}
+                if not skip_unreadable:
+                    refs.append(utt.text)
+                    hyps.append("")
+                    row["cer"] = 1.0 if utt.text.strip() else None
+                rows.append(row)
                 continue
+            readable += 1
             t0 = time.perf_counter()
             hyp = self.transcribe(audio)  # features + model + decoding all count towards the RTF
             decode_s += time.perf_counter() - t0
@@ -136,11 +162,15 @@ class Recognizer:
                     "cer": cer(utt.text, hyp) if utt.text.strip() else None,
                 }
             )
-        if not refs:
+        if not readable:
             raise InvalidInput(
                 f"no readable utterance to evaluate in {manifest.path}; run `haneul speech validate`"
             )
-        return EvalResult(cer(refs, hyps), wer(refs, hyps), len(refs), audio_s, decode_s), rows
+        result = EvalResult(
+            cer(refs, hyps), wer(refs, hyps), len(refs), audio_s, decode_s,
+            unreadable=unreadable, skip_unreadable=skip_unreadable,
+        )  # fmt: skip
+        return result, rows
 
     def stream(
         self, chunk_ms: int = 640, left_ms: int = 800, lookahead_ms: int = 320, rescore_final: bool = True
@@ -166,10 +196,15 @@ class StreamingSession:
     left_ms: int = 800
     lookahead_ms: int = 320
     rescore_final: bool = True
-    _audio: list[np.ndarray] = field(default_factory=list)
+    _heard: list[np.ndarray] = field(default_factory=list)  # all audio, for the final full pass
+    _window: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    _window_start: int = 0  # sample index of _window[0]
     _n: int = 0
     _done: int = 0  # samples whose output frames are already emitted
-    _post: list[np.ndarray] = field(default_factory=list)
+    _post: list[np.ndarray] = field(default_factory=list)  # chunk posteriors, kept only to decode the final
+    _emitted: int = 0  # output frames emitted so far
+    _last_best: int = -1  # best symbol of the last emitted frame, to merge repeats across chunks
+    _partial: str = ""  # greedy text of the emitted frames, spaces not yet collapsed
     _sum: np.ndarray | None = None
     _sumsq: np.ndarray | None = None
     _frames: int = 0
@@ -177,7 +212,7 @@ class StreamingSession:
 
     def __post_init__(self) -> None:
         fc = self.rec.features
-        stride = self.rec.model.front.out_lengths(torch.tensor([10_000])).item()
+        stride = cast(DeepSpeech2, self.rec.model).front.out_lengths(torch.tensor([10_000])).item()
         self._ratio = round(10_000 / stride) if stride else 1  # feature frames per output frame
         self._unit = fc.hop * self._ratio  # samples per output frame
         self.chunk = self._round(fc.sample_rate * self.chunk_ms // 1000)
@@ -191,21 +226,15 @@ class StreamingSession:
     def _round(self, samples: int) -> int:
         return max(0, samples // self._unit * self._unit)
 
-    def _buffer(self) -> np.ndarray:
-        if len(self._audio) > 1:
-            self._audio = [np.concatenate(self._audio)]
-        return self._audio[0] if self._audio else np.zeros(0, np.float32)
-
     def _raw_feats(self, audio: np.ndarray) -> torch.Tensor:
         fc = self.rec.features
         return spectrogram(audio, fc) if fc.kind == "spectrogram" else log_mel(audio, fc)
 
     @torch.no_grad()
     def _emit(self, end: int, final: bool) -> None:
-        audio = self._buffer()
         start = max(0, self._done - self.left)
-        stop = min(len(audio), end + (0 if final else self.ahead))
-        raw = self._raw_feats(audio[start:stop])
+        stop = min(self._n, end + (0 if final else self.ahead))
+        raw = self._raw_feats(self._window[start - self._window_start : stop - self._window_start])
         # running normalisation statistics over the newly covered feature frames
         hop = self.rec.features.hop
         first = (self._done - start) // hop
@@ -227,8 +256,18 @@ class StreamingSession:
         a = (self._done - start) // self._unit
         # the last window also owns the extra frame a centred STFT adds at the very end
         b = len(lp) if end >= self._n and final else a + (end - self._done + self._unit - 1) // self._unit
-        self._post.append(lp[a : min(b, len(lp))])
+        own = lp[a : min(b, len(lp))]
+        self._emitted += len(own)
+        if not self.rescore_final:
+            self._post.append(own)
+        if len(own):
+            self._partial += self.rec.vocab.decode(greedy_decode(own, previous=self._last_best))
+            self._last_best = int(own[-1].argmax())
         self._done = end
+        # the next window starts `left` samples before the first unemitted one: drop what precedes it
+        keep_from = max(0, self._done - self.left)
+        self._window = self._window[keep_from - self._window_start :]
+        self._window_start = keep_from
 
     def accept(self, chunk: np.ndarray | Sequence[float]) -> Hypothesis:
         """Add 16 kHz mono samples; returns the current partial hypothesis."""
@@ -239,16 +278,17 @@ class StreamingSession:
             raise InvalidInput(
                 f"audio chunks must be mono 1-D arrays, got shape {chunk.shape}; average the channels"
             )
-        self._audio.append(chunk)
+        if self.rescore_final:
+            self._heard.append(chunk)
+        self._window = np.concatenate([self._window, chunk])
         self._n += len(chunk)
         while self._n - self._done >= self.chunk + self.ahead:
             self._emit(self._done + self.chunk, final=False)
         return Hypothesis(self.partial_text(), False, self._n / self.rec.features.sample_rate)
 
     def partial_text(self) -> str:
-        if not self._post:
-            return ""
-        return self.rec.vocab.decode(greedy_decode(np.concatenate(self._post)))
+        """Greedy text of the chunks emitted so far, spaces collapsed."""
+        return normalize_text(self._partial)
 
     def finish(self) -> Hypothesis:
         """Flush the remaining audio and return the final hypothesis."""
@@ -258,7 +298,7 @@ class StreamingSession:
             self._finished = True
         sr = self.rec.features.sample_rate
         if self.rescore_final:
-            text = self.rec.transcribe(self._buffer()) if self._n else ""
+            text = self.rec.transcribe(np.concatenate(self._heard)) if self._n else ""
         else:
             text = self.rec.decode_posteriors(np.concatenate(self._post)) if self._post else ""
         return Hypothesis(text, True, self._n / sr)

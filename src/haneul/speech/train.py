@@ -31,7 +31,8 @@ from haneul.speech.decode import greedy_decode
 from haneul.speech.features import FeatureConfig, SpecAugment, extract
 from haneul.speech.metrics import cer, wer
 from haneul.speech.models import LAS, MODEL_KINDS, DeepSpeech2, DS2Config, LASConfig
-from haneul.speech.vocab import Vocabulary
+from haneul.speech.vocab import UNITS, Vocabulary
+from haneul.text.korean import normalize as normalize_text
 from haneul.training import pick_device, warmup_decay
 
 
@@ -44,6 +45,7 @@ class TrainConfig:
     model: str = "ds2"
     preset: str = "small"
     features: str = "spectrogram"
+    units: str = "hangul"
     epochs: int = 30
     max_steps: int | None = None
     max_minutes: float | None = None
@@ -65,6 +67,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.model not in MODEL_KINDS:
             raise InvalidInput(f"--model {self.model!r} is unknown; choose one of {', '.join(MODEL_KINDS)}")
+        if self.units not in UNITS:
+            raise InvalidInput(f"--units {self.units!r} is unknown; choose one of {', '.join(UNITS)}")
         if self.batch_size < 1 or self.epochs < 1:
             raise InvalidInput("--batch-size and --epochs must be at least 1")
 
@@ -208,12 +212,12 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[torch.nn.Module, Vocabu
 def transcribe_batch(
     model: torch.nn.Module, vocab: Vocabulary, x: torch.Tensor, lengths: torch.Tensor
 ) -> list[str]:
-    """Greedy transcripts for a padded batch (CTC best path or LAS greedy spelling)."""
+    """Greedy transcripts for a padded batch (CTC best path or LAS greedy spelling), runs of spaces collapsed."""
     if isinstance(model, DeepSpeech2):
         log_probs, out_len, _ = model(x, lengths)
         lp = log_probs.cpu().numpy()
-        return [vocab.decode(greedy_decode(lp[i, : int(out_len[i])])) for i in range(len(lp))]
-    return [vocab.decode(ids) for ids in model.decode(x, lengths)]
+        return [normalize_text(vocab.decode(greedy_decode(lp[i, : int(out_len[i])]))) for i in range(len(lp))]
+    return [normalize_text(vocab.decode(ids)) for ids in model.decode(x, lengths)]
 
 
 def evaluate_examples(
@@ -264,7 +268,7 @@ def train(
         fcfg = FeatureConfig(**ckpt["feature_config"])
         say(f"resuming from {resume_from} at step {ckpt['step']}")
     else:
-        vocab = Vocabulary.build(u.text for u in tr)
+        vocab = Vocabulary.for_units(cfg.units, (u.text for u in tr))
         fcfg = FeatureConfig.from_name(cfg.features)
 
     say(f"loading {len(tr)} training and {len(dv)} dev utterances")

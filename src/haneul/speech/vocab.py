@@ -1,8 +1,11 @@
-"""Syllable (character) vocabulary built from training transcripts.
+"""Syllable (character) vocabularies: every Hangul syllable, or those of the training transcripts.
 
 ClovaCall's baselines (Ha et al., 2020, section 4.1) predict Hangul syllables directly, spaces
-included. Ids 0-3 are reserved: the CTC blank, the unknown symbol (any character not seen in the
-training text), and the LAS start/end markers. Characters outside the vocabulary are mapped to the
+included. :meth:`Vocabulary.hangul` holds all 11,172 precomposed syllables, so no Korean transcript
+has a character the model cannot output (a syllable never heard in training is merely unlikely);
+:meth:`Vocabulary.build` holds only the characters of the training text, most frequent first (the
+ClovaCall recipe: about two thousand syllables for their corpus). Ids 0-3 are reserved: the CTC blank,
+the unknown symbol, and the LAS start/end markers. Characters outside the vocabulary are mapped to the
 unknown symbol and counted, so a data problem shows up as a number instead of a crash.
 """
 
@@ -17,8 +20,10 @@ from haneul.text.korean import normalize as normalize_text
 
 BLANK, UNK, SOS, EOS = "<blank>", "<unk>", "<sos>", "<eos>"
 SPECIALS = [BLANK, UNK, SOS, EOS]
-
-
+#: the precomposed Hangul syllables, 가 (U+AC00) to 힣 (U+D7A3)
+HANGUL = "".join(chr(c) for c in range(0xAC00, 0xD7A4))
+#: output units a recogniser can be trained with (see the module's docstring)
+UNITS = ("hangul", "corpus")
 
 
 class Vocabulary:
@@ -35,6 +40,20 @@ class Vocabulary:
     unk = 1
     sos = 2
     eos = 3
+
+    @classmethod
+    def hangul(cls) -> Vocabulary:
+        """The space and every Hangul syllable, in code order."""
+        return cls(" " + HANGUL)
+
+    @classmethod
+    def for_units(cls, units: str, texts: Iterable[str]) -> Vocabulary:
+        """The vocabulary of ``units`` (one of :data:`UNITS`); ``texts`` are the training transcripts."""
+        if units == "hangul":
+            return cls.hangul()
+        if units == "corpus":
+            return cls.build(texts)
+        raise InvalidInput(f"--units {units!r} is unknown; choose one of {', '.join(UNITS)}")
 
     @classmethod
     def build(cls, texts: Iterable[str], min_count: int = 1) -> Vocabulary:

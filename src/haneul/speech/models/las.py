@@ -7,6 +7,13 @@ over the previous character and the previous context vector, with location-aware
 features of the previous attention weights obtained by a 1-D convolution, which keeps the alignment
 moving forward. Trained with teacher forcing and cross-entropy; decoded greedily or with a beam (optionally fused
 with a character n-gram LM). ``forward(feats, lengths, targets=None, target_lengths=None) -> (logits, loss)``.
+
+Hybrid CTC / attention training (Kim, Hori and Watanabe, 2017; ESPnet's default): a linear CTC head on
+the listener's states adds ``ctc_weight * CTC + (1 - ctc_weight) * cross-entropy`` to the loss. CTC's
+monotonic alignment teaches the listener where each character lies, so the attention, which on its
+own may spend most of a CPU budget learning a language model of the transcripts before it finds
+the audio, locks on early. ``ctc_weight=0`` is the plain LAS of ClovaCall (and of checkpoints saved
+before this option existed).
 """
 
 from __future__ import annotations
@@ -41,10 +48,12 @@ class LASConfig:
     loc_kernel: int = 31
     dropout: float = 0.1
     max_decode_len: int = 200
+    ctc_weight: float = 0.0
 
     @staticmethod
     def from_name(name: str, **overrides) -> LASConfig:
-        """Named presets: ``tiny`` (tests), ``small``, ``clovacall`` (paper-sized: 3x512 BiLSTM)."""
+        """Named presets: ``tiny`` (tests), ``small``, ``clovacall`` (paper-sized: 3x512 BiLSTM); all with
+        the hybrid CTC loss at weight 0.3 unless ``ctc_weight`` says otherwise."""
         presets = {
             "tiny": dict(
                 conv_channels=8,
@@ -62,7 +71,7 @@ class LASConfig:
         }
         if name not in presets:
             raise InvalidInput(f"LAS preset {name!r} is unknown; choose one of {', '.join(presets)}")
-        return LASConfig(**{**presets[name], **overrides})
+        return LASConfig(**{"ctc_weight": 0.3, **presets[name], **overrides})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -122,6 +131,8 @@ class LAS(nn.Module):
         super().__init__()
         if cfg.vocab_size <= EOS:
             raise InvalidInput("LASConfig.vocab_size must be set from the vocabulary")
+        if not 0.0 <= cfg.ctc_weight < 1.0:
+            raise InvalidInput(f"ctc_weight={cfg.ctc_weight} must be in [0, 1): 0 is plain LAS, 0.3 the usual mix")
         self.cfg = cfg
         self.listener = Listener(cfg)
         enc_dim = 2 * cfg.enc_hidden
@@ -136,6 +147,7 @@ class LAS(nn.Module):
             nn.Tanh(),
             nn.Linear(cfg.dec_hidden, cfg.vocab_size),
         )
+        self.ctc = nn.Linear(enc_dim, cfg.vocab_size) if cfg.ctc_weight > 0 else None
 
     def _init(self, enc: torch.Tensor, enc_len: torch.Tensor):
         b, t, e = enc.shape
@@ -180,7 +192,18 @@ class LAS(nn.Module):
         loss = F.cross_entropy(
             out.reshape(-1, out.shape[-1]).float(), gold.reshape(-1), ignore_index=-100, label_smoothing=0.1
         )
+        if self.ctc is not None:
+            loss = (1 - self.cfg.ctc_weight) * loss + self.cfg.ctc_weight * self.ctc_loss(
+                enc, enc_len, targets, target_lengths)
         return out, loss
+
+    def ctc_loss(self, enc: torch.Tensor, enc_len: torch.Tensor, targets: torch.Tensor,
+                 target_lengths: torch.Tensor) -> torch.Tensor:
+        """CTC of the listener's states against ``targets`` (blank = id 0), averaged per target character."""
+        assert self.ctc is not None
+        log_probs = self.ctc(enc).float().log_softmax(-1).transpose(0, 1)  # (T, B, V)
+        return F.ctc_loss(log_probs, targets, enc_len, target_lengths, blank=0, reduction="mean",
+                          zero_infinity=True)
 
     @torch.no_grad()
     def decode(
