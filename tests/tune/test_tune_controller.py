@@ -173,11 +173,14 @@ def test_define_by_run_params_come_from_the_studys_sampler(tune_server: LiveServ
 
 
 def test_pbt_forks_the_better_trial_and_records_lineage(tune_server: LiveServer, tmp_path: Path) -> None:
+    """lr 0.01 is the worst at any boundary, so it is replaced whoever it is ranked against; on a busy
+    machine the other two may meet at step 4 before it gets there, and one of them is replaced first
+    (asynchronous PBT ranks the trials that got as far), hence a budget for two replacements."""
     code = write(tmp_path / "c", "grow.py", GROW)
     raw = spec(code, "grow.py", name="pbt", command=[sys.executable, "grow.py"],
                objective={"metric": "score", "direction": "maximize"},
                space={"lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}},
-               budget={"trials": 4, "concurrent": 3, "cpus": 0.5},
+               budget={"trials": 5, "concurrent": 3, "cpus": 0.5},
                algorithm={"sampler": "pbt", "seed": 0},
                pbt={"population": 3, "interval": 4, "quantile": 0.34, "resample": 0.0},
                enqueue=[{"lr": 1.0}, {"lr": 0.5}, {"lr": 0.01}])
@@ -186,19 +189,19 @@ def test_pbt_forks_the_better_trial_and_records_lineage(tune_server: LiveServer,
         s = ended(http, "pbt", timeout=120)
         assert s["status"] == "done", s
         rows = {r["number"]: r for r in trials(http, "pbt")}
-        assert rows[2]["state"] == "replaced", rows  # lr 0.01 is the worst at step 4
+        assert rows[2]["state"] == "replaced", rows  # lr 0.01 is the worst wherever it is judged
+        assert rows[0]["state"] == "complete"  # the best is never replaced
         children = [r for r in rows.values() if r["parent_trial"] is not None]
-        assert len(children) == 1
-        child = children[0]
-        parent = rows[child["parent_trial"]]
-        assert parent["number"] in (0, 1)
-        assert child["params"]["lr"] == pytest.approx(parent["params"]["lr"] * 0.8) or \
-            child["params"]["lr"] == pytest.approx(min(1.0, parent["params"]["lr"] * 1.2))
-        session = http.get(f"/api/v1/sessions/{child['session_id']}").json()
-        assert session["parent_id"] == parent["session_id"]
+        assert 1 <= len(children) <= 2 and len(children) == sum(r["state"] == "replaced" for r in rows.values())
         inter = {t["number"]: t for t in http.get("/api/v1/tune/studies/pbt/intermediate").json()}
-        assert inter[child["number"]]["steps"][0] > 4  # it went on from the parent's checkpoint
-        assert child["state"] == "complete" and child["last_step"] == 12
+        for child in children:
+            parent = rows[child["parent_trial"]]
+            assert parent["params"]["lr"] > rows[2]["params"]["lr"]
+            assert child["params"]["lr"] == pytest.approx(parent["params"]["lr"] * 0.8) or \
+                child["params"]["lr"] == pytest.approx(min(1.0, parent["params"]["lr"] * 1.2))
+            session = http.get(f"/api/v1/sessions/{child['session_id']}").json()
+            assert session["parent_id"] == parent["session_id"]
+            assert inter[child["number"]]["steps"][0] > 4  # it went on from the parent's checkpoint
 
 
 def test_another_teams_study_is_404_and_edits_apply_to_new_trials(tune_server: LiveServer, tmp_path: Path) -> None:

@@ -85,10 +85,10 @@ def pbt_step(tuner: Tuner, loaded: _Study) -> None:
             continue
         if boundary - min(live.values) < pbt.interval - 1:
             continue  # a fork judged only after an interval of its own (its donor's checkpoint may be past the boundary)
-        live.pbt_decided.update(range(0, boundary + 1, pbt.interval))
         peers = [lv for lv in members if lv.stopping is None and max(lv.values) >= boundary]
         if len(peers) < 2:
-            continue
+            continue  # ahead of the others: judged once one of them gets as far (or at its next boundary)
+        live.pbt_decided.update(range(0, boundary + 1, pbt.interval))
         sign = -1.0 if spec.objective.direction == "maximize" else 1.0
         ranked = sorted(peers, key=lambda lv: (sign * lv.values[max(lv.values)], lv.number))  # best first
         k = max(1, int(len(ranked) * pbt.quantile))
