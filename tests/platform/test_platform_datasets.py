@@ -581,8 +581,8 @@ def test_push_uploads_while_later_files_are_still_being_hashed(api: TestClient, 
             assert first_sent.wait(10), "no upload started before the last file was hashed"
         return hash_file(f)
 
-    def send(client: Client, batch: list[datasets.LocalFile], host: Any = None) -> int:
-        sent = send_batch(client, batch, host)
+    def send(client: Client, batch: list[datasets.LocalFile]) -> int:
+        sent = send_batch(client, batch)
         first_sent.set()
         return sent
 
@@ -660,12 +660,13 @@ def test_batches_check_every_file_against_the_caller(api: TestClient, trees: dic
 
 def test_on_the_servers_machine_push_and_pull_go_through_the_stores_folder(
         open_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same answers as over HTTP, no byte through it, a changed file refused by the server's own
-    hash, and nothing left in the incoming folder."""
-    from haneul.platform import datasets
+    """The same answers as over HTTP, no byte through it and none hashed by the client (the server
+    hashes), a file changed while copied refused, and nothing left in the incoming folder."""
+    from haneul.platform import datasets, datasets_local
     from haneul.platform.datasets_local import PROBE, discover
 
-    files = {"a.bin": os.urandom(3000), "sub/b.bin": os.urandom(2 << 20), "empty": b""}
+    files = {"a.bin": os.urandom(3000), "sub/b.bin": os.urandom(2 << 20), "empty": b"", "copy.bin": b""}
+    files["copy.bin"] = files["a.bin"]  # the same bytes twice: one blob
     root = _tree(tmp_path / "d", files)
     server = start_server(open_home)
     try:
@@ -674,37 +675,49 @@ def test_on_the_servers_machine_push_and_pull_go_through_the_stores_folder(
         store = open_home / "artifacts" / "datasets"
         assert host is not None and host.incoming == store / "incoming" and host.blobs == store / "blobs"
 
-        def no_http(*args: Any, **kwargs: Any) -> None:
-            raise AssertionError("bytes went over HTTP")
+        def not_here(*args: Any, **kwargs: Any) -> None:
+            raise AssertionError("bytes went over HTTP, or the client hashed")
 
         with monkeypatch.context() as m:
-            m.setattr(datasets, "_post_files", no_http)
-            m.setattr(datasets, "_post_streamed", no_http)
+            for name in ("_post_files", "_post_streamed", "_hash"):
+                m.setattr(datasets, name, not_here)
             first = push(client, scan("here", root))
-            assert (first.created, first.uploaded_files, first.uploaded_bytes) == (True, 3, sum(map(len, files.values())))
-            assert pull(client, "here", tmp_path / "out")["files"] == 3
+            unique = {_sha(b): len(b) for b in files.values()}
+            assert (first.created, first.files, first.uploaded_files, first.uploaded_bytes) == (
+                True, 4, len(unique), sum(unique.values()))
+            assert pull(client, "here", tmp_path / "out")["files"] == 4
             assert {p: (tmp_path / "out" / p).read_bytes() for p in files} == files
             again = push(client, scan("here", root))
-            assert (again.created, again.uploaded_bytes) == (False, 0)
+            assert (again.created, again.version, again.uploaded_files, again.uploaded_bytes) == (False, 1, 0, 0)
+        listed = {f["path"]: f["sha256"] for f in client.request_json("GET", "/api/v1/datasets/here/versions/1/files")["items"]}
+        assert listed == {p: _sha(b) for p, b in files.items()}  # the server's checksums were committed
         blob = store / "blobs" / _sha(files["a.bin"])[:2] / _sha(files["a.bin"])
         assert stat.S_IMODE(blob.stat().st_mode) == 0o444
 
-        # rewritten in place after hashing: the server's own hash refuses it; nothing is committed
+        # rewritten while it was being copied: refused, nothing committed, nothing left behind
         _tree(root, {"c.bin": b"c" * 100})
+        copy_in = datasets_local.copy_in
+
+        def copy_then_touch(host: Any, f: datasets.LocalFile) -> str:
+            name = copy_in(host, f)
+            if f.path == "c.bin":
+                f.source.write_bytes(b"d" * 100)
+                os.utime(f.source, ns=(f.mtime_ns + 10**9, f.mtime_ns + 10**9))
+            return name
+
         with monkeypatch.context() as m:
-            _rewrite_after_hashing(m, "c.bin", b"d" * 100)
+            m.setattr(datasets_local, "copy_in", copy_then_touch)
             with pytest.raises(InvalidInput, match="c.bin changed during the push"):
                 push(client, scan("here", root))
         assert [v["version"] for v in client.request_json("GET", "/api/v1/datasets/here")["versions"]] == [1]
-        assert _sha(b"d" * 100) not in {p.name for p in (store / "blobs").rglob("*")}
         assert [p.name for p in (store / "incoming").iterdir()] == [PROBE]
 
         # a blob this user cannot read here: that batch comes over HTTP instead
         def unreadable(*args: Any) -> int:
             raise PermissionError(13, "Permission denied")
 
-        monkeypatch.setattr("haneul.platform.datasets_local.copy_out", unreadable)
-        assert pull(client, "here", tmp_path / "again")["files"] == 3
+        monkeypatch.setattr(datasets_local, "copy_out", unreadable)
+        assert pull(client, "here", tmp_path / "again")["files"] == 4
         assert (tmp_path / "again" / "sub" / "b.bin").read_bytes() == files["sub/b.bin"]
         client.close()
     finally:
@@ -718,7 +731,7 @@ def test_the_store_folder_is_offered_only_on_the_servers_machine_and_adopts_only
 
     # the in-process client is not on loopback: no folders, no adopting
     assert api.get("/api/v1/datasets/_local").status_code == 404
-    res = api.post("/api/v1/datasets/_blobs/adopt", json={"files": [{"name": "x", "sha256": "0" * 64, "size": 1}]})
+    res = api.post("/api/v1/datasets/_blobs/adopt", json={"files": [{"name": "x", "size": 1}]})
     assert res.status_code == 404
 
     store = dataset_store(api.app.state.platform)
@@ -728,33 +741,37 @@ def test_the_store_folder_is_offered_only_on_the_servers_machine_and_adopts_only
     assert (incoming / ".probe").read_text() == info["token"] and info["uid"] == os.geteuid()
     data = b"bytes of the blob"
     sha = _sha(data)
-    name = f"{sha}.{'ab' * 6}.part"
+    name = "ab" * 12 + ".part"
     outside = tmp_path / "secret"
     outside.write_bytes(data)
     (incoming / name).symlink_to(outside)
     with pytest.raises(InvalidInput, match="cannot be opened"):  # a link is never followed
-        store.adopt(principal=admin, files=[(name, sha, len(data))])
+        store.adopt(principal=admin, files=[(name, len(data), None)])
     (incoming / name).unlink()
-    for bad in ("../../secret", f"{sha}.part", f"{'0' * 64}.{'ab' * 6}.part"):
+    for bad in ("../../secret", f"{sha}.part", "xy" * 12 + ".part"):
         with pytest.raises(InvalidInput, match="not an incoming file"):
-            store.adopt(principal=admin, files=[(bad, sha, len(data))])
+            store.adopt(principal=admin, files=[(bad, len(data), None)])
     with pytest.raises(InvalidInput, match="not in"):
-        store.adopt(principal=admin, files=[(name, sha, len(data))])
+        store.adopt(principal=admin, files=[(name, len(data), None)])
     (incoming / name).write_bytes(data)
     with pytest.raises(InvalidInput, match="has 17 bytes, not the 3 announced"):
-        store.adopt(principal=admin, files=[(name, sha, 3)])
-    (incoming / name).write_bytes(b"x" * len(data))  # the right size, other bytes
+        store.adopt(principal=admin, files=[(name, 3, None)])
+    (incoming / name).write_bytes(b"x" * len(data))  # the right size, other bytes than announced
     with pytest.raises(InvalidInput, match="not the announced one") as err:
-        store.adopt(principal=admin, files=[(name, sha, len(data))])
+        store.adopt(principal=admin, files=[(name, len(data), sha)])
     assert err.value.details["sha256"] == sha and not (incoming / name).exists()  # discarded
     (incoming / name).write_bytes(data)
-    assert store.adopt(principal=admin, files=[(name, sha, len(data))]) == [{"sha256": sha, "size": len(data)}]
+    assert store.adopt(principal=admin, files=[(name, len(data), None)]) == [
+        {"sha256": sha, "size": len(data), "new": True}]  # the server found the checksum
     assert sha in _blobs(api) and not (incoming / name).exists()
     assert _caller(admin) in store._uploads[sha]  # it may now name the blob in a version
+    (incoming / name).write_bytes(data)
+    assert store.adopt(principal=admin, files=[(name, len(data), sha)])[0]["new"] is False  # had it already
+    assert not (incoming / name).exists()
 
     viewer = Principal("v", admin=False, roles={1: "viewer"})
     assert store.local_access(principal=viewer)["token"] == info["token"]  # it may pull through the folder
     with pytest.raises(Forbidden):
-        store.adopt(principal=viewer, files=[(name, sha, len(data))])
+        store.adopt(principal=viewer, files=[(name, len(data), None)])
     with pytest.raises(NotFound):
         store.local_access(principal=Principal("s", admin=False, roles={1: "member"}, session_id=7))

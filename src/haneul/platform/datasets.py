@@ -759,27 +759,32 @@ class DatasetStore:
             raise NotFound("the dataset store's folders are not open to a session's token")
         return self._spool().describe(Path(self.blobs.root) / "blobs")
 
-    def adopt(self, *, principal: Principal, files: Sequence[tuple[str, str, int]]) -> list[dict[str, Any]]:
-        """Store the incoming files ``(name, sha256, size)`` a client on this machine copied in, each
-        hashed here and moved into place as an upload is; one that does not hash to its sha256 is a 400
-        naming it (``details.sha256``) and is removed, the ones before it stay stored."""
+    def adopt(self, *, principal: Principal,
+              files: Sequence[tuple[str, int, str | None]]) -> list[dict[str, Any]]:
+        """Store the incoming files ``(name, size, sha256 or None)`` a client on this machine copied in,
+        each hashed here: a new blob is moved into place as an upload is, one the store has already is
+        dropped. Answers each file's ``sha256``, ``size`` and whether it was ``new``. A file that does
+        not hash to the sha256 given with it is a 400 naming it (``details.sha256``) and is removed;
+        the ones before it stay stored."""
         self.check_upload(principal=principal)
         spool = self._spool()
         stored = []
-        for name, sha, size in files:
-            path, fd = spool.claim(name, validate_sha256(sha), size)
+        for name, size, sha in files:
+            path, fd = spool.claim(name, size, validate_sha256(sha) if sha is not None else None)
             try:
                 actual = hash_fd(fd)
-                if actual != sha:
+                if sha is not None and actual != sha:
                     raise InvalidInput(f"the incoming bytes of blob {sha} have sha256 {actual[:12]}…, not the "
                                        "announced one; they were discarded, push again", sha256=sha)
-                self.blobs.place(str(path), sha)
+                new = not self.blobs.exists(actual)
+                if new:
+                    self.blobs.place(str(path), actual)
             finally:
                 os.close(fd)
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
-            self._note_upload(sha, principal)
-            stored.append({"sha256": sha, "size": size})
+            self._note_upload(actual, principal)
+            stored.append({"sha256": actual, "size": size, "new": new})
         return stored
 
     def commit(self, *, principal: Principal, name: str, files: Sequence[FileEntry], description: str | None = None,
@@ -1299,16 +1304,13 @@ def _batched(items: Iterable[_T], size_of: Callable[[_T], int], limit: int) -> I
         yield batch
 
 
-def _send_batch(client: Client, batch: list[LocalFile], host: SameHost | None = None) -> int:
-    """Upload ``batch`` in one request (a record per file: its header line, then its bytes), or, on the
-    server's machine, copy it into the store's incoming folder for the server to adopt; the bytes
+def _send_batch(client: Client, batch: list[LocalFile]) -> int:
+    """Upload ``batch`` in one request (a record per file: its header line, then its bytes); the bytes
     sent. A file whose bytes no longer match its sha256 is named in the error."""
     heads = [record_header({"sha256": f.sha256, "size": f.size}) for f in batch]
     length = sum(map(len, heads)) + sum(f.size for f in batch)
     try:
-        if host is not None:
-            _adopt_batch(client, host, batch)
-        elif _plain_http(client):
+        if _plain_http(client):
             _post_files(client, "/api/v1/datasets/_blobs", batch, heads, length)
         else:
             def body() -> Iterator[bytes]:
@@ -1329,9 +1331,10 @@ def _send_batch(client: Client, batch: list[LocalFile], host: SameHost | None = 
     return length - sum(map(len, heads))
 
 
-def _adopt_batch(client: Client, host: SameHost, batch: list[LocalFile]) -> None:
-    """Copy ``batch`` into the store's incoming folder and have the server adopt it; whatever the
-    server did not take is removed."""
+def _adopt_batch(client: Client, host: SameHost, batch: list[LocalFile]) -> list[tuple[LocalFile, bool]]:
+    """Copy ``batch`` into the store's incoming folder and have the server adopt it: each file with
+    the checksum the server found, and whether the server stored it anew. Whatever the server did not
+    take is removed."""
     from haneul.platform.datasets_local import copy_in
 
     names: list[str] = []
@@ -1339,12 +1342,34 @@ def _adopt_batch(client: Client, host: SameHost, batch: list[LocalFile]) -> None
         for f in batch:
             _recheck(f)
             names.append(copy_in(host, f))
-        client.request_json("POST", "/api/v1/datasets/_blobs/adopt", timeout=None, json={"files": [
-            {"name": name, "sha256": f.sha256, "size": f.size} for name, f in zip(names, batch, strict=False)]})
+            _recheck(f)
+        answer = client.request_json("POST", "/api/v1/datasets/_blobs/adopt", timeout=None, json={"files": [
+            {"name": name, "size": f.size, "sha256": f.sha256} for name, f in zip(names, batch, strict=True)]})
+    except HaneulError as exc:
+        changed = next((f for f in batch if f.sha256 is not None and f.sha256 == exc.details.get("sha256")), None)
+        if changed is not None:
+            raise InvalidInput(f"{changed.source} changed during the push; nothing was committed, "
+                               "push again") from None
+        raise
     finally:
         for name in names:  # adopted ones were moved away already
             with contextlib.suppress(OSError):
                 (host.incoming / name).unlink()
+    return [(replace(f, sha256=b["sha256"]), bool(b["new"])) for f, b in zip(batch, answer["stored"], strict=True)]
+
+
+def _push_here(client: Client, host: SameHost, files: Sequence[LocalFile], threads: int,
+               limit: int) -> tuple[list[LocalFile], int, int]:
+    """The same-machine push: every file copied into the store's folder unread, a batch per thread,
+    the server hashing each (see :mod:`haneul.platform.datasets_local`). The files with their
+    checksums, in order, and the files and bytes stored anew."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        done = [pair for batch in pool.map(lambda b: _adopt_batch(client, host, b),
+                                           _batched(files, lambda f: f.size, limit)) for pair in batch]
+    new = [f for f, is_new in done if is_new]
+    return [f for f, _ in done], len(new), sum(f.size for f in new)
 
 
 def _plain_http(client: Client) -> bool:
@@ -1418,10 +1443,10 @@ class _Uploads:
     :meth:`wait` answers the bytes sent. Each checksum is asked about and sent at most once per push.
     Leaving the ``with`` block on an error cancels what has not started and waits for the rest."""
 
-    def __init__(self, client: Client, threads: int, host: SameHost | None = None) -> None:
+    def __init__(self, client: Client, threads: int) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        self.client, self.host = client, host
+        self.client = client
         self.pool = ThreadPoolExecutor(max(1, threads))
         # at most one batch waits for a thread: offer() blocks until one is free, which holds the
         # hashing just ahead of the uploads instead of letting it take the CPU from them at the start
@@ -1449,7 +1474,7 @@ class _Uploads:
             return
         self.slots.acquire()
         self._raise_failed()
-        future = self.pool.submit(_send_batch, self.client, send, self.host)
+        future = self.pool.submit(_send_batch, self.client, send)
         future.add_done_callback(lambda _: self.slots.release())
         self.futures.append(future)
         self.files += len(send)
@@ -1503,24 +1528,29 @@ def push(client: Client, plan: PushPlan, *, threads: int = 4, local: bool = True
     hashing rather than the whole tree's, and the hashing, held about a batch ahead of the uploads,
     runs alongside them (against a remote server, while the network carries the earlier batches).
 
-    On the server's own machine, as its user, the files are copied into the store's folder instead of
-    sent over HTTP (:mod:`haneul.platform.datasets_local`; ``local=False`` always sends)."""
+    On the server's own machine, as its user, the files are copied into the store's folder unread
+    instead, and the server hashes them (:mod:`haneul.platform.datasets_local`; ``local=False`` always
+    goes over HTTP). ``uploaded_*`` count what the server stored anew."""
     from haneul.platform.datasets_local import discover
 
     limit = _batch_limit(plan.size, threads)
-    hashed: list[LocalFile] = []
-    with _Uploads(client, threads, discover(client) if local else None) as uploads:
-        for batch in _batched(_hash_ahead(plan.files, threads, limit), lambda f: f.size, limit):
-            hashed += batch
-            uploads.offer(batch)
-        uploaded = uploads.wait()
+    host = discover(client) if local else None
+    if host is not None:
+        hashed, uploaded_files, uploaded = _push_here(client, host, plan.files, threads, limit)
+    else:
+        hashed = []
+        with _Uploads(client, threads) as uploads:
+            for batch in _batched(_hash_ahead(plan.files, threads, limit), lambda f: f.size, limit):
+                hashed += batch
+                uploads.offer(batch)
+            uploaded, uploaded_files = uploads.wait(), uploads.files
     for f in hashed:
         _recheck(f)
     res = client.request_json("POST", f"/api/v1/datasets/{plan.name}/versions", json={
         "files": [f.entry.to_dict() for f in hashed], "description": plan.description, "public": plan.public,
         "team": plan.team, "metric": plan.metric, "direction": plan.direction}, timeout=None)
     return PushResult(res["name"], res["version"], res["created"], res["files"], res["size"],
-                      uploaded_files=uploads.files, uploaded_bytes=uploaded)
+                      uploaded_files=uploaded_files, uploaded_bytes=uploaded)
 
 
 def list_files(client: Client, name: str, version: int) -> Iterator[dict[str, Any]]:

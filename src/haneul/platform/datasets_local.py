@@ -4,12 +4,15 @@ When the client runs on the server's machine as the server's user (the zero-conf
 and the CLI beside it), a file's bytes need not pass through the server's HTTP stack at all, as
 ``git clone`` of a local path copies objects without a protocol in between:
 
-- **push**: the client copies each file the server lacks into ``<store>/incoming/<sha256>.<random>.part``
-  (``copy_file_range``: the kernel copies, no byte passes through Python), then asks the server to
-  *adopt* them (:meth:`~haneul.platform.datasets.DatasetStore.adopt`). The server hashes each one itself
-  (it never trusts the client's checksum) and moves it into place, exactly as an HTTP upload ends. It
-  only reads files of its own user in its own incoming folder, opened without following links: a
-  client can make it store nothing the client could not have written there itself.
+- **push**: the client copies each file into ``<store>/incoming/<random>.part`` (``copy_file_range``:
+  the kernel copies, no byte passes through Python) without reading it first, then asks the server to
+  *adopt* them (:meth:`~haneul.platform.datasets.DatasetStore.adopt`). The server hashes each one (the
+  one read of its bytes in the whole push), keeps it as a new blob or drops it when the store has that
+  blob already, and answers the checksums the client then commits. On the same machine, reading a
+  file to learn whether the server needs it costs as much as copying it, so the client does not hash
+  ahead as it does over HTTP. The server only reads files of its own user in its own incoming folder,
+  opened without following links: a client can make it store nothing the client could not have
+  written there itself.
 - **pull**: the client reads each blob straight from ``<store>/blobs``, hashing while it copies, and
   checks it against the version's file list (which it read through the API, access checks and all).
 
@@ -47,7 +50,7 @@ __all__ = ["PROBE", "SameHost", "Spool", "copy_in", "copy_out", "discover"]
 
 #: the file in the incoming folder that holds the server's token
 PROBE = ".probe"
-_PART = re.compile(r"^([0-9a-f]{64})\.[0-9a-f]{12}\.part$")
+_PART = re.compile(r"^[0-9a-f]{24}\.part$")
 #: an incoming file older than this belongs to a push that died: the next server start removes it
 STALE_S = 24 * 3600
 # --------------------------------------------------------------------------------------------------
@@ -84,14 +87,13 @@ class Spool:
                         _PART.match(entry.name) and entry.stat(follow_symlinks=False).st_mtime < cutoff):
                     os.unlink(entry.path)
 
-    def claim(self, name: str, sha256: str, size: int) -> tuple[Path, int]:
-        """Open the incoming file ``name`` announced as ``size`` bytes of blob ``sha256``: its path and
-        a read-only descriptor (the caller closes it). A name that is not ``<sha256>.<12 hex>.part``,
-        a link, a file of another user or of another size is refused in one line."""
-        match = _PART.match(name)
-        if match is None or match.group(1) != sha256:
-            raise InvalidInput(f"{name[:100]!r} is not an incoming file of blob {sha256}; name it "
-                               "<sha256>.<12 hex digits>.part")
+    def claim(self, name: str, size: int, sha256: str | None = None) -> tuple[Path, int]:
+        """Open the incoming file ``name`` announced as ``size`` bytes (of blob ``sha256``, when the
+        client knows it): its path and a read-only descriptor (the caller closes it). A name that is not
+        ``<24 hex digits>.part``, a link, a file of another user or of another size is refused in one
+        line."""
+        if _PART.match(name) is None:
+            raise InvalidInput(f"{name[:100]!r} is not an incoming file; name it <24 hex digits>.part")
         path = self.folder / name
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -142,9 +144,9 @@ def discover(client: Client) -> SameHost | None:
 
 
 def copy_in(host: SameHost, f: LocalFile) -> str:
-    """Copy ``f`` (hashed already) into the incoming folder under a fresh name, which is returned;
-    the kernel copies (``copy_file_range``, else ``sendfile``, else plain reads and writes)."""
-    name = f"{f.sha256}.{secrets.token_hex(6)}.part"
+    """Copy ``f`` into the incoming folder under a fresh name, which is returned; the kernel copies
+    (``copy_file_range``, else ``sendfile``, else plain reads and writes)."""
+    name = f"{secrets.token_hex(12)}.part"
     dest = host.incoming / name
     try:
         src = os.open(f.source, os.O_RDONLY)

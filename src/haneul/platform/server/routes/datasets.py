@@ -79,9 +79,9 @@ class DownloadQuery(BaseModel):
 
 
 class IncomingFile(BaseModel):
-    name: str = Field(max_length=100, description="the file's name in the incoming folder: <sha256>.<12 hex>.part")
-    sha256: str = Field(pattern=SHA256)
+    name: str = Field(max_length=100, description="the file's name in the incoming folder: <24 hex digits>.part")
     size: NonNegInt64
+    sha256: str | None = Field(default=None, pattern=SHA256, description="checked when given")
 
 
 class AdoptQuery(BaseModel):
@@ -128,11 +128,12 @@ def local_access(request: Request, platform: PlatformDep, principal: CurrentPrin
 def adopt_blobs(body: AdoptQuery, request: Request, platform: PlatformDep,
                 principal: CurrentPrincipal) -> dict[str, Any]:
     """Store files a client on the server's machine copied into the incoming folder, each hashed here
-    and checked against its sha256 (a mismatch is a 400 naming it in ``details.sha256``)."""
+    (and checked against its sha256 when one is given: a mismatch is a 400 naming it in
+    ``details.sha256``); ``stored`` gives each file's sha256, size and whether it was new."""
     _same_machine(request)
     stored = dataset_store(platform).adopt(principal=principal,
-                                           files=[(f.name, f.sha256, f.size) for f in body.files])
-    return {"files": len(stored), "bytes": sum(b["size"] for b in stored), "stored": stored}
+                                           files=[(f.name, f.size, f.sha256) for f in body.files])
+    return {"files": len(stored), "bytes": sum(b["size"] for b in stored if b["new"]), "stored": stored}
 
 
 @api.put(
