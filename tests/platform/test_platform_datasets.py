@@ -712,8 +712,24 @@ def test_on_the_servers_machine_push_and_pull_go_through_the_stores_folder(
         assert [v["version"] for v in client.request_json("GET", "/api/v1/datasets/here")["versions"]] == [1]
         assert [p.name for p in (store / "incoming").iterdir()] == [PROBE]
 
+        # the disk under the store goes bad: a size check catches a cut blob, --verify a changed one
+        from haneul.errors import IntegrityError
+
+        b_blob = store / "blobs" / _sha(files["sub/b.bin"])[:2] / _sha(files["sub/b.bin"])
+        good = b_blob.read_bytes()
+        os.chmod(b_blob, 0o644)
+        b_blob.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # same size, other bytes
+        assert pull(client, "here", tmp_path / "unverified")["files"] == 4  # by size: not seen
+        with pytest.raises(IntegrityError, match="do not match their sha256"):
+            pull(client, "here", tmp_path / "verified", verify=True)
+        b_blob.write_bytes(good[:-5])
+        with pytest.raises(IntegrityError, match="do not match their size"):
+            pull(client, "here", tmp_path / "cut")
+        assert not (tmp_path / "verified").exists() and not (tmp_path / "cut").exists()  # nothing half-written
+        b_blob.write_bytes(good)
+
         # a blob this user cannot read here: that batch comes over HTTP instead
-        def unreadable(*args: Any) -> int:
+        def unreadable(*args: Any, **kwargs: Any) -> int:
             raise PermissionError(13, "Permission denied")
 
         monkeypatch.setattr(datasets_local, "copy_out", unreadable)

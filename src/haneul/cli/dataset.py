@@ -117,15 +117,19 @@ def pull(
     ref: str = typer.Argument(..., help="NAME or NAME:VERSION (default: the latest version)."),
     dest: Path = typer.Argument(..., help="The folder to write the train part into (made if missing)."),
     force: bool = typer.Option(False, "--force", help="Replace DEST even when it is not empty."),
+    verify: bool = typer.Option(
+        False, "--verify", help="On the server's machine, hash every file again as it is copied from the store "
+        "(otherwise checked by size: the store checked each sha256 when it stored it)."),
     as_json: JsonOpt = False,
 ) -> None:
-    """Download the train part of a dataset version; each file is checked against its sha256, and DEST
-    appears whole or not at all."""
+    """Download the train part of a dataset version; each file is checked against its sha256 (on the
+    server's own machine: copied from the store and checked by size, or by sha256 with --verify), and
+    DEST appears whole or not at all."""
     from haneul.platform.datasets import pull as pull_version
 
     client = _client()
     try:
-        result = pull_version(client, ref, dest, force=force)
+        result = pull_version(client, ref, dest, force=force, verify=verify)
     finally:
         client.close()
     output.emit(result, as_json=as_json, show=lambda: output.say(

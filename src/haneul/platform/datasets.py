@@ -1565,11 +1565,12 @@ def list_files(client: Client, name: str, version: int) -> Iterator[dict[str, An
 
 
 def pull(client: Client, ref: str, dest: str | os.PathLike[str], *, force: bool = False,
-         threads: int = 4, local: bool = True) -> dict[str, Any]:
+         threads: int = 4, local: bool = True, verify: bool = False) -> dict[str, Any]:
     """Download the train part of ``NAME[:VERSION]`` into ``dest``: every file checked against its
     sha256, all of it written into a temporary sibling folder and renamed into place at the end. On
-    the server's own machine, as its user, the files are copied from the store's folder instead
-    (:mod:`haneul.platform.datasets_local`; ``local=False`` always downloads)."""
+    the server's own machine, as its user, the files are copied from the store's folder instead, in
+    the kernel and checked by size (the store checked their sha256 when it stored them), or hashed
+    again with ``verify`` (:mod:`haneul.platform.datasets_local`; ``local=False`` always downloads)."""
     import http.client
     from concurrent.futures import ThreadPoolExecutor
 
@@ -1591,7 +1592,7 @@ def pull(client: Client, ref: str, dest: str | os.PathLike[str], *, force: bool 
     def fetch(tmp: Path, batch: list[dict[str, Any]]) -> int:
         if host is not None:
             with contextlib.suppress(OSError):  # a blob this user may not read: over HTTP, then
-                return copy_out(host, tmp, batch)
+                return copy_out(host, tmp, batch, verify=verify)
         url = f"/api/v1/datasets/{name}/versions/{version}/download"
         try:
             with _post_streamed(client, url, {"paths": [f["path"] for f in batch]}) as chunks:
