@@ -38,6 +38,7 @@ def haneul_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
         monkeypatch.delenv(var, raising=False)
     # `haneul login` keeps tokens under XDG_CONFIG_HOME: never the real one of whoever runs the tests
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))  # the dataset checksum cache, and others
     reload_settings()
     yield home
     from haneul.platform import sdk

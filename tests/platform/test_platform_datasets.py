@@ -740,6 +740,44 @@ def test_on_the_servers_machine_push_and_pull_go_through_the_stores_folder(
         server.stop()
 
 
+def test_pushing_again_on_the_servers_machine_copies_only_what_changed(
+        open_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checksums remembered from the first push (by inode, size and times) spare the unchanged files
+    a copy and a read; a rewritten file is copied and hashed again, even with its old mtime put back."""
+    from haneul.platform import datasets_local
+    from haneul.platform.datasets_local import ChecksumCache
+
+    monkeypatch.setattr(ChecksumCache, "SETTLE_NS", 0)  # the files were written a moment ago
+    files = {f"f{i}.bin": os.urandom(1000 + i) for i in range(5)}
+    root = _tree(tmp_path / "d", files)
+    copied: list[str] = []
+    copy_in = datasets_local.copy_in
+
+    def counting(host: Any, f: Any) -> str:
+        copied.append(f.path)
+        return copy_in(host, f)
+
+    monkeypatch.setattr(datasets_local, "copy_in", counting)
+    server = start_server(open_home)
+    try:
+        client = Client(server.url, token=server.token)
+        assert push(client, scan("again", root)).uploaded_files == 5 and len(copied) == 5
+        copied.clear()
+        second = push(client, scan("again", root))
+        assert (second.created, second.uploaded_files, copied) == (False, 0, [])  # nothing read or copied
+        old = (root / "f2.bin").stat()
+        (root / "f2.bin").write_bytes(b"x" * 1002)  # same size, and the old mtime put back
+        os.utime(root / "f2.bin", ns=(old.st_atime_ns, old.st_mtime_ns))
+        third = push(client, scan("again", root))
+        assert (third.created, third.version, copied) == (True, 2, ["f2.bin"])
+        listed = {f["path"]: f["sha256"] for f in
+                  client.request_json("GET", "/api/v1/datasets/again/versions/2/files")["items"]}
+        assert listed["f2.bin"] == _sha(b"x" * 1002) and listed["f0.bin"] == _sha(files["f0.bin"])
+        client.close()
+    finally:
+        server.stop()
+
+
 def test_the_store_folder_is_offered_only_on_the_servers_machine_and_adopts_only_its_own_files(
         api: TestClient, tmp_path: Path) -> None:
     from haneul.platform.datasets import _caller

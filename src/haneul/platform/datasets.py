@@ -1360,16 +1360,38 @@ def _adopt_batch(client: Client, host: SameHost, batch: list[LocalFile]) -> list
 
 def _push_here(client: Client, host: SameHost, files: Sequence[LocalFile], threads: int,
                limit: int) -> tuple[list[LocalFile], int, int]:
-    """The same-machine push: every file copied into the store's folder unread, a batch per thread,
-    the server hashing each (see :mod:`haneul.platform.datasets_local`). The files with their
-    checksums, in order, and the files and bytes stored anew."""
+    """The same-machine push: each file copied into the store's folder unread, a batch per thread,
+    the server hashing it (see :mod:`haneul.platform.datasets_local`) — except the files whose
+    checksums this machine remembers from an earlier push (:class:`ChecksumCache`) and the server
+    has: those are neither read nor copied. The files with their checksums, in order, and the files
+    and bytes stored anew."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        done = [pair for batch in pool.map(lambda b: _adopt_batch(client, host, b),
-                                           _batched(files, lambda f: f.size, limit)) for pair in batch]
+    from haneul.platform.datasets_local import ChecksumCache
+
+    cache = ChecksumCache.open()
+    try:
+        known = cache.lookup(files) if cache is not None else {}
+        files = [replace(f, sha256=known[f.source]) if f.source in known else f for f in files]
+        has: set[str] = set()
+        shas = list(dict.fromkeys(known.values()))
+        for i in range(0, len(shas), MANIFEST_MAX_FILES):
+            lacking = set(client.request_json("POST", "/api/v1/datasets/_blobs/missing",
+                                              json={"sha256": shas[i:i + MANIFEST_MAX_FILES]})["missing"])
+            has.update(s for s in shas[i:i + MANIFEST_MAX_FILES] if s not in lacking)
+        send = [f for f in files if f.sha256 not in has]
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            done = [pair for batch in pool.map(lambda b: _adopt_batch(client, host, b),
+                                               _batched(send, lambda f: f.size, limit)) for pair in batch]
+        hashed = {f.source: f for f, _ in done}
+        out = [hashed.get(f.source, f) for f in files]
+        if cache is not None:
+            cache.remember(out)
+    finally:
+        if cache is not None:
+            cache.close()
     new = [f for f, is_new in done if is_new]
-    return [f for f, _ in done], len(new), sum(f.size for f in new)
+    return out, len(new), sum(f.size for f in new)
 
 
 def _plain_http(client: Client) -> bool:

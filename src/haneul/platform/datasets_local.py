@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from haneul.platform.client import Client
     from haneul.platform.datasets import LocalFile
 
-__all__ = ["PROBE", "SameHost", "Spool", "copy_in", "copy_out", "discover"]
+__all__ = ["PROBE", "ChecksumCache", "SameHost", "Spool", "copy_in", "copy_out", "discover"]
 
 #: the file in the incoming folder that holds the server's token
 PROBE = ".probe"
@@ -244,3 +244,76 @@ def _copy_hashing(src: Any, dst: Any) -> str:
         digest.update(buf[:n])
         dst.write(buf[:n])
     return digest.hexdigest()
+
+
+class ChecksumCache:
+    """Checksums of this machine's files, keyed by device, inode, size and modification and change
+    times (as git's index keeps them), so that pushing a tree again finds what the server has without
+    copying or reading it. Any write to a file, and any ``utime`` that hides one, changes its change
+    time, so a changed file never matches. Entries for files modified in the last
+    :data:`SETTLE_NS` are not kept: a write in the same clock tick could otherwise go unseen. A cache
+    that cannot be opened or written is simply not used."""
+
+    #: how old a file's last change must be before its checksum is remembered
+    SETTLE_NS = 2 * 10**9
+
+    def __init__(self, path: Path) -> None:
+        import sqlite3
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=10, check_same_thread=False)
+        self._db.execute("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, "
+                         "size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, sha256 TEXT)")
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls) -> ChecksumCache | None:
+        """The user's cache (``$XDG_CACHE_HOME/haneul/checksums.sqlite``), or None when unusable."""
+        import sqlite3
+
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        try:
+            return cls(root / "haneul" / "checksums.sqlite")
+        except (OSError, sqlite3.Error):
+            return None
+
+    @staticmethod
+    def _key(st: os.stat_result) -> tuple[int, int, int, int, int]:
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+    def lookup(self, files: Sequence[LocalFile]) -> dict[Path, str]:
+        """The remembered checksums of those ``files`` unchanged since."""
+        import sqlite3
+
+        found: dict[Path, str] = {}
+        try:
+            with self._lock:
+                for f in files:
+                    row = self._db.execute("SELECT dev, ino, size, mtime_ns, ctime_ns, sha256 FROM files "
+                                           "WHERE path = ?", (str(f.source),)).fetchone()
+                    if row is None:
+                        continue
+                    with contextlib.suppress(OSError):
+                        st = os.stat(f.source)
+                        if tuple(row[:5]) == self._key(st) and st.st_size == f.size and st.st_mtime_ns == f.mtime_ns:
+                            found[f.source] = row[5]
+        except sqlite3.Error:
+            return {}
+        return found
+
+    def remember(self, files: Sequence[LocalFile]) -> None:
+        """Keep the checksums of ``files`` (hashed), each with its current stat."""
+        import sqlite3
+
+        now = time.time_ns()
+        rows = []
+        for f in files:
+            with contextlib.suppress(OSError):
+                st = os.stat(f.source)
+                if f.sha256 and st.st_mtime_ns == f.mtime_ns and now - max(st.st_mtime_ns, st.st_ctime_ns) > self.SETTLE_NS:
+                    rows.append((str(f.source), *self._key(st), f.sha256))
+        with contextlib.suppress(sqlite3.Error), self._lock, self._db:
+            self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def close(self) -> None:
+        self._db.close()
