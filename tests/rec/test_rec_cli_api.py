@@ -44,10 +44,13 @@ def test_train_eval_recommend_round_trip(toy_dir, model):
     assert trained["model"] == model and 0.0 <= trained["auc"] <= 1.0
     if model == "hgp":
         assert trained["groups"] >= 2 and trained["group_edges"] <= 20
+        assert trained["users_without_friends"] == 0 and 0.0 <= trained["social_edges_inside_groups"] <= 1.0
+        assert 0.0 <= trained["fusion_social"] <= 1.0 and 1 <= trained["best_epoch"] <= trained["epochs_run"] <= 4
     evaluated = json.loads(run("rec", "eval", "toy", "--data", str(toy_dir), "--json").strip())
     assert evaluated["recall@10"] == pytest.approx(trained["recall@10"])
     rec = json.loads(run("rec", "recommend", "u3", "-k", "5", "--model", "toy", "--json"))
-    assert rec["source"] == "model" and len(rec["items"]) == 5
+    assert rec["source"] == "model" and len(rec["items"]) == 5 and rec["reason"] == ""
+    assert all(0.0 <= r["confidence"] <= 1.0 for r in rec["items"])
     # every item u3 already has (held-out ones included) is left out
     seen = {line.split("\t")[1].strip() for line in (toy_dir / "toy.inter").read_text().splitlines()[1:]
             if line.startswith("u3\t")}
@@ -61,9 +64,16 @@ def test_cold_start_uses_the_friends_groups(toy_dir):
 
     run("rec", "train", "--data", str(toy_dir), "--model", "pop", "--name", "cold", "--json")
     rec = recommend("stranger", k=5, model="cold", friends=["u12", "nobody"])
-    assert rec.source == "cold-start-groups"
+    assert rec.source == "cold-start-groups" and "1 known friend" in rec.reason
     assert all(int(i[1:]) >= 10 for i in rec.items)  # circle B's items only
-    assert recommend("stranger", k=3, model="cold").source == "cold-start-popular"
+    alone = recommend("stranger", k=3, model="cold")
+    assert alone.source == "cold-start-popular" and "no friends given" in alone.reason
+    unknown = recommend("stranger", k=3, model="cold", friends=["ghost", "nobody"])
+    assert unknown.source == "cold-start-popular" and "none of the 2 friend(s) is known" in unknown.reason
+    # the CLI says so on stderr, and the JSON carries the reason
+    result = CliRunner().invoke(app, ["rec", "recommend", "stranger", "--friends", "ghost", "--model", "cold", "--json"])
+    assert result.exit_code == 0 and "warning: unknown user and none of the 1 friend(s) is known" in result.stderr
+    assert json.loads(result.stdout)["reason"].startswith("unknown user")
     model = load_model("cold")
     assert model.recommend("stranger", 3).items == model.item_ids[np.argsort(-model.popularity, kind="mergesort")[:3]].tolist()
 
@@ -146,3 +156,19 @@ def test_server_serves_models_of_its_own_home(toy_dir, tmp_path):
         mine = client.get("/api/v1/rec/mine/recommend/u0", params={"k": 2})
         assert mine.status_code == 200 and len(mine.json()["items"]) == 2
         assert client.get("/api/v1/rec/envs/recommend/u0").status_code == 404
+
+
+def test_rec_study_files_tune_options_that_rec_train_has():
+    from pathlib import Path
+
+    import typer
+
+    from haneul.cli.rec import app as rec_app
+    from haneul.tune.spec import StudySpec
+
+    options = {opt.lstrip("-") for p in typer.main.get_command(rec_app).commands["train"].params for opt in p.opts}
+    examples = Path(__file__).resolve().parents[2] / "examples" / "tune"
+    hgp, lightgcn = (StudySpec.load(examples / f"{name}.yaml") for name in ("hgp_lastfm_groups", "lightgcn_lastfm"))
+    assert set(hgp.space) <= options and set(lightgcn.space) <= options
+    # the pair compares models, not tuning effort: same budget, sampler, pruner and objective
+    assert hgp.budget == lightgcn.budget and hgp.algorithm == lightgcn.algorithm and hgp.objective == lightgcn.objective

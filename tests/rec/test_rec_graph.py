@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from haneul.errors import InvalidInput
-from haneul.rec.graph import detect_groups, norm_adj, norm_adj_square, synthetic_tripartite
+from haneul.rec.graph import (
+    choose_resolution,
+    detect_groups,
+    group_stats,
+    norm_adj,
+    norm_adj_square,
+    synthetic_tripartite,
+)
 
 
 def three_cliques() -> np.ndarray:
@@ -59,3 +66,31 @@ def test_synthetic_graph_has_exact_sizes_and_heavy_tails():
     # power law: the busiest item has far more edges than the median one
     assert deg.max() > 20 * max(np.median(deg), 1)
     assert g.group_user[:, 0].max() < g.n_groups and g.group_user[:, 1].max() < g.n_users
+
+
+def test_group_stats_on_a_hand_counted_graph():
+    # users 0-4; links 0-1, 1-2, 2-3; groups {0, 1} and {2, 3, 4}; user 4 has no friends, nobody is ungrouped
+    social = np.array([[0, 1], [1, 2], [2, 3]])
+    group_user = np.array([[0, 0], [0, 1], [1, 2], [1, 3], [1, 4]])
+    stats = group_stats(group_user, social, 5)
+    assert (stats.groups, stats.size_min, stats.size_median, stats.size_max) == (2, 2, 2.5, 3)
+    assert (stats.users_without_friends, stats.users_in_no_group) == (1, 0)
+    assert stats.edges_inside == pytest.approx(2 / 3)  # 1-2 crosses the two groups
+    assert stats.as_dict()["social_edges_inside_groups"] == pytest.approx(0.6667)
+    # overlapping memberships: a link is inside when its ends share any group
+    overlapping = np.vstack([group_user, [[0, 2]]])
+    assert group_stats(overlapping, social, 5).edges_inside == 1.0
+    empty = group_stats(None, social, 5)
+    assert (empty.groups, empty.users_in_no_group, empty.edges_inside) == (0, 5, 0.0)
+
+
+def test_choose_resolution_breaks_a_giant_group():
+    social = three_cliques()
+    # at a tiny resolution modularity merges the three cliques into one group of 15
+    res, groups = choose_resolution(social, 16, grid=(0.01, 1.0), max_share=0.5)
+    assert res == 1.0 and groups.kept_groups == 3
+    # nothing in the grid passes the cap: the last resolution is used
+    res, groups = choose_resolution(social, 16, grid=(0.01,), max_share=0.5)
+    assert res == 0.01 and groups.kept_groups == 1
+    with pytest.raises(InvalidInput, match="grid is empty"):
+        choose_resolution(social, 16, grid=())

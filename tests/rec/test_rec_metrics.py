@@ -5,7 +5,15 @@ import math
 import numpy as np
 import pytest
 
-from haneul.rec.metrics import auc, best_threshold, f1_at, pairs_matrix, ranking_metrics
+from haneul.rec.metrics import (
+    all_positive_f1,
+    auc,
+    best_threshold,
+    f1_at,
+    pairs_matrix,
+    platt_fit,
+    ranking_metrics,
+)
 
 
 def test_auc_worked_example_with_a_tie():
@@ -30,11 +38,33 @@ def test_f1_and_threshold_worked_example():
     assert f1_at(labels, scores, 0.6) == pytest.approx(6 / 7)
     # threshold 0.8: P = 1, R = 2/3 -> F1 = 4/5
     assert f1_at(labels, scores, 0.8) == pytest.approx(0.8)
+    # the best cut is between 0.6 and 0.1, placed midway so near-by test scores fall on the same side
     thr, best = best_threshold(labels, scores)
-    assert thr == 0.6 and best == pytest.approx(6 / 7)
-    # ties: a threshold cannot split equal scores
+    assert thr == pytest.approx(0.35) and best == pytest.approx(6 / 7)
+    # ties: a threshold cannot split equal scores; here calling everything positive is best -> -inf
     thr, best = best_threshold([1, 0, 1], [0.5, 0.5, 0.2])
-    assert (thr, best) == (0.2, pytest.approx(0.8))
+    assert (thr, best) == (float("-inf"), pytest.approx(0.8))
+    assert f1_at([1, 0, 1], [0.5, 0.5, 0.2], thr) == pytest.approx(all_positive_f1([1, 0, 1]))
+
+
+def test_all_positive_f1_is_the_floor_a_useless_classifier_reaches():
+    # one negative per positive: P = 1/2, R = 1 -> F1 = 2/3 whatever the scores
+    labels = np.r_[np.ones(50), np.zeros(50)]
+    assert all_positive_f1(labels) == pytest.approx(2 / 3)
+    noise = np.random.default_rng(0).random(100)
+    thr, _ = best_threshold(labels, noise)
+    assert f1_at(labels, noise, thr) >= all_positive_f1(labels) - 1e-12
+
+
+def test_platt_scaling_recovers_a_known_logistic_link():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(0, 3, 20000)
+    labels = rng.random(20000) < 1 / (1 + np.exp(-(0.5 * scores - 1.0)))
+    a, b = platt_fit(labels, scores)
+    assert a == pytest.approx(0.5, abs=0.03) and b == pytest.approx(-1.0, abs=0.06)
+    # separable data still gives finite parameters with a positive slope
+    a, b = platt_fit([0, 0, 1, 1], [-1000.0, -900.0, 900.0, 1000.0])
+    assert np.isfinite([a, b]).all() and a > 0
 
 
 def test_recall_and_ndcg_worked_example_with_excluded_items():

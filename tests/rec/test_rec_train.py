@@ -83,3 +83,74 @@ def test_training_negatives_avoid_only_training_items():
     train_epoch(Spy(), prep, TrainConfig(model="bpr", batch_size=1000), np.random.default_rng(0), NoOpt())
     drawn = np.concatenate(seen)
     assert not np.isin(drawn, prep.train_keys).any()
+
+
+def test_early_stopping_keeps_the_best_epoch_and_stops_after_patience():
+    config = TrainConfig(model="bpr", epochs=60, batch_size=64, lr=0.05, dim=8, patience=3)
+    result = fit(planted(), config, report=False)
+    # the planted structure is learnt in a few epochs, so validation stops improving well before 60
+    assert result.epochs_run < 60
+    evaluated = [row for row in result.history if "valid_recall_10" in row]
+    best = max(row["valid_recall_10"] for row in evaluated)
+    assert [row["epoch"] for row in evaluated if row["valid_recall_10"] == best][0] == result.best_epoch
+    assert result.epochs_run - result.best_epoch == 3  # exactly `patience` evaluations without a better one
+    assert result.history[-1]["best_epoch"] == result.best_epoch
+    assert result.metrics["best_epoch"] == result.best_epoch and result.metrics["epochs_run"] == result.epochs_run
+    # patience 0 trains every epoch
+    assert fit(planted(), TrainConfig(model="bpr", epochs=5, dim=8, patience=0), report=False).epochs_run == 5
+
+
+def test_the_selection_metric_follows_eval_k():
+    result = fit(planted(), TrainConfig(model="bpr", epochs=2, dim=8, eval_k=5), report=False)
+    assert "valid_recall_5" in result.history[0] and "valid_recall_10" not in result.history[0]
+
+
+def test_hgp_reports_groups_and_fusion_weights():
+    result = fit(planted(), TrainConfig(model="hgp", epochs=3, dim=8, batch_size=64), report=False)
+    stats = result.group_stats
+    assert stats is not None and (stats.groups, stats.size_min, stats.size_max) == (3, 10, 10)
+    assert stats.users_in_no_group == 0 and stats.edges_inside == 1.0
+    fusion = result.fusion
+    assert fusion["fusion_user_item"] + fusion["fusion_social"] == pytest.approx(1.0)
+    assert 0.0 <= fusion["fusion_collapsed_users"] <= 1.0
+    assert fit(planted(), TrainConfig(model="bpr", epochs=1, dim=8), report=False).fusion == {}
+
+
+def test_auto_resolution_and_protocol_errors():
+    prep = prepare(planted(), TrainConfig(resolution="auto"))
+    assert prep.resolution in (1.0, 2.0, 4.0, 8.0, 16.0) and prep.group_stats is not None
+    assert prepare(planted(), TrainConfig(resolution="2")).resolution == 2.0
+    with pytest.raises(InvalidInput, match="not a number; give one"):
+        TrainConfig(resolution="big")
+    with pytest.raises(InvalidInput, match="patience >= 0"):
+        TrainConfig(patience=-1)
+    with pytest.raises(InvalidInput, match="eval_every >= 1"):
+        TrainConfig(eval_every=0)
+
+
+def test_calibrated_confidence_follows_the_score():
+    result = fit(planted(), TrainConfig(model="lightgcn", epochs=5, dim=8, batch_size=64, lr=0.05), report=False)
+    rec = result.model
+    assert rec.calibration is not None and rec.calibration[0] > 0  # higher score, higher probability
+    out = rec.recommend("u0", k=5)
+    assert out.confidence is not None and all(0.0 < c < 1.0 for c in out.confidence)
+    assert out.confidence == sorted(out.confidence, reverse=True) and out.scores == sorted(out.scores, reverse=True)
+    # the scores are the raw dot products, not probabilities
+    assert out.scores[0] == pytest.approx(float(rec.user_emb[rec.user_index("u0")] @ rec.item_emb[rec.item_ids.tolist().index(out.items[0])]), rel=1e-5)
+
+
+def test_calibration_moves_the_pair_fit_to_the_catalogue_prior():
+    from haneul.rec.metrics import platt_fit
+    from haneul.rec.train import _calibrate
+
+    data = planted()  # 30 users x 24 items, 6 interactions each
+    prep = prepare(data, TrainConfig(model="bpr"))
+    n_valid = len(prep.split.valid)
+    valid_users = np.unique(data.user[prep.split.valid])
+    # candidates: every item a validation user has not trained on, minus the held-out ones themselves
+    candidates = len(valid_users) * 24 - np.isin(prep.train_pairs[:, 0], valid_users).sum() - n_valid
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.ones(50), np.zeros(50)]
+    scores = np.r_[rng.normal(1, 1, 50), rng.normal(-1, 1, 50)]
+    a, b = platt_fit(labels, scores)
+    assert _calibrate(labels, scores, prep) == pytest.approx((a, b - np.log(candidates / n_valid)))

@@ -96,6 +96,13 @@ def test_the_example_study_files_validate_and_name_what_the_code_reports() -> No
     command, _ = nsmc.render({"max_ngram": 3, "c": 2.0})
     assert command == ["python", "train.py", "--data", "data/train", "--max-ngram", "3", "--c", "2.0"]
 
+    # the HGP-vs-LightGCN pair: the same budget, so they compare the models and not the tuning effort
+    lightgcn, groups = StudySpec.load(EXAMPLES / "lightgcn_lastfm.yaml"), StudySpec.load(EXAMPLES / "hgp_lastfm_groups.yaml")
+    assert lightgcn.budget == groups.budget and lightgcn.algorithm == groups.algorithm
+    assert lightgcn.objective == groups.objective == hgp.objective
+    assert "--model" in lightgcn.command and lightgcn.command[lightgcn.command.index("--model") + 1] == "lightgcn"
+    assert {"resolution", "alpha", "k"} <= set(groups.space)
+
 
 # ---------------------------------------------------------------------------------------- stop-and-go
 def small_config(**over: Any) -> TrainConfig:

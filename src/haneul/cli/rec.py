@@ -41,7 +41,8 @@ def train(
     model: str = typer.Option("hgp", "--model", help="Model: hgp, lightgcn, bpr, pop or social (HGP on the raw user-user graph)."),
     name: str = typer.Option("default", "--name", help="Save the trained model as NAME under HANEUL_HOME/rec/models."),
     out: Path | None = out_option("Save the model to this folder instead of the named one.", None),
-    epochs: int = typer.Option(30, help="Training epochs (one pass over the training interactions each)."),
+    epochs: int = typer.Option(200, help="Maximum training epochs (one pass over the training interactions each); "
+                               "early stopping (--patience) usually ends training sooner."),
     batch_size: int = typer.Option(8192, help="Interactions per optimisation step."),
     lr: float = typer.Option(2e-2, help="Adam learning rate."),
     dim: int = typer.Option(64, help="Embedding size."),
@@ -52,9 +53,14 @@ def train(
     mode: str = typer.Option("full", help="full: propagate the whole graph per step; sampled: only each batch's K-hop sub-graph."),
     split: str = typer.Option("random", help="random (per-user 8:1:1) or leave-last-out (needs timestamps)."),
     community: str = typer.Option("leiden", help="Group construction when the data has no groups: leiden or louvain."),
-    resolution: float = typer.Option(1.0, help="Community-detection resolution (higher: more, smaller groups)."),
+    resolution: str = typer.Option("1.0", help="Community-detection resolution (higher: more, smaller groups), or "
+                                   "'auto': the lowest of 1, 2, 4, 8, 16 whose largest group holds at most 5% of the "
+                                   "users with friends."),
     features: int = typer.Option(0, help="Hash .item tokens into this many feature columns for HGP (0: off)."),
-    eval_every: int = typer.Option(5, help="Evaluate on validation every N epochs and keep the best."),
+    eval_every: int = typer.Option(1, help="Evaluate on validation every N epochs and keep the best."),
+    eval_k: int = typer.Option(10, help="The best epoch and early stopping follow validation Recall@K for this K."),
+    patience: int = typer.Option(10, help="Stop after this many validation evaluations without a better "
+                                 "Recall@K (0: train all --epochs)."),
     save_every: int = typer.Option(0, help="In a platform session, also save the training state every N epochs "
                                    "(PBT forks it; 0: only when the session is paused)."),
     seed: SeedOpt = 0,
@@ -86,7 +92,7 @@ def train(
     config = TrainConfig(
         model=model, epochs=epochs, batch_size=batch_size, lr=lr, dim=dim, k=k, alpha=alpha, loss=loss, reg=reg,
         train_mode=mode, split=split, community=community, resolution=resolution, feature_buckets=features,
-        eval_every=eval_every, seed=seed, threads=threads,
+        eval_every=eval_every, eval_k=eval_k, patience=patience, seed=seed, threads=threads,
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -98,7 +104,9 @@ def train(
         task = bar.add_task(f"training {model} on {dataset.name}", total=max(epochs, 1), info="")
 
         def progress(epoch: int, row: dict[str, float]) -> None:
-            info = f"loss {row['loss']:.4f}" + (f"  valid R@10 {row['valid_recall_10']:.4f}" if "valid_recall_10" in row else "")
+            info = f"loss {row['loss']:.4f}"
+            if config.select_metric in row:
+                info += (f"  valid R@{eval_k} {row[config.select_metric]:.4f}  best epoch {int(row['best_epoch'])}")
             bar.update(task, completed=epoch, info=info)
 
         try:
@@ -113,10 +121,15 @@ def train(
     target = out if out is not None else models_dir() / name
     result.model.save(target)
     summary = {"model": model, "data": dataset.name, "saved": str(target), "seconds": round(result.seconds, 2),
-               "best_epoch": result.best_epoch, **result.metrics}
+               **result.metrics}
+    if result.f1_trivial:
+        output.note("note: test F1 is no better than calling every pair positive (2/3); read AUC instead")
+    if result.group_stats is not None:
+        summary |= result.group_stats.as_dict()
     if result.groups is not None:
-        summary |= {"groups": result.groups.kept_groups, "social_edges": result.groups.social_edges,
+        summary |= {"resolution": result.resolution, "social_edges": result.groups.social_edges,
                     "group_edges": result.groups.group_edges, "edge_reduction": round(result.groups.reduction, 4)}
+    summary |= {k: round(v, 4) for k, v in result.fusion.items()}
     output.emit(summary, as_json=as_json, show=lambda: _metrics_table(f"{model} on {dataset.name} (test split)", summary))
 
 
@@ -162,7 +175,11 @@ def recommend(
 
     rec = load_model(name)
     result = rec.recommend(user, k, friends=[f for f in (friends or "").split(",") if f], exclude_seen=not include_seen)
+    if result.source != "model":
+        output.note(f"warning: {result.reason}")
     record = result.as_dict()
+    columns = ["rank", "item", "score"] + (["confidence"] if result.confidence is not None else [])
     output.emit(record, as_json=as_json, show=lambda: output.print_table(
-        record["items"], columns=["rank", "item", "score"], right=["rank", "score"],
-        formats={"score": lambda score: f"{score:.4f}"}, title=f"top {k} for user {user} ({result.source})"))
+        record["items"], columns=columns, right=columns[:1] + columns[2:],
+        formats={"score": lambda score: f"{score:.4f}", "confidence": lambda c: f"{c:.3f}"},
+        title=f"top {k} for user {user} ({result.source})"))

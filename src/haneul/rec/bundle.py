@@ -5,10 +5,16 @@ so serving is one dot product per item and needs neither torch nor the graph. A 
 with ``meta.json`` (ids, config, metrics) and ``arrays.npz`` (embeddings, each user's seen items,
 group membership, popularity), both written atomically.
 
+Scores: ``score`` is the model's raw ``z_u . z_i``, which orders items but is no probability (a
+sigmoid of it sits at 0.998+ for most top items). ``confidence`` is that score through the Platt
+scaling fitted on the validation split and moved to the whole catalogue (``train._calibrate``):
+the probability that an item with this score is one of the user's held-out interactions when all
+their unseen items are candidates.
+
 Cold start: a user id the model has never seen gets the most popular training items among the
 members of the groups of the friends passed with ``friends=`` (the group-level popularity HGP's
 group nodes stand for); without known friends, or when they have no group, it gets the globally
-most popular items. ``Recommendation.source`` says which path answered.
+most popular items. ``Recommendation.source`` says which path answered and ``reason`` why.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import expit
 
 from haneul.errors import InvalidInput, NotFound
 from haneul.io import atomic_open, atomic_write_text
@@ -31,13 +38,17 @@ FORMAT = 1
 class Recommendation:
     user: str
     items: list[str]
-    scores: list[float]
+    scores: list[float]  # model: z_u . z_i; cold start: the item's share of the counted interactions
     source: str  # model | cold-start-groups | cold-start-popular
+    reason: str = ""  # why a cold-start path answered; empty for the model
+    confidence: list[float] | None = None  # calibrated probabilities (model answers of calibrated bundles)
 
     def as_dict(self) -> dict:
-        return {"user": self.user, "source": self.source, "items": [
-            {"rank": r + 1, "item": i, "score": s} for r, (i, s) in enumerate(zip(self.items, self.scores, strict=True))
-        ]}
+        confidence: list[float | None] = list(self.confidence) if self.confidence else [None] * len(self.items)
+        rows = zip(self.items, self.scores, confidence, strict=True)
+        items = [{"rank": r + 1, "item": i, "score": s} | ({"confidence": c} if c is not None else {})
+                 for r, (i, s, c) in enumerate(rows)]
+        return {"user": self.user, "source": self.source, "reason": self.reason, "items": items}
 
 
 @dataclass
@@ -50,7 +61,8 @@ class RecModel:
     seen: sp.csr_matrix  # (n_users, n_items) training interactions
     membership: np.ndarray  # (n_users,) group of each user, -1 when none
     popularity: np.ndarray  # (n_items,) training interaction counts
-    threshold: float = 0.5  # F1 threshold on sigmoid scores, chosen on validation
+    threshold: float = 0.0  # F1 threshold on z_u . z_i, chosen on validation (-inf: all positive was best)
+    calibration: tuple[float, float] | None = None  # (a, b): P(hit) = sigmoid(a * score + b), from validation
     config: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     data_name: str = "data"
@@ -69,10 +81,16 @@ class RecModel:
             self._uindex = {u: k for k, u in enumerate(self.user_ids.tolist())}
         return self._uindex.get(str(user))
 
-    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """Click probability sigmoid(z_u . z_i) for parallel index arrays."""
-        logits = (self.user_emb[users] * self.item_emb[items]).sum(-1)
-        return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    def logit(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The raw score ``z_u . z_i`` for parallel index arrays (float64)."""
+        return (self.user_emb[users] * self.item_emb[items]).sum(-1).astype(np.float64)
+
+    def confidence(self, scores: np.ndarray) -> np.ndarray | None:
+        """Calibrated probabilities for raw scores (module docstring); None for an uncalibrated bundle."""
+        if self.calibration is None:
+            return None
+        a, b = self.calibration
+        return expit(a * np.asarray(scores, dtype=np.float64) + b)
 
     def recommend(self, user: str, k: int = 10, friends: list[str] | None = None, exclude_seen: bool = True) -> Recommendation:
         """Top-``k`` items for ``user``; unknown users get the cold-start fallback (module docstring)."""
@@ -86,19 +104,30 @@ class RecModel:
                 row = self.seen[idx]
                 scores[row.indices] = -np.inf
             top = _top(scores, k)
-            probs = self.score(np.full(len(top), idx), top)
-            return Recommendation(str(user), self.item_ids[top].tolist(), probs.tolist(), "model")
-        known = [self.user_index(f) for f in friends or []]
-        groups = {int(self.membership[f]) for f in known if f is not None and self.membership[f] >= 0}
+            raw = scores[top].astype(np.float64)
+            conf = self.confidence(raw)
+            return Recommendation(str(user), self.item_ids[top].tolist(), raw.tolist(), "model",
+                                  confidence=None if conf is None else conf.tolist())
+        friends = list(friends or [])
+        known = [f for f in (self.user_index(name) for name in friends) if f is not None]
+        groups = {int(self.membership[f]) for f in known if self.membership[f] >= 0}
         if groups:
             members = np.flatnonzero(np.isin(self.membership, list(groups)))
-            counts = np.asarray(self.seen[members].sum(axis=0)).ravel()
-            top = _top(counts.astype(np.float64), k)
-            total = max(float(counts.sum()), 1.0)
-            return Recommendation(str(user), self.item_ids[top].tolist(), (counts[top] / total).tolist(), "cold-start-groups")
-        top = _top(self.popularity.astype(np.float64), k)
-        total = max(float(self.popularity.sum()), 1.0)
-        return Recommendation(str(user), self.item_ids[top].tolist(), (self.popularity[top] / total).tolist(), "cold-start-popular")
+            counts = np.asarray(self.seen[members].sum(axis=0)).ravel().astype(np.float64)
+            reason = f"unknown user; popular in the {len(groups)} group(s) of {len(known)} known friend(s)"
+            return self._by_counts(user, counts, k, "cold-start-groups", reason)
+        if not friends:
+            reason = "unknown user and no friends given; globally popular items"
+        elif not known:
+            reason = f"unknown user and none of the {len(friends)} friend(s) is known; globally popular items"
+        else:
+            reason = f"unknown user whose {len(known)} known friend(s) belong to no group; globally popular items"
+        return self._by_counts(user, self.popularity.astype(np.float64), k, "cold-start-popular", reason)
+
+    def _by_counts(self, user: str, counts: np.ndarray, k: int, source: str, reason: str) -> Recommendation:
+        top = _top(counts, k)
+        total = max(float(counts.sum()), 1.0)
+        return Recommendation(str(user), self.item_ids[top].tolist(), (counts[top] / total).tolist(), source, reason)
 
     # -- persistence
     def save(self, folder: str | Path) -> Path:
@@ -122,6 +151,7 @@ class RecModel:
             "kind": self.kind,
             "data": self.data_name,
             "threshold": self.threshold,
+            "calibration": None if self.calibration is None else list(self.calibration),
             "config": self.config,
             "metrics": self.metrics,
             "n_users": self.n_users,
@@ -155,10 +185,15 @@ class RecModel:
                 membership=z["membership"],
                 popularity=z["popularity"],
                 threshold=float(meta["threshold"]),
+                calibration=_pair(meta.get("calibration")),
                 config=meta["config"],
                 metrics=meta["metrics"],
                 data_name=meta["data"],
             )
+
+
+def _pair(values: list[float] | None) -> tuple[float, float] | None:
+    return None if not values else (float(values[0]), float(values[1]))
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:

@@ -71,6 +71,8 @@ class SocialData:
             "items": self.n_items,
             "interactions": self.n_interactions,
             "social_links": len(self.social),
+            # users the social side of a model cannot reach, however the groups are built
+            "users_without_friends": int((np.bincount(self.social.ravel(), minlength=self.n_users) == 0).sum()),
         }
         if self.groups is not None:
             out["groups"] = int(self.groups[:, 0].max()) + 1 if len(self.groups) else 0

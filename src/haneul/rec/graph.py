@@ -87,6 +87,87 @@ def detect_groups(
     return res
 
 
+@dataclass(frozen=True)
+class GroupStats:
+    """What a set of groups looks like next to the social graph it stands for."""
+
+    groups: int  # groups that are graph nodes (two or more members)
+    size_min: int
+    size_median: float
+    size_max: int
+    users: int
+    users_without_friends: int  # users with no social link at all
+    users_in_no_group: int  # users HGP's social view cannot reach (no friends, or a singleton community)
+    edges_inside: float  # fraction of social links whose two ends share a group (1.0 when there are no links)
+
+    def as_dict(self) -> dict[str, float]:
+        """Flat keys for metrics tables and JSON (``users`` is left out: the data set gives it)."""
+        return {"groups": self.groups, "group_size_min": self.size_min, "group_size_median": self.size_median,
+                "group_size_max": self.size_max, "users_without_friends": self.users_without_friends,
+                "users_in_no_group": self.users_in_no_group, "social_edges_inside_groups": round(self.edges_inside, 4)}
+
+
+def group_stats(group_user: np.ndarray | None, social: np.ndarray, n_users: int) -> GroupStats:
+    """Statistics of ``(group, user)`` memberships (possibly overlapping) against the social links."""
+    social = np.asarray(social, dtype=np.int64).reshape(-1, 2)
+    degree = np.bincount(social.ravel(), minlength=n_users)
+    gu = np.zeros((0, 2), dtype=np.int64) if group_user is None else np.asarray(group_user, dtype=np.int64)
+    sizes = np.bincount(gu[:, 0])[np.unique(gu[:, 0])] if len(gu) else np.zeros(0, dtype=np.int64)
+    in_group = np.zeros(n_users, dtype=bool)
+    in_group[gu[:, 1]] = True
+    inside = 1.0
+    if len(social):
+        # a link is inside when its ends share at least one group: compare sorted (user, group) keys
+        n_groups = int(gu[:, 0].max()) + 1 if len(gu) else 1
+        keys = np.unique(gu[:, 1] * n_groups + gu[:, 0])
+        member = sp.csr_matrix((np.ones(len(keys), dtype=np.float32), (keys // n_groups, keys % n_groups)),
+                               shape=(n_users, n_groups))
+        shared = np.asarray(member[social[:, 0]].multiply(member[social[:, 1]]).sum(axis=1)).ravel()
+        inside = float((shared > 0).mean())
+    return GroupStats(
+        groups=len(sizes),
+        size_min=int(sizes.min()) if len(sizes) else 0,
+        size_median=float(np.median(sizes)) if len(sizes) else 0.0,
+        size_max=int(sizes.max()) if len(sizes) else 0,
+        users=n_users,
+        users_without_friends=int((degree == 0).sum()),
+        users_in_no_group=int((~in_group).sum()),
+        edges_inside=inside,
+    )
+
+
+#: resolutions tried by :func:`choose_resolution`, lowest (fewest, largest groups) first
+RESOLUTION_GRID = (1.0, 2.0, 4.0, 8.0, 16.0)
+#: the largest group :func:`choose_resolution` accepts, as a share of the users with friends
+MAX_GROUP_SHARE = 0.05
+
+
+def choose_resolution(
+    social: np.ndarray, n_users: int, method: str = "leiden", seed: int = 0,
+    grid: tuple[float, ...] = RESOLUTION_GRID, max_share: float = MAX_GROUP_SHARE,
+) -> tuple[float, GroupResult]:
+    """The lowest resolution of ``grid`` whose largest group holds at most ``max_share`` of the users
+    with friends (the last one when none does), and its groups.
+
+    Modularity at resolution 1 merges sparse, noisy social graphs into a few giant communities
+    (Yelp2: one group of 3,304 users beside 180 pairs); a group that large averages over so many
+    users that its embedding says little about any of them. The lowest resolution that breaks the
+    giants keeps as many links inside groups as that allows.
+    """
+    if not grid:
+        raise InvalidInput("the resolution grid is empty; give at least one resolution")
+    with_friends = int((np.bincount(np.asarray(social, dtype=np.int64).ravel(), minlength=n_users) > 0).sum())
+    cap = max(2.0, max_share * with_friends)
+    result = None
+    for resolution in grid:
+        result = detect_groups(social, n_users, method, resolution, seed)
+        sizes = np.bincount(result.membership, minlength=result.n_groups)
+        if sizes.max(initial=0) <= cap:
+            return resolution, result
+    assert result is not None
+    return grid[-1], result
+
+
 def norm_adj(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int, self_loops: bool = True) -> sp.csr_matrix:
     """Symmetric normalised adjacency of a bipartite graph over ``n_rows + n_cols`` nodes.
 
@@ -212,10 +293,15 @@ def synthetic_tripartite(
 __all__ = [
     "COMMUNITY_METHODS",
     "GroupResult",
+    "GroupStats",
+    "MAX_GROUP_SHARE",
     "PAPER_EDGES",
     "PAPER_NODES",
+    "RESOLUTION_GRID",
     "SyntheticGraph",
+    "choose_resolution",
     "detect_groups",
+    "group_stats",
     "norm_adj",
     "norm_adj_square",
     "synthetic_tripartite",

@@ -1,7 +1,10 @@
 """Evaluation metrics for social recommendation, in numpy (no torch needed to evaluate).
 
 - AUC and F1 on held-out positives against sampled negatives, the HGP paper's metrics (Sec. 3);
-  the F1 threshold is chosen on the validation split and then applied unchanged to test.
+  the F1 threshold is chosen on the validation split and then applied unchanged to test. With one
+  negative per positive, calling everything positive already scores F1 = 2/3, so an F1 is only
+  informative next to :func:`all_positive_f1`.
+- Platt scaling (:func:`platt_fit`) turns raw dot-product scores into calibrated probabilities.
 - Full-ranking Recall@K and NDCG@K with the RecBole protocol: every item is ranked for every test
   user, items the user already has in the earlier splits are excluded from the ranking, Recall is
   hits / |test items| and NDCG divides by the ideal DCG of min(|test items|, K) hits; both are
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import expit
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -45,7 +49,14 @@ def f1_at(labels: np.ndarray, scores: np.ndarray, threshold: float) -> float:
 
 
 def best_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
-    """The threshold (one of the scores) that maximises F1, and that F1; computed in one sort."""
+    """The threshold that maximises F1 of ``score >= threshold``, and that F1; computed in one sort.
+
+    Candidates are the gaps between consecutive distinct scores (a block of tied scores is never
+    split), and the threshold sits midway in the chosen gap, so a score a little off the validation
+    ones is still classified as its neighbours are. When predicting every pair positive is best,
+    the threshold is ``-inf``: the caller can tell the classifier adds nothing (see
+    :func:`all_positive_f1`).
+    """
     labels = np.asarray(labels).astype(bool)
     scores = np.asarray(scores, dtype=np.float64)
     n_pos = int(labels.sum())
@@ -59,7 +70,49 @@ def best_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float
     last = np.r_[s[1:] != s[:-1], True]
     f1 = np.where(last, 2 * tp / (predicted + n_pos), -1.0)
     best = int(np.argmax(f1))
-    return float(s[best]), float(f1[best])
+    if best == len(s) - 1:
+        return float("-inf"), float(f1[best])
+    return float((s[best] + s[best + 1]) / 2.0), float(f1[best])
+
+
+def all_positive_f1(labels: np.ndarray) -> float:
+    """F1 of calling every pair positive: ``2P / (2P + N)``, 2/3 with one negative per positive.
+
+    Any F1 at or below this is no better than a classifier that ignores the scores.
+    """
+    labels = np.asarray(labels).astype(bool)
+    n_pos = int(labels.sum())
+    return 2 * n_pos / (2 * n_pos + (len(labels) - n_pos)) if n_pos else 0.0
+
+
+def platt_fit(labels: np.ndarray, scores: np.ndarray, iterations: int = 50) -> tuple[float, float]:
+    """Platt scaling: ``(a, b)`` with ``P(positive | s) = sigmoid(a * s + b)`` by maximum likelihood.
+
+    Newton's method on the two parameters of a one-feature logistic regression, with Platt's
+    smoothed targets (``(P + 1) / (P + 2)`` and ``1 / (N + 2)``) so that perfectly separated scores
+    still give finite parameters.
+    """
+    labels = np.asarray(labels).astype(bool)
+    s = np.asarray(scores, dtype=np.float64)
+    n_pos = int(labels.sum())
+    n_neg = len(labels) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("Platt scaling needs both positive and negative examples")
+    target = np.where(labels, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
+    # scale the scores so the Newton steps are well conditioned whatever the logit range
+    scale = float(np.std(s)) or 1.0
+    x = s / scale
+    a, b = 1.0, 0.0
+    for _ in range(iterations):
+        p = expit(a * x + b)
+        w = np.maximum(p * (1 - p), 1e-12)
+        grad = np.array([((p - target) * x).sum(), (p - target).sum()])
+        hess = np.array([[(w * x * x).sum(), (w * x).sum()], [(w * x).sum(), w.sum()]]) + 1e-9 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(a / scale), float(b)
 
 
 def ranking_metrics(
@@ -118,4 +171,4 @@ def pairs_matrix(users: np.ndarray, items: np.ndarray, n_users: int, n_items: in
     return m
 
 
-__all__ = ["auc", "best_threshold", "f1_at", "pairs_matrix", "ranking_metrics"]
+__all__ = ["all_positive_f1", "auc", "best_threshold", "f1_at", "pairs_matrix", "platt_fit", "ranking_metrics"]
