@@ -53,6 +53,8 @@ PROBE = ".probe"
 _PART = re.compile(r"^[0-9a-f]{24}\.part$")
 #: an incoming file older than this belongs to a push that died: the next server start removes it
 STALE_S = 24 * 3600
+
+
 # --------------------------------------------------------------------------------------------------
 # the server's side
 
