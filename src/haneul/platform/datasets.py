@@ -1323,12 +1323,17 @@ def _send_batch(client: Client, batch: list[LocalFile]) -> int:
             client.request_json("POST", "/api/v1/datasets/_blobs", content=body(), timeout=None, headers={
                 "Content-Type": "application/octet-stream", "Content-Length": str(length)})
     except HaneulError as exc:
-        changed = next((f for f in batch if f.sha256 == exc.details.get("sha256")), None)
-        if changed is not None:
-            raise InvalidInput(f"{changed.source} changed during the push; nothing was committed, "
-                               "push again") from None
-        raise
+        raise _as_changed(exc, batch) from None
     return length - sum(map(len, heads))
+
+
+def _as_changed(exc: HaneulError, batch: Sequence[LocalFile]) -> HaneulError:
+    """The server refused a blob whose bytes did not match their sha256: the file of ``batch`` it names
+    changed after it was hashed; any other error stays what it was."""
+    changed = next((f for f in batch if f.sha256 is not None and f.sha256 == exc.details.get("sha256")), None)
+    if changed is None:
+        return exc
+    return InvalidInput(f"{changed.source} changed during the push; nothing was committed, push again")
 
 
 def _adopt_batch(client: Client, host: SameHost, batch: list[LocalFile]) -> list[tuple[LocalFile, bool]]:
@@ -1346,11 +1351,7 @@ def _adopt_batch(client: Client, host: SameHost, batch: list[LocalFile]) -> list
         answer = client.request_json("POST", "/api/v1/datasets/_blobs/adopt", timeout=None, json={"files": [
             {"name": name, "size": f.size, "sha256": f.sha256} for name, f in zip(names, batch, strict=True)]})
     except HaneulError as exc:
-        changed = next((f for f in batch if f.sha256 is not None and f.sha256 == exc.details.get("sha256")), None)
-        if changed is not None:
-            raise InvalidInput(f"{changed.source} changed during the push; nothing was committed, "
-                               "push again") from None
-        raise
+        raise _as_changed(exc, batch) from None
     finally:
         for name in names:  # adopted ones were moved away already
             with contextlib.suppress(OSError):
