@@ -62,6 +62,16 @@ def postgres_database(haneul_home: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
         yield
 
 
+@pytest.fixture
+def postgres_admin_url() -> str:
+    """The URL of the test PostgreSQL server's admin role: a test marked ``postgres`` fails clearly without it."""
+    url = os.environ.get(POSTGRES_URL_VAR)
+    if not url:
+        pytest.fail(f"no PostgreSQL server: run `bash scripts/with-postgres.sh pytest -m postgres` "
+                    f"(or set {POSTGRES_URL_VAR})")
+    return url
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path | None:
     """The open Korean data set folder, or None when it is not beside the checkout."""

@@ -96,6 +96,13 @@ class ServerUnavailable(HaneulError):
     http_status = 503
 
 
+class DatabaseUnavailable(HaneulError):
+    """The server's database cannot be reached (wrong URL, database server down); retry later."""
+
+    code = "database_unavailable"
+    http_status = 503
+
+
 class PluginError(HaneulError):
     """A server plugin could not be loaded (its import, its factory or what it returned failed)."""
 
@@ -133,6 +140,7 @@ __all__ = [
     "StorageError",
     "IntegrityError",
     "ServerUnavailable",
+    "DatabaseUnavailable",
     "PluginError",
     "register",
 ]

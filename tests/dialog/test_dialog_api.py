@@ -70,7 +70,9 @@ def test_the_plugin_keeps_memory_in_the_server_database_and_reads_no_global_sett
                 assert r.status_code == 200 and r.json()["operator"] == "classifier"
             assert c.get("/api/v1/dialog/memory/kim").json()["version"] == 2
     app.state.engine.dispose()
-    with create_engine(f"sqlite:///{home / 'haneul.db'}").connect() as conn:
+    from haneul.settings import Settings
+
+    with create_engine(Settings(home=home).database_url).connect() as conn:  # SQLite, or the run's PostgreSQL
         assert conn.execute(text("SELECT count(*) FROM dialog_memory_versions")).scalar() == 2
 
 

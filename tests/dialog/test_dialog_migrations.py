@@ -83,7 +83,7 @@ def test_the_platform_server_database_gets_the_dialog_tables_at_start(tmp_path):
         as_admin(client)
         r = client.post("/api/v1/dialog/memory/kim/update", json={"summary": ["노인정에 다니심"], "operator": "lexical"})
         assert r.status_code == 200 and r.json()["version"] == 1
-    url = f"sqlite:///{home / 'haneul.db'}"
+    url = Settings(home=home).database_url  # SQLite, or the run's PostgreSQL database
     tables = set(inspect(create_engine(url)).get_table_names())
     assert TABLES | {"alembic_version", "alembic_version_dialog", "sessions"} <= tables
     assert rows(url, "SELECT version_num FROM alembic_version_dialog") == [("dialog_0001",)]
@@ -98,7 +98,7 @@ def test_a_server_database_with_tables_from_the_old_create_all_is_adopted_at_sta
 
     home = tmp_path / "server-home"
     home.mkdir()
-    engine = make_engine(f"sqlite:///{home / 'haneul.db'}")
+    engine = make_engine(Settings(home=home).database_url)
     migrate(engine)  # the platform's own tables, as an older server left them
     Base.metadata.create_all(engine)  # and the dialog tables its routes made on first use
     with engine.begin() as conn:
@@ -111,4 +111,4 @@ def test_a_server_database_with_tables_from_the_old_create_all_is_adopted_at_sta
         as_admin(client)
         assert client.get("/api/v1/dialog/memory/kim").json() == {"person": "kim", "version": 1,
                                                                   "sentences": ["노인정에 다니심"]}
-    assert rows(f"sqlite:///{home / 'haneul.db'}", "SELECT version_num FROM alembic_version_dialog") == [("dialog_0001",)]
+    assert rows(Settings(home=home).database_url, "SELECT version_num FROM alembic_version_dialog") == [("dialog_0001",)]

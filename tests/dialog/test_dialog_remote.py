@@ -36,8 +36,9 @@ def use_server(monkeypatch):
     return point_at
 
 
-def version_rows(db_file) -> list[tuple[str, int]]:
-    engine = create_engine(f"sqlite:///{db_file}")
+def version_rows(url: str) -> list[tuple[str, int]]:
+    """The memory versions in the database at ``url``."""
+    engine = create_engine(url)
     try:
         with engine.connect() as conn:
             return [tuple(r) for r in conn.execute(text(
@@ -86,9 +87,10 @@ def test_memory_goes_through_the_server_into_the_platform_database(platform_serv
     assert mem.store.people() == ["kim", "lee"] and mem.store.get("kim", 2).sentences == r2.new_memory
 
     # the rows are in the platform's own database, beside its migrated tables; nothing was written locally
-    db_file = server_home / "haneul.db"
-    assert version_rows(db_file) == [("kim", 1), ("kim", 2), ("kim", 3), ("kim", 4), ("lee", 1)]
-    assert {"alembic_version", "alembic_version_dialog", "dialog_memory_ops"} <= set(inspect(create_engine(f"sqlite:///{db_file}")).get_table_names())
+    server_db = Settings(home=server_home).database_url  # SQLite, or the run's PostgreSQL database
+    assert version_rows(server_db) == [("kim", 1), ("kim", 2), ("kim", 3), ("kim", 4), ("lee", 1)]
+    tables = inspect(create_engine(server_db)).get_table_names()
+    assert {"alembic_version", "alembic_version_dialog", "dialog_memory_ops"} <= set(tables)
     assert not (haneul_home / "dialog" / "memory.db").exists()
     assert not (server_home / "dialog" / "memory.db").exists()
 
@@ -99,13 +101,13 @@ def test_without_a_server_the_local_file_is_used_and_an_explicit_url_always_wins
     local = Memory.load("kim")
     assert isinstance(local.store, MemoryStore) and local.store.url.endswith("dialog/memory.db")
     local.update(["노인정에 다니심"], operator="lexical")
-    assert version_rows(haneul_home / "dialog" / "memory.db") == [("kim", 1)]
+    assert version_rows(f"sqlite:///{haneul_home / 'dialog' / 'memory.db'}") == [("kim", 1)]
 
     use_server(url)
     assert Memory.load("kim").version == 0  # the server keeps its own memory
     explicit = f"sqlite:///{tmp_path / 'explicit.db'}"
     Memory.load("kim", url=explicit).update(["식사를 잘 하심"], operator="lexical")
-    assert version_rows(tmp_path / "explicit.db") == [("kim", 1)]
+    assert version_rows(explicit) == [("kim", 1)]
     assert Memory.load("kim").version == 0
 
 
@@ -159,4 +161,4 @@ def test_cli_memory_commands_use_the_server(platform_server, use_server, capsys)
     assert res["new_memory"] == ["이가 아팠으나 다 나음"] and res["ops"][0]["op"] == "REPLACE"
     assert cli("dialog", "memory", "show", "kim", "--json")["sentences"] == ["이가 아팠으나 다 나음"]
     assert [v["version"] for v in cli("dialog", "memory", "history", "kim", "--json")] == [1, 2]
-    assert version_rows(server_home / "haneul.db") == [("kim", 1), ("kim", 2)]
+    assert version_rows(Settings(home=server_home).database_url) == [("kim", 1), ("kim", 2)]

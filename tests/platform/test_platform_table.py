@@ -14,6 +14,7 @@ from sqlalchemy import Engine, insert, update
 
 from haneul.platform.db import MetricKey, Session, make_engine
 from haneul.platform.db.models import SessionParam, SessionTag
+from haneul.settings import Settings
 
 
 def _insert_sessions(engine: Engine, n: int, *, project: str = "default", archived: bool = False) -> list[int]:
@@ -132,7 +133,7 @@ def _scroll(page: Any, top: str) -> None:
 
 @pytest.mark.browser
 def test_the_table_scrolls_through_ten_thousand_sessions(live_server: LiveServer, page) -> None:  # type: ignore[no-untyped-def]
-    engine = make_engine(f"sqlite:///{live_server.home / 'haneul.db'}")
+    engine = make_engine(Settings(home=live_server.home).database_url)
     ids = _insert_sessions(engine, N)
     first, last = ids[-1], ids[0]  # newest first
     _params(engine, last, only_on_the_last=1.0)  # a key no session of the first rows carries
@@ -193,7 +194,7 @@ def test_the_table_scrolls_through_ten_thousand_sessions(live_server: LiveServer
 
 @pytest.mark.browser
 def test_every_block_honours_the_filter_and_sort(live_server: LiveServer, page) -> None:  # type: ignore[no-untyped-def]
-    engine = make_engine(f"sqlite:///{live_server.home / 'haneul.db'}")
+    engine = make_engine(Settings(home=live_server.home).database_url)
     ids = _insert_sessions(engine, 3000)
     half = ids[1500]
     page.goto(live_server.login_url(f"/?filter=id+>%3D+{half}&sort=id&desc=false"))

@@ -101,9 +101,11 @@ def test_doc_example_mounts_page_nav_static_and_tables(site: Path, tmp_path: Pat
 
 
 def _engine(home: Path):  # type: ignore[no-untyped-def]
-    from sqlalchemy import create_engine
+    """The database a server on ``home`` uses: its SQLite file, or the PostgreSQL one the run names."""
+    from haneul.platform.db import make_engine
+    from haneul.settings import Settings
 
-    return create_engine(f"sqlite:///{home / 'haneul.db'}")
+    return make_engine(Settings(home=home).database_url)
 
 
 def test_broken_plugin_stops_start_with_its_name(site: Path, tmp_path: Path) -> None:

@@ -10,15 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from haneul.platform.testing import POSTGRES_URL_VAR, LiveServer, wait_for
+from haneul.platform.testing import LiveServer, wait_for
 
 pytestmark = pytest.mark.postgres
 
 
-def test_a_study_keeps_its_trials_and_sampler_journal_in_postgresql(tune_server: LiveServer, quadratic: Path) -> None:
-    if not os.environ.get(POSTGRES_URL_VAR):
-        pytest.fail(f"no PostgreSQL server: run `bash scripts/with-postgres.sh pytest -m postgres` "
-                    f"(or set {POSTGRES_URL_VAR})")
+def test_a_study_keeps_its_trials_and_sampler_journal_in_postgresql(postgres_admin_url: str, tune_server: LiveServer,
+                                                                    quadratic: Path) -> None:
     raw = {"name": "pg", "command": [sys.executable, "train.py", "--x", "{x}"], "cwd": str(quadratic),
            "objective": {"metric": "loss", "direction": "minimize"},
            "space": {"x": {"type": "float", "low": -1.0, "high": 1.0}},

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from haneul.dialog.operators import Operator, get_operator
@@ -27,6 +28,10 @@ from haneul.platform.plugins import Plugin, errors
 
 if TYPE_CHECKING:
     from haneul.platform.plugins import ServerContext
+
+
+VERSION_MAX = (1 << 31) - 1  # the version column is a 32-bit integer on PostgreSQL
+VersionField = Annotated[int, Field(ge=0, le=VERSION_MAX)]
 
 
 class TurnIn(BaseModel):
@@ -43,12 +48,13 @@ class UpdateIn(BaseModel):
     lm_model: str | None = None
     timeout: float = 30.0
     max_chars: int = Field(MAX_SENTENCE_CHARS, description="Longer sentences are truncated with a warning.")
-    expected_version: int | None = Field(None, description="The version the caller last saw; another one is a conflict.")
+    expected_version: VersionField | None = Field(
+        None, description="The version the caller last saw; another one is a conflict.")
 
 
 class RevertIn(BaseModel):
-    version: int
-    expected_version: int | None = None
+    version: VersionField
+    expected_version: VersionField | None = None
 
 
 class SummarizeIn(BaseModel):
@@ -120,7 +126,8 @@ def create_router(store: BaseMemoryStore | None = None, *, home: Path | None = N
         return [v.to_dict() for v in memory.history(person)]
 
     @router.get("/memory/{person}/versions/{version}", responses=errors(404, described=NO_PERSON))
-    def version(person: str, version: int) -> dict[str, Any]:
+    def version(person: str,
+                version: Annotated[int, PathParam(ge=0, le=VERSION_MAX, description="version number")]) -> dict[str, Any]:
         return memory.get(person, version).to_dict()
 
     @router.post("/memory/{person}/revert", responses=errors(404, 409, described=NO_PERSON))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import JSON, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -45,11 +45,11 @@ trials = Table(
     Column("study_id", Integer, nullable=False, index=True),
     Column("number", Integer, nullable=False),  # Optuna's trial number
     Column("optuna_trial_id", Integer, nullable=False),
-    Column("session_id", Integer, nullable=True, index=True),
+    Column("session_id", BigInteger, nullable=True, index=True),
     Column("state", String(16), nullable=False),
     Column("params", JSON, nullable=False),
     Column("value", Float, nullable=True),
-    Column("last_step", Integer, nullable=True),
+    Column("last_step", BigInteger, nullable=True),
     Column("steps", Integer, nullable=False, default=0),  # intermediate values received
     Column("parent_trial", Integer, nullable=True),  # PBT: the trial whose checkpoint this one starts from
     Column("reason", Text, nullable=True),

@@ -10,14 +10,28 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from haneul.errors import DatabaseUnavailable, InvalidInput
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+    """An engine for ``url`` (SQLite in WAL mode, or a server database with pre-pinged pooled
+    connections); a URL that does not parse or names a missing driver is a one-line InvalidInput."""
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect().import_dbapi()
+    except ArgumentError:
+        raise InvalidInput(f"HANEUL_DB_URL {url!r} is not a database URL; use sqlite:///PATH or "
+                           "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE") from None
+    except (ImportError, NoSuchModuleError) as exc:
+        raise InvalidInput(f"HANEUL_DB_URL {safe_url(url)} needs a database driver that is not installed ({exc}); "
+                           "for PostgreSQL: pip install 'haneul[postgres]' and a postgresql+psycopg:// URL") from None
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database or ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -32,7 +46,23 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
+    # pre-ping: a connection the database dropped (a restart) is replaced, not handed to a request
     return create_engine(url, pool_pre_ping=True)
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparsable URL)"
+
+
+def unreachable(url: str, exc: BaseException) -> DatabaseUnavailable:
+    """The one-line error for a database that refused or dropped the connection."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return DatabaseUnavailable(f"the database {safe_url(url)} cannot be reached ({reason[0] if reason else exc}); "
+                               "check HANEUL_DB_URL and that the database server is running")
 
 
 def migrate(engine: Engine, folder: Path | None = None, *, version_table: str = "alembic_version") -> None:
@@ -51,6 +81,10 @@ def migrate(engine: Engine, folder: Path | None = None, *, version_table: str = 
     if folder is not None:
         cfg.set_main_option("version_path_separator", "os")  # folder names may hold spaces
         cfg.set_main_option("version_locations", str(folder))
+    try:
+        engine.connect().close()  # an unreachable database is one line here, not a traceback from Alembic
+    except OperationalError as exc:
+        raise unreachable(engine.url.render_as_string(hide_password=False), exc) from None
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         cfg.attributes["version_table"] = version_table

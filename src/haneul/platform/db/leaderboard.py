@@ -12,7 +12,7 @@ from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column
 
-from haneul.platform.db.models import Base
+from haneul.platform.db.models import Base, BigId
 
 #: queued -> running -> done | failed (the submission's fault: counts) | error (the server's: does not)
 STATUSES = ("queued", "running", "done", "failed", "error")
@@ -22,7 +22,7 @@ class Submission(Base):
     __tablename__ = "submissions"
     __table_args__ = (Index("ix_submissions_dataset_team_time", "dataset_id", "team_id", "created_at"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), index=True)
     user: Mapped[str] = mapped_column(String(64))
     session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"), nullable=True,

@@ -94,7 +94,7 @@ class ApiToken(Base):
 class Session(Base):
     __tablename__ = "sessions"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
     owner: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
@@ -163,7 +163,7 @@ class SavedView(Base):
 
     __tablename__ = "saved_views"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True, nullable=True)
     filter: Mapped[str] = mapped_column(Text, default="")

@@ -18,12 +18,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from haneul import __version__
 from haneul.errors import HaneulError
 from haneul.platform.accounts import Accounts
+from haneul.platform.db.engine import unreachable
 from haneul.platform.plugins import LoadedPlugin, ServerContext, load_plugins, parse_disabled
 from haneul.platform.server.auth import AsLocalAdmin, AuthMiddleware
 from haneul.platform.server.auth import pages as auth_pages
@@ -108,6 +110,11 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         message = (f"invalid request: a number is out of range ({exc}); integers must fit in "
                    f"a signed 64-bit range ({INT64_MIN} to {INT64_MAX})")
         return _error(request, 400, {"code": "invalid_input", "message": message})
+
+    @app.exception_handler(OperationalError)
+    async def _database_away(request: Request, exc: OperationalError) -> Response:
+        # the database went away (restart, network): 503, and the SDK keeps its points and retries
+        return _error(request, 503, unreachable(settings.database_url, exc).to_dict(), {"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
