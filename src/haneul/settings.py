@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,10 +19,18 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=lambda: Path.home() / ".haneul")
     db_url: str | None = None
-    artifact_root: Path | None = None
+    # where checkpoints and artifacts live: a folder (default $HANEUL_HOME/artifacts) or an fsspec URL
+    # (s3://bucket/prefix); an S3 endpoint other than AWS's, and extra fsspec options as JSON
+    artifact_root: str | None = None
+    s3_endpoint_url: str | None = None
+    artifact_options: dict[str, Any] = Field(default_factory=dict)
     server: str | None = None  # URL clients talk to; None means http://{host}:{port}
     host: str = "127.0.0.1"
     port: int = 7860
+    # what runs sessions: "local" (subprocesses on this machine) or "ray" (a Ray cluster; ray_address
+    # names it, e.g. "ray://head:10001" or "auto", and None starts a local one)
+    executor: str = "local"
+    ray_address: str | None = None
     # scheduler capacity of the local executor
     capacity_cpus: float | None = None  # None: os.cpu_count()
     capacity_gpus: int = 0
@@ -54,7 +63,25 @@ class Settings(BaseSettings):
 
     @property
     def artifacts(self) -> Path:
-        return self.artifact_root or self.home / "artifacts"
+        """The local artifact folder. When ``artifact_root`` is an object-store URL, checkpoints and
+        artifacts go there (:attr:`artifact_url`) and this folder keeps what stays local (datasets)."""
+        if self.artifact_root is None or self.artifact_url is not None:
+            return self.home / "artifacts"
+        return Path(self.artifact_root.removeprefix("file://"))
+
+    @property
+    def artifact_url(self) -> str | None:
+        """The object-store URL of checkpoints and artifacts (``s3://bucket/prefix``); None for a folder."""
+        root = self.artifact_root
+        return root.rstrip("/") if root and "://" in root and not root.startswith("file://") else None
+
+    @property
+    def artifact_storage_options(self) -> dict[str, Any]:
+        """The fsspec options :attr:`artifact_url` is opened with."""
+        options = dict(self.artifact_options)
+        if self.s3_endpoint_url and (self.artifact_url or "").startswith(("s3://", "s3a://")):
+            options.setdefault("endpoint_url", self.s3_endpoint_url)
+        return options
 
     @property
     def sessions_dir(self) -> Path:

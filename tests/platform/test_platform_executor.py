@@ -14,5 +14,5 @@ def test_unknown_executor_lists_choices() -> None:
 
     from haneul.errors import InvalidInput
 
-    with pytest.raises(InvalidInput, match="choose one of: local"):
+    with pytest.raises(InvalidInput, match="choose one of: local, ray$"):
         get_executor("slurm")

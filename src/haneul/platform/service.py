@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -53,6 +54,7 @@ from haneul.platform.db import (
 )
 from haneul.platform.db.models import SavedView, SessionParam, SessionTag
 from haneul.platform.executors import Executor, Exit, Handle, LaunchSpec, get_executor
+from haneul.platform.objects import Folder, StoredFile, open_folder
 from haneul.platform.params import command_params, flatten_params
 from haneul.platform.scheduler import Resources, Scheduler, parse_memory
 from haneul.platform.search import And, Compare, Node, Not, Or, parse
@@ -498,11 +500,15 @@ class Platform:
         self.home = settings.home
         self.home.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = make_engine(settings.database_url)
-        self.executor = executor or get_executor("local")
-        cpus = settings.capacity_cpus if settings.capacity_cpus is not None else float(os.cpu_count() or 1)
-        self.scheduler = Scheduler(
-            Resources(cpus, settings.capacity_gpus, parse_memory(settings.capacity_memory))
-        )
+        self.executor = executor or get_executor(settings.executor, settings)
+        # a cluster executor knows its own size; HANEUL_CAPACITY_CPUS, when set, overrides it
+        total = self.executor.capacity() if settings.capacity_cpus is None else None
+        if total is not None:
+            capacity = Resources(total.get("cpus", 0.0), int(total.get("gpus", 0)), int(total.get("memory", 0)))
+        else:
+            cpus = settings.capacity_cpus if settings.capacity_cpus is not None else float(os.cpu_count() or 1)
+            capacity = Resources(cpus, settings.capacity_gpus, parse_memory(settings.capacity_memory))
+        self.scheduler = Scheduler(capacity)
         self.poll_interval = poll_interval
         self._lock = threading.RLock()  # scheduler + executor + session status transitions
         self._write_lock = threading.Lock()  # one writer for metric batches
@@ -531,6 +537,7 @@ class Platform:
             return
         self._home_lock.acquire()
         try:
+            self.objects.check()  # an unreachable artifact store stops the start, in one line
             migrate(self.engine)
             self._migrate_plugins(self._migrations)
             self.recover()
@@ -693,7 +700,8 @@ class Platform:
                     log.write(f"--- resumed (run {run}) ---\n")
             env = self._session_env(s)
             spec = LaunchSpec(sid, list(s["command"]), env, workdir, Path(s["log_path"]),
-                              Path(s["cwd"]) if s["cwd"] else None)
+                              Path(s["cwd"]) if s["cwd"] else None,
+                              resources={"cpus": s["cpus"], "gpus": s["gpus"], "memory": s["memory"] or 0})
             try:
                 handle = self.executor.start(spec)
             except Exception as exc:
@@ -1063,6 +1071,8 @@ class Platform:
             s = self._row(sid)
             if s["status"] in ACTIVE:
                 raise Conflict(f"session {sid} is {s['status']}; stop it first (haneul stop {sid}), then delete it")
+            # its stored files first: a store that fails then leaves the session whole, to delete again
+            self._session_objects(sid).remove()
             with self.engine.begin() as conn:
                 key_ids = select(MetricKey.id).where(MetricKey.session_id == sid)
                 conn.execute(delete(MetricChunk).where(MetricChunk.key_id.in_(key_ids)))
@@ -1070,7 +1080,6 @@ class Platform:
                     conn.execute(delete(table).where(table.session_id == sid))
                 conn.execute(delete(Session).where(Session.id == sid))
             self._teams.pop(sid, None)
-        shutil.rmtree(self.settings.artifacts / "sessions" / str(sid), ignore_errors=True)
         if s["workdir"]:
             shutil.rmtree(s["workdir"], ignore_errors=True)
         return {"id": sid, "deleted": True}
@@ -1508,8 +1517,17 @@ class Platform:
                        stamps[order] if stamps is not None else None)
 
     # ------------------------------------------------------------------ checkpoints
+    @functools.cached_property
+    def objects(self) -> Folder:
+        """Where sessions' checkpoints and artifacts live: ``artifact_root``'s folder or object store."""
+        return open_folder(self.settings.artifact_url or self.settings.artifacts,
+                           self.settings.artifact_storage_options)
+
+    def _session_objects(self, sid: int) -> Folder:
+        return self.objects.child("sessions", str(sid))
+
     def _ckpt_store(self, sid: int) -> CheckpointStore:
-        return CheckpointStore(self.settings.artifacts / "sessions" / str(sid) / "checkpoints")
+        return CheckpointStore(self._session_objects(sid).child("checkpoints"))
 
     def save_checkpoint(self, sid: int, *, name: str, kind: str, chunks: Iterator[bytes]) -> dict[str, Any]:
         validate_name(name)
@@ -1528,21 +1546,29 @@ class Platform:
         return [{"name": r.name, "kind": r.kind, "size": r.size, "sha256": r.sha256, "created_at": r.created_at}
                 for r in rows]
 
-    def checkpoint_file(self, sid: int, name: str) -> tuple[dict[str, Any], Path]:
-        """The verified file of a checkpoint (sha256 checked against the database record)."""
+    def _checkpoint(self, sid: int, name: str) -> tuple[dict[str, Any], StoredFile]:
+        """A checkpoint's database record and its data file (not yet verified)."""
         validate_name(name)
         self._row(sid)
         records = {r["name"]: r for r in self.list_checkpoints(sid)}
         if name not in records:
             raise NotFound(f"session {sid} has no checkpoint {name!r}; see `haneul checkpoints {sid}`")
-        record = records[name]
-        path = self._ckpt_store(sid).root / name
-        CheckpointStore.verify(record, path)
-        return record, path
+        return records[name], self._ckpt_store(sid).stored(records[name])
+
+    def checkpoint_file(self, sid: int, name: str) -> tuple[dict[str, Any], Path]:
+        """The verified local file of a checkpoint (sha256 checked against the database record), for
+        code that needs a path (deploy, serve); from an object store it is a copy cached by sha256."""
+        record, stored = self._checkpoint(sid, name)
+        return record, stored.local_copy(self.home / "cache" / "checkpoints")
+
+    def checkpoint_download(self, sid: int, name: str) -> tuple[dict[str, Any], StoredFile]:
+        """A checkpoint's record and verified data file, to send (a local file, or an object streamed)."""
+        record, stored = self._checkpoint(sid, name)
+        return record, stored.verify()
 
     # ------------------------------------------------------------------ artifacts
     def _artifact_store(self, sid: int) -> ArtifactStore:
-        return ArtifactStore(self.settings.artifacts / "sessions" / str(sid) / "artifacts")
+        return ArtifactStore(self._session_objects(sid).child("artifacts"))
 
     def save_artifact(self, sid: int, *, path: str, chunks: Iterator[bytes]) -> dict[str, Any]:
         validate_artifact_path(path)
@@ -1553,7 +1579,7 @@ class Platform:
         self._row(sid)
         return self._artifact_store(sid).list()
 
-    def artifact_file(self, sid: int, path: str) -> tuple[dict[str, Any], Path]:
+    def artifact_file(self, sid: int, path: str) -> tuple[dict[str, Any], StoredFile]:
         """The record and verified file of an artifact (sha256 checked against the session's index)."""
         validate_artifact_path(path)
         self._row(sid)

@@ -1,5 +1,6 @@
-"""Artifact storage: checkpoints and artifacts written tmp-then-rename with a recorded sha256,
-verified on read.
+"""Artifact storage: checkpoints and artifacts written atomically with a recorded sha256, verified
+on read, in a local folder or an object store (:mod:`haneul.platform.objects`: tmp-then-rename in a
+folder, one completed upload in a bucket).
 
 One folder per owner (a session on the server, or the local run outside one). Each checkpoint is
 a blob plus a small JSON record (kind, size, sha256, time); the record is written after the blob,
@@ -9,17 +10,17 @@ one JSON index per owner, updated after each file is in place.
 
 from __future__ import annotations
 
-import contextlib
 import json
+import os
 import re
-import shutil
 import time
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterable
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from haneul.errors import Conflict, IntegrityError, InvalidInput, NotFound
-from haneul.io import atomic_write_chunks, atomic_write_text, iter_file, sha256_file
+from haneul.io import iter_file
+from haneul.platform.objects import Folder, StoredFile, open_folder
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 KINDS = ("file", "dir", "bytes", "torch", "pickle")
@@ -34,19 +35,29 @@ def validate_name(name: str) -> str:
     return name
 
 
-class CheckpointStore:
-    """Checkpoints of one owner under ``root``."""
+def _folder(root: str | os.PathLike[str] | Folder) -> Folder:
+    return open_folder(os.fspath(root)) if isinstance(root, str | os.PathLike) else root
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+
+class CheckpointStore:
+    """Checkpoints of one owner in ``root``: a local folder (a path) or any
+    :class:`~haneul.platform.objects.Folder` (an object store)."""
+
+    def __init__(self, root: str | os.PathLike[str] | Folder) -> None:
+        self.folder = _folder(root)
+
+    @property
+    def root(self) -> Path | None:
+        """The local folder holding the checkpoints; None in an object store."""
+        return self.folder.local_path()
 
     def put_chunks(self, name: str, chunks: Iterable[bytes], kind: str) -> dict[str, Any]:
         validate_name(name)
         if kind not in KINDS:
             raise InvalidInput(f"checkpoint kind {kind!r} is unknown; use one of {', '.join(KINDS)}")
-        size, digest = atomic_write_chunks(self.root / name, chunks)
+        size, digest = self.folder.write(name, chunks)
         record = {"name": name, "kind": kind, "size": size, "sha256": digest, "created_at": time.time()}
-        atomic_write_text(self.root / f"{name}.json", json.dumps(record))
+        self.folder.write(f"{name}.json", [json.dumps(record).encode()])  # only once the blob is whole
         return record
 
     def put(self, name: str, src: Path, kind: str) -> dict[str, Any]:
@@ -54,48 +65,35 @@ class CheckpointStore:
 
     def record(self, name: str) -> dict[str, Any]:
         validate_name(name)
-        meta = self.root / f"{name}.json"
-        if not meta.exists():
-            raise NotFound(f"checkpoint {name!r} not found; list them with `haneul checkpoints`")
-        return json.loads(meta.read_text())
+        try:
+            return dict(json.loads(self.folder.read_bytes(f"{name}.json")))
+        except FileNotFoundError:
+            raise NotFound(f"checkpoint {name!r} not found; list them with `haneul checkpoints`") from None
 
-    def path(self, name: str) -> Path:
-        self.record(name)
-        return self.root / name
+    def stored(self, record: dict[str, Any]) -> StoredFile:
+        """The data file of the checkpoint ``record`` describes (not yet verified)."""
+        return StoredFile(self.folder, record["name"], size=record["size"], sha256=record["sha256"],
+                          what=f"checkpoint {record['name']!r}", fix="re-save it or load another checkpoint")
 
-    def get(self, name: str, verify: bool = True) -> tuple[str, Path]:
+    def get(self, name: str, cache: Path | None = None) -> tuple[str, Path]:
+        """The kind and verified local file of checkpoint ``name``; from an object store the file is
+        a copy in ``cache``."""
         record = self.record(name)
-        path = self.root / name
-        if verify:
-            self.verify(record, path)
-        return record["kind"], path
-
-    @staticmethod
-    def verify(record: dict[str, Any], path: Path) -> None:
-        if not path.exists():
-            raise IntegrityError(f"checkpoint {record['name']!r} is missing its data file {path}")
-        actual = sha256_file(path)
-        if actual != record["sha256"]:
-            raise IntegrityError(
-                f"checkpoint {record['name']!r} is corrupt: sha256 {actual[:12]}… != recorded "
-                f"{record['sha256'][:12]}…; re-save it or load another checkpoint"
-            )
+        return record["kind"], self.stored(record).local_copy(cache)
 
     def list(self) -> list[dict[str, Any]]:
-        if not self.root.exists():
-            return []
         out = []
-        for meta in self.root.glob("*.json"):
+        for meta in self.folder.names():
+            if not meta.endswith(".json"):
+                continue
             try:
-                out.append(json.loads(meta.read_text()))
+                out.append(json.loads(self.folder.read_bytes(meta)))
             except (OSError, ValueError):
                 continue
         return sorted(out, key=lambda r: r["created_at"])
 
     def delete_all(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
+        self.folder.remove()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -148,37 +146,45 @@ def media_type(path: str) -> str:
 
 
 class ArtifactStore:
-    """Artifacts of one owner under ``root``: the files under ``root/files`` and an index,
-    ``root/manifest.json`` (path -> size, sha256, media type, time), rewritten atomically under a
+    """Artifacts of one owner in ``root`` (a local folder or any
+    :class:`~haneul.platform.objects.Folder`): the files under ``files/`` and an index,
+    ``manifest.json`` (path -> size, sha256, media type, time), rewritten whole under the folder's
     lock so that concurrent uploads of one session do not lose each other's entries."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self.files = self.root / "files"
+    def __init__(self, root: str | os.PathLike[str] | Folder) -> None:
+        self.folder = _folder(root)
+        self._files = self.folder.child("files")
+
+    @property
+    def root(self) -> Path | None:
+        """The local folder of the artifacts; None in an object store."""
+        return self.folder.local_path()
+
+    @property
+    def files(self) -> Path | None:
+        """The local folder of the artifact files; None in an object store."""
+        return self._files.local_path()
 
     def put_chunks(self, path: str, chunks: Iterable[bytes]) -> dict[str, Any]:
         validate_artifact_path(path)
-        target = self.files / path
         self._check_clash(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        size, digest = atomic_write_chunks(target, chunks)
+        size, digest = self._files.write(path, chunks)
         record = {"path": path, "size": size, "sha256": digest, "media_type": media_type(path),
                   "created_at": time.time()}
-        with self._locked():
+        with self.folder.lock():  # the index names the file only once it is whole
             manifest = self._read()
             manifest[path] = record
-            atomic_write_text(self.root / MANIFEST, json.dumps(manifest, ensure_ascii=False))
+            self.folder.write(MANIFEST, [json.dumps(manifest, ensure_ascii=False).encode()])
         return record
 
     def put(self, path: str, src: Path) -> dict[str, Any]:
         return self.put_chunks(path, iter_file(src))
 
     def _check_clash(self, path: str) -> None:
-        target = self.files / path
-        if target.is_dir():
+        if self._files.kind(path) == "directory":
             raise Conflict(f"artifact path {path!r} is already a folder of artifacts; pick another name")
-        for parent in Path(path).parents:
-            if str(parent) != "." and (self.files / parent).is_file():
+        for parent in PurePosixPath(path).parents:
+            if str(parent) != "." and self._files.kind(str(parent)) == "file":
                 raise Conflict(f"artifact path {path!r} runs through the file artifact {str(parent)!r}; "
                                "pick another name")
 
@@ -192,18 +198,12 @@ class ArtifactStore:
             raise NotFound(f"artifact {path!r} not found; list them with GET .../artifacts")
         return record
 
-    def get(self, path: str, verify: bool = True) -> tuple[dict[str, Any], Path]:
+    def get(self, path: str, verify: bool = True) -> tuple[dict[str, Any], StoredFile]:
         """The record and file of ``path``, its sha256 checked against the index."""
         record = self.record(path)
-        file = self.files / path
-        if verify:
-            if not file.is_file():
-                raise IntegrityError(f"artifact {path!r} is missing its data file {file}")
-            actual = sha256_file(file)
-            if actual != record["sha256"]:
-                raise IntegrityError(f"artifact {path!r} is corrupt: sha256 {actual[:12]}… != recorded "
-                                     f"{record['sha256'][:12]}…; log it again")
-        return record, file
+        stored = StoredFile(self._files, path, size=record["size"], sha256=record["sha256"],
+                            what=f"artifact {path!r}", fix="log it again")
+        return record, stored.verify() if verify else stored
 
     def preview(self, path: str, lines: int = 50) -> dict[str, Any]:
         """The start of a text, CSV/TSV or JSON artifact: ``kind`` is ``table`` (``columns``, ``rows``),
@@ -211,41 +211,35 @@ class ArtifactStore:
         so skips the sha256 check, which would read the whole file; downloads are checked."""
         if not 1 <= lines <= MAX_PREVIEW_LINES:
             raise InvalidInput(f"lines={lines} is out of range; use 1-{MAX_PREVIEW_LINES}")
-        record, file = self.get(path, verify=False)
+        record, stored = self.get(path, verify=False)
+
+        def head() -> bytes:
+            try:
+                return self._files.read_bytes(path, PREVIEW_BYTES)
+            except FileNotFoundError:
+                raise stored.missing() from None
+
         return {"path": path, "media_type": record["media_type"], "size": record["size"],
-                **_preview(file, record["media_type"], record["size"], lines)}
+                **_preview(path, head, record["media_type"], record["size"], lines)}
 
     def _read(self) -> dict[str, dict[str, Any]]:
         try:
-            data = json.loads((self.root / MANIFEST).read_text())
+            data = json.loads(self.folder.read_bytes(MANIFEST))
         except FileNotFoundError:
             return {}
         except ValueError as exc:
-            raise IntegrityError(f"artifact index {self.root / MANIFEST} is damaged ({exc}); "
+            raise IntegrityError(f"artifact index {self.folder.where(MANIFEST)} is damaged ({exc}); "
                                  "restore it from a backup or remove it and log the artifacts again") from None
         return data if isinstance(data, dict) else {}
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        import fcntl
 
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _preview(file: Path, media: str, size: int, lines: int) -> dict[str, Any]:
-    suffix = file.suffix.lower()
+def _preview(path: str, read_head: Callable[[], bytes], media: str, size: int, lines: int) -> dict[str, Any]:
+    suffix = PurePosixPath(path).suffix.lower()
     textual = media.startswith("text/") or media in ("application/json", "application/x-ndjson") \
         or (media == "image/svg+xml")
     if not textual:
         return {"kind": "none"}
-    with open(file, "rb") as fh:
-        head = fh.read(PREVIEW_BYTES)
+    head = read_head()
     if b"\x00" in head:
         return {"kind": "none"}
     complete = len(head) >= size

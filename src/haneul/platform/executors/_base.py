@@ -9,6 +9,10 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from haneul.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,9 @@ class LaunchSpec:
     workdir: Path
     log_path: Path
     cwd: Path | None = None  # where the command runs; defaults to workdir
+    # what the session asks for: "cpus", "gpus", "memory" (bytes) and any custom resource a cluster
+    # executor places by (Ray's custom resources); None asks for nothing. The local executor ignores it.
+    resources: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,16 @@ class Exit:
 
 class Executor(abc.ABC):
     name: str = "abstract"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Executor:
+        """The executor configured by ``settings`` (a cluster executor reads its address there)."""
+        return cls()
+
+    def capacity(self) -> dict[str, float] | None:
+        """What all sessions together may use, in :attr:`LaunchSpec.resources` keys (a cluster's total
+        cpus / gpus / memory); None leaves the capacity to the settings (this machine's CPUs)."""
+        return None
 
     @abc.abstractmethod
     def start(self, spec: LaunchSpec) -> Handle:

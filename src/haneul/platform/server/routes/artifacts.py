@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
 
 from haneul.platform.server.deps import (
     STREAMED_BODY_EXTENSION,
@@ -18,6 +17,7 @@ from haneul.platform.server.deps import (
     StreamedBody,
     errors,
 )
+from haneul.platform.server.downloads import send_stored
 from haneul.platform.store import MAX_PREVIEW_LINES
 
 router = APIRouter(prefix="/api/v1/sessions/{sid}/artifacts", tags=["artifacts"])
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/api/v1/sessions/{sid}/artifacts", tags=["artifacts"]
 _SAFE_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
 
 
-@router.get("", responses=errors(400, 404, 500))
+@router.get("", responses=errors(400, 404, 500, 503))
 def list_artifacts(sid: ReadSession, platform: PlatformDep) -> list[dict[str, Any]]:
     """Every artifact of the session by path: ``path``, ``size``, ``sha256``, ``media_type``, ``created_at``."""
     return platform.list_artifacts(sid)
@@ -36,7 +36,7 @@ def list_artifacts(sid: ReadSession, platform: PlatformDep) -> list[dict[str, An
 @router.put(
     "/{path:path}",
     status_code=201,
-    responses=errors(400, 401, 404, 409, 500, 507),
+    responses=errors(400, 401, 404, 409, 500, 503, 507),
     dependencies=[StreamedBody],
     openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
         "schema": {"type": "string", "format": "binary"}}},
@@ -62,7 +62,7 @@ async def upload(sid: ReportSession, path: str, request: Request, platform: Plat
 
 @router.get(
     "/{path:path}",
-    responses={**errors(400, 404, 500),
+    responses={**errors(400, 404, 500, 503),
                200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
                                  "application/json": {"schema": {"type": "object"}}},
                      "description": "the file (X-Haneul-Sha256 carries its checksum), or with preview=1 its "
@@ -77,11 +77,6 @@ def download(
 ) -> Any:
     if preview:
         return platform.artifact_preview(sid, path, lines=lines)
-    record, file = platform.artifact_file(sid, path)
-    return FileResponse(
-        file,
-        media_type=record["media_type"],
-        filename=path.rsplit("/", 1)[-1],
-        content_disposition_type="inline",
-        headers={"X-Haneul-Sha256": record["sha256"], **_SAFE_HEADERS},
-    )
+    record, stored = platform.artifact_file(sid, path)
+    return send_stored(stored, media_type=record["media_type"], filename=path.rsplit("/", 1)[-1], inline=True,
+                       headers={"X-Haneul-Sha256": record["sha256"], **_SAFE_HEADERS})

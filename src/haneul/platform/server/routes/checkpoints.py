@@ -1,4 +1,5 @@
-"""Checkpoints: upload (the session's token or its team's members, streamed body), list, download (sha256-verified)."""
+"""Checkpoints: upload (the session's token or its team's members, streamed body), list, download (sha256-verified;
+from a local folder or streamed from an object store)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 
 from haneul.platform.server.deps import (
     STREAMED_BODY_EXTENSION,
@@ -17,6 +18,7 @@ from haneul.platform.server.deps import (
     StreamedBody,
     errors,
 )
+from haneul.platform.server.downloads import send_stored
 
 router = APIRouter(prefix="/api/v1/sessions/{sid}/checkpoints", tags=["checkpoints"])
 
@@ -30,7 +32,7 @@ def list_checkpoints(sid: ReadSession, platform: PlatformDep) -> list[dict[str, 
 @router.put(
     "/{name}",
     status_code=201,
-    responses=errors(400, 401, 404, 507),
+    responses=errors(400, 401, 404, 503, 507),
     dependencies=[StreamedBody],
     openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
         "schema": {"type": "string", "format": "binary"}}},
@@ -59,16 +61,12 @@ async def upload(sid: ReportSession, name: str, request: Request, platform: Plat
 
 @router.get(
     "/{name}",
-    responses={**errors(400, 404, 500),
+    responses={**errors(400, 404, 500, 503),
                200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
                      "description": "the file; X-Haneul-Sha256 carries its checksum"}},
-    response_class=FileResponse,
+    response_class=Response,
 )
-def download(sid: ReadSession, name: str, platform: PlatformDep) -> FileResponse:
-    record, path = platform.checkpoint_file(sid, name)
-    return FileResponse(
-        path,
-        media_type="application/octet-stream",
-        filename=f"{sid}-{name}",
-        headers={"X-Haneul-Sha256": record["sha256"], "X-Haneul-Kind": record["kind"]},
-    )
+def download(sid: ReadSession, name: str, platform: PlatformDep) -> Response:
+    record, stored = platform.checkpoint_download(sid, name)
+    return send_stored(stored, media_type="application/octet-stream", filename=f"{sid}-{name}",
+                       headers={"X-Haneul-Sha256": record["sha256"], "X-Haneul-Kind": record["kind"]})
