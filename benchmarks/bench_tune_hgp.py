@@ -15,10 +15,11 @@ process that imports torch and loads LastFM) is measured separately as ``trial_s
 3. Ray Tune's ASHA scheduler (random search, the same space, budget, rungs and 2 CPUs) against the
    first seed's target when Ray is installed; otherwise the reason it did not run.
 4. Tuned against default, on the TEST split (training seeds 0, 1, 2 on the seed-0 split): a TPE + ASHA
-   search at the default 30 epochs with the defaults enqueued as its first trial (as ``haneul tune
-   enqueue`` does) and ASHA's first rung at ``--test-min-resource`` epochs; its best trial on
-   validation against the default ``haneul rec train`` settings. Then the best trial of the short
-   searches of step 2, at their E epochs against the defaults at E epochs, and at 30 epochs.
+   search under ``haneul rec train``'s own protocol (at most 200 epochs, validation every epoch, early
+   stopping after 10 without a better one) with the defaults enqueued as its first trial (as ``haneul
+   tune enqueue`` does) and ASHA's first rung at ``--test-min-resource`` epochs; its best trial on
+   validation against the default settings, both retrained under that protocol. When step 2 ran in the
+   same invocation, also the best trial of its short searches, at E epochs and under the protocol.
 5. PBT: ``examples/tune/hgp_lastfm_pbt.yaml`` (fewer epochs and trials) as a real study on a live
    server; the trials' lineage (``parent_trial`` against the sessions' ``parent_id``) and values.
 
@@ -235,7 +236,7 @@ def trial_start_cost(data_dir: Path) -> float:
         return time.perf_counter() - t0
 
 
-DEFAULTS = {"lr": 2e-2, "dim": 64, "alpha": 0.1, "reg": 1e-4, "k": 1}  # `haneul rec train`'s, in the space's terms
+DEFAULTS = {"lr": 2e-2, "dim": 64, "alpha": 0.1, "reg": 1e-4, "k": 1, "batch_size": 8192}  # `haneul rec train`'s, in the space's terms
 
 
 @dataclass
@@ -333,6 +334,7 @@ def part_test(b: Bench, result: dict[str, Any]) -> None:
     out: dict[str, Any] = {
         "epochs": epochs, "eval_every": TrainConfig().eval_every, "seeds": seeds, "split_seed": 0,
         "search": {"budget": args.test_trials, "dim_max": args.test_dim_max, "seed": TPE_SEED_OFFSET,
+                   "space": spec.to_dict()["space"],
                    "pruner_args": dict(spec.algorithm.pruner_args),
                    "trial_epochs": search.trial_epochs, "seconds": round(search.seconds, 1),
                    "default_valid_recall_10": default_valid, "best_valid_recall_10": best["best"],
@@ -344,7 +346,7 @@ def part_test(b: Bench, result: dict[str, Any]) -> None:
     }
     print(f"  test Recall@10 tuned {tuned['recall@10']['mean']:.4f} +- {tuned['recall@10']['std']:.4f}, "
           f"default {default['recall@10']['mean']:.4f} +- {default['recall@10']['std']:.4f}", flush=True)
-    if "search" in result:  # what the short searches' best does when trained for the default epochs
+    if "search" in result and "search" in b.args.parts:  # the short searches' best, trained as the defaults are
         short = max((t for r in result["search"]["runs"] for t in r["tpe_asha"]["trials"] if t["state"] == "complete"),
                     key=lambda t: t["best"])
         moved = retrain(b.data, prep_by_seed, dict(short["params"]), seeds, epochs)
@@ -434,7 +436,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0", help="sampler seeds: one random-vs-TPE+ASHA pair each (comma list)")
     parser.add_argument("--test-trials", type=int, default=20, help="trials of the default-epochs search of part 4")
     parser.add_argument("--test-dim-max", type=int, default=128, help="largest dim of the part 4 search")
-    parser.add_argument("--test-min-resource", type=int, default=6, help="ASHA's first rung (epochs) in part 4")
+    parser.add_argument("--test-min-resource", type=int, default=10, help="ASHA's first rung (epochs) in part 4")
     parser.add_argument("--pbt-epochs", type=int, default=12, help="epochs per member in the PBT part")
     parser.add_argument("--pbt-trials", type=int, default=10, help="trials (members and forks) in the PBT part")
     parser.add_argument("--retrain-seeds", default="0,1,2", help="training seeds of the tuned-vs-default runs")

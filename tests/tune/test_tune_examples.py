@@ -77,10 +77,11 @@ def test_the_example_study_files_validate_and_name_what_the_code_reports() -> No
     hgp = StudySpec.load(EXAMPLES / "hgp_lastfm.yaml")
     assert (hgp.algorithm.sampler, hgp.algorithm.pruner) == ("tpe", "asha")
     assert hgp.objective.metric == "valid_recall_10" and hgp.objective.direction == "maximize"
-    assert set(hgp.space) == {"lr", "dim", "alpha", "reg", "k"} and hgp.budget.trials == 40
+    assert set(hgp.space) == {"lr", "dim", "alpha", "reg", "k", "batch_size"} and hgp.budget.trials == 40
     assert type(hgp.pruner()).__name__ == "SuccessiveHalvingPruner" and type(hgp.sampler()).__name__ == "TPESampler"
-    command, _ = hgp.render({"lr": 0.01, "dim": 32, "alpha": 0.1, "reg": 1e-4, "k": 2})
+    command, _ = hgp.render({"lr": 0.01, "dim": 32, "alpha": 0.1, "reg": 1e-4, "k": 2, "batch_size": 2048})
     assert command[:3] == ["haneul", "rec", "train"] and "--lr=0.01" in command and "--eval-every" in command
+    assert command[command.index("--batch-size") + 1] == "2048" and "--batch_size=2048" not in command
     # the study's folder is the data folder, so the snapshot holds lastfm/ (when the data is there)
     assert Path(hgp.cwd or "").name == "social"
 
@@ -194,6 +195,7 @@ def test_a_tiny_hgp_study_runs_to_the_end_with_asha(tune_server: LiveServer, sha
     raw.update(name="hgp-tiny", cwd=str(tmp_path),
                command=rec_command(data_args, "--epochs", "3", "--eval-every", "1"))
     raw["space"]["dim"] = {"type": "int", "low": 8, "high": 16, "step": 8}
+    del raw["space"]["batch_size"]  # the command above sets the tiny data's own
     raw["budget"] |= {"trials": 4, "concurrent": 2}
     raw["algorithm"]["pruner_args"] = {"min_resource": 1, "reduction_factor": 2}
     with tune_server.http() as http:
