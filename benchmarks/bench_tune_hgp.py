@@ -284,6 +284,7 @@ def part_search(b: Bench, result: dict[str, Any]) -> None:
     ratios = [r["tpe_asha_ratio"] for r in runs]
     result["search"] = {
         "trials": args.trials, "epochs": args.epochs, "dim_max": args.dim_max,
+        "space": tpe.to_dict()["space"], "pruner_args": dict(tpe.algorithm.pruner_args),
         "tpe_seed_offset": TPE_SEED_OFFSET, "runs": runs,
         "tpe_asha_ratio": {"per_seed": ratios, "mean": None if None in ratios else round(float(np.mean(ratios)), 4),
                            "worst": None if None in ratios else max(ratios)},
