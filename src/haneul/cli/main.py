@@ -21,7 +21,7 @@ HELP = "haneul (하늘): a Korean-first ML platform. Run training sessions, watc
 
 # Modules that add top-level commands (each defines ``register(app)``).
 TOP_LEVEL = ["haneul.cli.server", "haneul.cli.sessions", "haneul.cli.accounts", "haneul.cli.deploy",
-             "haneul.cli.submit"]
+             "haneul.cli.submit", "haneul.cli.backup"]
 
 # Sub-command groups: ``haneul <name> ...`` from a module exposing ``app``.
 GROUPS = {

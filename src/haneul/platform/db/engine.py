@@ -65,8 +65,10 @@ def unreachable(url: str, exc: BaseException) -> DatabaseUnavailable:
                                "check HANEUL_DB_URL and that the database server is running")
 
 
-def migrate(engine: Engine, folder: Path | None = None, *, version_table: str = "alembic_version") -> None:
-    """Bring the schema to the newest revision.
+def migrate(engine: Engine, folder: Path | None = None, *, version_table: str = "alembic_version",
+            revision: str = "heads") -> None:
+    """Bring the schema to the newest revision (or to ``revision``, not beyond: a restore rebuilds the
+    schema a backup was taken at before it copies the rows).
 
     With no ``folder`` this is the platform's own schema. A package with tables of its own (a server
     plugin) passes its folder of Alembic version scripts and a ``version_table`` of its own: its chain
@@ -88,7 +90,7 @@ def migrate(engine: Engine, folder: Path | None = None, *, version_table: str = 
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         cfg.attributes["version_table"] = version_table
-        command.upgrade(cfg, "heads")
+        command.upgrade(cfg, revision)
 
 
 def version_table(package: str) -> str:
