@@ -102,8 +102,9 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def bench_haneul(points: int, work: Path) -> dict:
-    server = Server(work / "home")
+def bench_haneul(points: int, work: Path, **settings: str) -> dict:
+    """Ingestion, reads and launch latency of one server (``settings``: extra HANEUL_* environment)."""
+    server = Server(work / "home", **settings)
     try:
         (work / "worker.py").write_text(WORKER)
         sid = server.run("python", "worker.py", str(points), cwd=work)
