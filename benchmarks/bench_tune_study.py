@@ -71,6 +71,8 @@ def main() -> None:
     ap.add_argument("--min-resource", type=int, default=None, help="ASHA's first rung (epochs), overriding the file's")
     ap.add_argument("--enqueue-default", action="store_true", help="run haneul rec train's defaults as trial 0")
     ap.add_argument("--test-seeds", default="", help="retrain best and defaults on these seeds, score on test")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="result file (default benchmarks/results/tune_study_<study name>.json)")
     args = ap.parse_args()
 
     from haneul.tune.spec import StudySpec
@@ -127,16 +129,18 @@ def main() -> None:
         "host": {"machine": host.machine(), "cpus": os.cpu_count(), "python": host.python_version()},
     }
     if args.test_seeds and out["best"]["params"]:
-        out["test"] = test_split(spec, out["best"]["params"], [int(x) for x in args.test_seeds.split(",")], epochs or 30)
+        # without --epochs in the command the trials trained as `haneul rec train` does (early stopping)
+        out["test"] = test_split(spec, out["best"]["params"], [int(x) for x in args.test_seeds.split(",")], epochs)
     print(json.dumps(out, indent=2))
-    dest = ROOT / "benchmarks" / "results" / f"tune_study_{spec['name']}.json"
+    dest = args.out or ROOT / "benchmarks" / "results" / f"tune_study_{spec['name']}.json"
     dest.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {dest}")
     shutil.rmtree(home, ignore_errors=True)
 
 
-def test_split(spec: dict, params: dict, seeds: list[int], epochs: int) -> dict:
-    """The best trial's parameters and the defaults, each trained on every seed; TEST Recall@10."""
+def test_split(spec: dict, params: dict, seeds: list[int], epochs: int | None) -> dict:
+    """The best trial's parameters and the defaults, each trained on every seed for ``epochs`` (None:
+    ``haneul rec train``'s maximum, with its early stopping); TEST Recall@10."""
     from bench_tune_hgp import default_data, retrain
 
     from haneul.rec.data import load_recbole, split_random
@@ -145,6 +149,7 @@ def test_split(spec: dict, params: dict, seeds: list[int], epochs: int) -> dict:
     data = load_recbole(default_data())
     split = split_random(data, seed=0)
     prep_by_seed = {s: prepare(data, TrainConfig(seed=s), split) for s in seeds}
+    epochs = epochs or TrainConfig().epochs
     tuned = retrain(data, prep_by_seed, dict(params), seeds, epochs)
     default = retrain(data, prep_by_seed, {}, seeds, epochs)
     return {"epochs": epochs, "seeds": seeds, "tuned": tuned, "default": default,
