@@ -4,6 +4,7 @@ while the server runs and comes back."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,18 @@ def test_a_database_that_goes_away_is_503_and_the_server_recovers_when_it_return
     finally:
         outage(False)
         admin.dispose()
+
+
+def test_only_a_database_that_is_away_or_busy_counts_as_an_outage(tmp_path: Path) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from haneul.platform.db.engine import is_outage, make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with pytest.raises(OperationalError) as missing, engine.connect() as conn:
+        conn.execute(text("SELECT * FROM no_such_table"))
+    engine.dispose()
+    assert not is_outage(missing.value)  # a wrong statement: a 500 that names it, not a 503 to retry
+    assert is_outage(OperationalError("BEGIN", {}, sqlite3.OperationalError("database is locked")))
+    refused = OperationalError("connect", {}, Exception("connection refused"))  # a server database's
+    assert is_outage(refused)

@@ -8,6 +8,7 @@ package and are applied on every start (a no-op when the schema is current).
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, make_url
@@ -63,6 +64,16 @@ def unreachable(url: str, exc: BaseException) -> DatabaseUnavailable:
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return DatabaseUnavailable(f"the database {safe_url(url)} cannot be reached ({reason[0] if reason else exc}); "
                                "check HANEUL_DB_URL and that the database server is running")
+
+
+def is_outage(exc: OperationalError) -> bool:
+    """Whether ``exc`` says the database is away or busy (a refused or dropped connection, SQLite's
+    "database is locked") rather than that a statement is wrong: SQLite reports a missing table as an
+    OperationalError too, and that is a bug to show, not an outage to retry."""
+    orig = exc.orig
+    if isinstance(orig, sqlite3.OperationalError):
+        return "locked" in str(orig) or "busy" in str(orig)
+    return True
 
 
 def migrate(engine: Engine, folder: Path | None = None, *, version_table: str = "alembic_version",

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from haneul import __version__
 from haneul.errors import HaneulError
 from haneul.platform.accounts import Accounts
-from haneul.platform.db.engine import unreachable
+from haneul.platform.db.engine import is_outage, unreachable
 from haneul.platform.plugins import LoadedPlugin, ServerContext, load_plugins, parse_disabled
 from haneul.platform.server.auth import AsLocalAdmin, AuthMiddleware
 from haneul.platform.server.auth import pages as auth_pages
@@ -111,16 +111,19 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
                    f"a signed 64-bit range ({INT64_MIN} to {INT64_MAX})")
         return _error(request, 400, {"code": "invalid_input", "message": message})
 
-    @app.exception_handler(OperationalError)
-    async def _database_away(request: Request, exc: OperationalError) -> Response:
-        # the database went away (restart, network): 503, and the SDK keeps its points and retries
-        return _error(request, 503, unreachable(settings.database_url, exc).to_dict(), {"Retry-After": "5"})
-
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         # never a bare 500 page: the client still gets one line it can print
         message = f"internal server error: {exc.__class__.__name__}: {exc}"[:500]
         return _error(request, 500, {"code": "error", "message": message})
+
+    @app.exception_handler(OperationalError)
+    async def _database_away(request: Request, exc: OperationalError) -> Response:
+        # the database went away (restart, network) or is busy: 503, and the SDK keeps its points and
+        # retries; any other OperationalError is a wrong statement, answered as the error it is
+        if not is_outage(exc):
+            return await _unexpected(request, exc)
+        return _error(request, 503, unreachable(settings.database_url, exc).to_dict(), {"Retry-After": "5"})
 
     @app.get("/api/v1/health", tags=["server"])
     def health() -> dict[str, object]:
