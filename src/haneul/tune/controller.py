@@ -568,12 +568,15 @@ class Tuner:
         except NotFound:
             session = {"status": "lost", "reason": "its session was deleted", "started_at": None, "ended_at": None}
         status = session["status"]
+        # a prune decided only from the points that arrived with the end stopped nothing: the trial ran
+        # to its end, and it is settled by how its session ended
+        asked_to_prune = live.pruning
         self._feed(loaded, live)  # the points that arrived with the end
         spec = loaded.spec
         value = self._final_value(spec, live)
         state = optuna.trial.TrialState.FAIL
         reason: str | None = None
-        if live.pruning:
+        if asked_to_prune:
             ours, state = "pruned", optuna.trial.TrialState.PRUNED
             last = max(live.values) if live.values else None
             reason = f"pruned at step {last}" if last is not None else "pruned"
