@@ -12,10 +12,11 @@ Two forward paths:
   ``alpha``. With the C++ kernel built (:mod:`haneul.quant.kernels`) this runs for up to
   ``kernel_max_rows`` input rows; in pure torch only for ``lut_max_rows`` (one row, the decoding
   case). Otherwise it dequantises ``tile_rows`` output rows at a time and multiplies tile by tile.
-  On a CPU with AVX-512 the kernel uses 4-input tables held in registers and codes repacked once
-  per layer into blocks of 16 output rows (a cache on the layer, rebuilt when the codes or scales
-  change; the saved format is unchanged). After its first kernel call a layer without offsets or
-  bias keeps a plan, so later calls of the module go straight to the kernel: in a decoding step the
+  On a CPU with AVX-512 or AVX2 the kernel uses 4-input tables held in registers and codes repacked
+  once per layer into blocks of 16 output rows (a cache on the layer, rebuilt when the codes or
+  scales change; the saved format is unchanged); the kernel path is chosen by CPU features
+  (:func:`haneul.quant.kernels.isa`). After its first kernel call a layer without offsets or bias
+  keeps a plan, so later calls of the module go straight to the kernel: in a decoding step the
   Python around a call costs as much as the kernel does.
 * **training** (gradient wanted): rebuilds the weight differentiably from the frozen codes and the
   current ``alpha``, so gradients reach the chosen scales only. ``train_alpha = k`` lets gradients
@@ -25,17 +26,24 @@ Two forward paths:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from haneul.errors import InvalidInput
+from haneul.quant import kernels as _kernels
 from haneul.quant.bcq import BCQResult, bcq_quantize, check_bits, pack_bits, resolve_group_size
 
 __all__ = ["BCQLinear", "byte_sign_table"]
 
 _SIGN_TABLES: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+# The AVX2 byte-shuffle kernels' byte position of each of 32 rows (see kernels/lut_avx2_shuffle.h): the order in
+# which its widened even / odd byte sums come out as rows 0-7, 8-15, 16-23, 24-31.
+_BYTE_OF_ROW = [0, 2, 4, 6, 16, 18, 20, 22, 8, 10, 12, 14, 24, 26, 28, 30,
+                1, 3, 5, 7, 17, 19, 21, 23, 9, 11, 13, 15, 25, 27, 29, 31]  # fmt: skip
+_ROW_OF_BYTE = sorted(range(32), key=_BYTE_OF_ROW.__getitem__)
 
 
 def _operand_key(alpha: torch.Tensor, codes: torch.Tensor) -> tuple[int, int, int, int, torch.dtype]:
@@ -194,15 +202,23 @@ class BCQLinear(nn.Module):
     # -- forward --------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # A decoding step calls this once per layer and token, where a few microseconds of Python
-        # cost as much as the AVX-512 kernel itself: a layer that ran the kernel once keeps a plan
-        # (kernel entry point, repacked operands) and takes it while codes and scales are unchanged.
+        # cost as much as the SIMD kernel itself: a layer that ran the kernel once keeps a plan
+        # (kernel entry point, repacked operands) and takes it while codes, scales and the kernel
+        # path (a forced ISA bumps the generation) are unchanged.
         alpha, codes = self._parameters["alpha"], self._buffers["codes"]
         assert alpha is not None and codes is not None
         if torch.is_grad_enabled() and (alpha.requires_grad or x.requires_grad):
             return self._forward_train(x)
         plan = self.__dict__.get("_plan")
-        if plan is not None and plan[0] == _operand_key(alpha, codes) and x.numel() <= plan[2]:
-            out = plan[1](x.reshape(-1, self.in_features), *plan[3:])  # returns x's dtype
+        if (
+            plan is not None
+            and plan[0] == _operand_key(alpha, codes)
+            and plan[1] == _kernels.generation
+            and x.numel() <= plan[3]
+        ):
+            if x.dim() == 2:  # a reshape costs about a microsecond, as much as a small kernel call
+                return plan[2](x, *plan[4:])  # returns x's dtype
+            out = plan[2](x.reshape(-1, self.in_features), *plan[4:])
             return out.reshape(*x.shape[:-1], self.out_features)
         return self.forward_infer(x)
 
@@ -257,29 +273,69 @@ class BCQLinear(nn.Module):
         return out.reshape(*lead, self.out_features)
 
     def _make_plan(self, module: object) -> None:
-        """Keep what :meth:`forward` needs to call the AVX-512 kernel directly next time; only for
+        """Keep what :meth:`forward` needs to call the SIMD kernel directly next time; only for
         layers with neither offsets nor a bias (the plain projections of Llama-family models)."""
-        from haneul.quant import kernels
-
         alpha, codes = self._parameters["alpha"], self._buffers["codes"]
         assert alpha is not None and codes is not None
-        if not kernels.simd() or not self._simd_fits():
+        if not _kernels.simd() or not self._simd_fits():
             return
         if self._buffers.get("mu") is not None or self._parameters.get("bias", self.__dict__.get("bias")) is not None:
             return
-        words, alpha_k = self._kernel_operands()
+        entry, words, alpha_k = self._simd_operands()
         self.__dict__["_plan"] = (
             _operand_key(alpha, codes),
-            module.bcq_gemm_avx512,  # type: ignore[attr-defined]
+            _kernels.generation,
+            entry,
             self.kernel_max_rows * self.in_features, words, alpha_k, self.out_features, self.group_size,
         )  # fmt: skip
 
     def _simd_fits(self) -> bool:
-        # the AVX-512 path scales at group ends measured in runs of 4 inputs
+        # the SIMD paths scale at group ends measured in runs of 4 inputs
         return self.n_groups == 1 or self.group_size % 4 == 0
 
+    def _simd_operands(self) -> tuple[Callable[..., torch.Tensor], torch.Tensor, torch.Tensor]:
+        """The chosen SIMD path's entry point and this layer's operands for it. The AVX2 byte-shuffle
+        kernels (exact 24-bit tables, or the int8 mode) need input and group sizes that are multiples
+        of 8; other layers take the AVX2 fp32-table kernel."""
+        chosen = _kernels.isa()
+        if chosen in ("avx2", "avx2-int8"):
+            if self.group_size % 8 == 0 and self.in_features % 8 == 0:
+                name = "avx2_bytes" if chosen == "avx2" else "avx2_int8"
+                return _kernels.gemm_entry(name), *self._kernel_operands_bytes()
+            chosen = "avx2"
+        return _kernels.gemm_entry(chosen), *self._kernel_operands()
+
+    def _kernel_operands_bytes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Codes and scales for the AVX2 byte-shuffle kernels, cached until either changes.
+
+        ``bytes`` ``(blocks, in/8, q, 32)``: for every block of 32 output rows, code column and
+        bit-plane, the 32 rows' code bytes in the kernel's byte order (``_BYTE_OF_ROW``);
+        ``alpha`` ``(blocks, n_groups, q, 32)`` fp32 in row order. Padding rows are zero.
+        """
+        codes, alpha = self._buffers["codes"], self._parameters["alpha"]
+        assert codes is not None and alpha is not None
+        cache = self.__dict__.setdefault("_kernel_cache", {"codes_key": None, "alpha_key": None})
+        key = (codes.data_ptr(), codes._version)
+        if cache.get("bytes_key") != key:
+            out, q, cols = codes.shape
+            blocks = -(-out // 32)
+            padded = F.pad(codes, (0, 0, 0, 0, 0, blocks * 32 - out)).view(blocks, 32, q, cols)
+            by_row = padded.permute(0, 3, 2, 1)  # (blocks, cols, q, 32 rows)
+            cache["bytes"] = by_row[..., _ROW_OF_BYTE].contiguous()
+            cache["bytes_key"] = key
+        akey = (alpha.data_ptr(), alpha._version, alpha.dtype)
+        if cache.get("alpha8_key") != akey:
+            out = alpha.shape[0]
+            blocks = -(-out // 32)
+            padded = F.pad(alpha.detach().float(), (0, 0, 0, 0, 0, blocks * 32 - out))
+            grouped = padded.view(blocks, 32, self.n_groups, self.bits).permute(0, 2, 3, 1)
+            cache["alpha8"] = grouped.contiguous()
+            cache["alpha8_key"] = akey
+        return cache["bytes"], cache["alpha8"]
+
     def _kernel_operands(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Codes and scales repacked for the AVX-512 kernel, cached until either changes.
+        """Codes and scales repacked for the SIMD kernel paths (AVX-512 and AVX2 read the same
+        layout), cached until either changes.
 
         ``words`` ``(blocks, ⌈in/32⌉, q, 64)``: for every block of 16 output rows and every 32 inputs,
         one 64-byte word per bit-plane whose 32-bit lane ``r`` holds the 32 code bits of row
@@ -315,14 +371,14 @@ class BCQLinear(nn.Module):
 
         module = module if module is not None else kernels.get()
         if module is not None and kernels.simd() and self._simd_fits():
-            words, alpha = self._kernel_operands()
-            out = module.bcq_gemm_avx512(x, words, alpha, self.out_features, self.group_size)  # type: ignore[attr-defined]
+            entry, words, alpha = self._simd_operands()
+            out = entry(x, words, alpha, self.out_features, self.group_size)
         elif module is not None and self.group_size % 8 == 0 and self.in_features % 8 == 0:
             out = module.lut_gemm(x, self.codes, self.alpha.detach(), self.group_size)  # type: ignore[attr-defined]
         else:
             raise InvalidInput(
                 "the C++ kernel is not built or does not fit this layer (group and input sizes must be multiples of 8, "
-                "or of 4 on a CPU with AVX-512); run `haneul quant build-kernel` or use method='lut' or 'tiled'"
+                "or of 4 on a CPU with AVX2 or AVX-512); run `haneul quant build-kernel` or use method='lut' or 'tiled'"
             )
         mu = self._buffers.get("mu")
         if mu is not None:
