@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml scripts/sysdeps.sh | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 # the suites whose every test also runs on a PostgreSQL server
-POSTGRES_SUITES ?= tests/platform tests/tune tests/dialog tests/evals
+POSTGRES_SUITES ?= tests/platform tests/tune tests/dialog tests/evals tests/studio
 
 .PHONY: up install sysdeps test test-postgres test-fast bench lint clean
 

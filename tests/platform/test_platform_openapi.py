@@ -86,7 +86,8 @@ class _NoProcesses(Executor):
 
 # Operations not fuzzed: they load a language model or call the endpoint named in their body.
 NOT_FUZZED = {"POST /v1/completions", "POST /v1/chat/completions", "POST /api/v1/dialog/summarize",
-              "POST /api/v1/dialog/respond/{person}"}
+              "POST /api/v1/dialog/respond/{person}", "POST /api/v1/studio/tokens", "POST /api/v1/studio/run",
+              "POST /v1/presets/{name}/chat/completions"}
 
 
 @pytest.fixture

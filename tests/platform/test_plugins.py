@@ -177,10 +177,11 @@ def test_every_setting_is_documented() -> None:
 def test_builtin_packages_come_in_as_plugins(tmp_path: Path) -> None:
     with _client(tmp_path / "h") as client:
         as_admin(client)
-        assert client.app.state.plugins == ["dialog", "evals", "lm", "rec", "tune"]  # type: ignore[attr-defined]
+        assert client.app.state.plugins == ["carecall", "dialog", "evals", "lm", "rec", "studio", "tune"]  # type: ignore[attr-defined]
         paths = set(client.get("/api/v1/openapi.json").json()["paths"])
         assert {"/v1/models", "/api/v1/evals/results", "/api/v1/dialog/memory",
-                "/api/v1/rec/{model_name}/recommend/{user}", "/api/v1/tune/studies"} <= paths
+                "/api/v1/rec/{model_name}/recommend/{user}", "/api/v1/tune/studies", "/api/v1/studio/presets",
+                "/api/v1/carecall/campaigns"} <= paths
         assert client.get("/evals").status_code == 200
         assert '<a href="/evals">Evals</a>' in client.get("/").text
         assert '<a href="/tune">Tune</a>' in client.get("/").text
