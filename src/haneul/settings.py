@@ -38,9 +38,16 @@ class Settings(BaseSettings):
     # limits
     max_metric_batch: int = 100_000  # points in one metric batch
     max_metric_keys: int = 10_000  # distinct metric keys one session may hold
+    # worker threads metric batches may hold at once; the rest wait without a thread, so pages and
+    # API reads keep threads of their own while many sessions report (a database takes one writer
+    # at a time anyway)
+    ingest_threads: int = Field(default=4, ge=1)
     # bytes in one request body; 100,000 points with times take about 6 MB as JSON, and checkpoint
     # uploads are streamed to disk and not limited by it
     max_request_bytes: int = 32 << 20
+    # what places CareCall campaign calls: "off" (calls stay planned until a channel is configured) or
+    # "simulated" (simulated people answer over the text channel: demos and trials of a scenario)
+    carecall_dialer: str = "off"
     # server plugins (entry-point names, comma-separated) to leave out at start-up
     disable_plugins: str = ""
     # seconds between samples of a session's CPU, memory and GPU use (sys/* metrics); 0 turns them off.

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.ingest_limiter = anyio.CapacityLimiter(settings.ingest_threads)
         platform.start()  # a no-op when the caller started it (to report a busy home in one line)
         accounts.ensure_local_admin(settings.home)  # a no-op once anyone exists (`haneul server` did it)
         deploy_manager.start()  # re-attaches to the replicas a previous server process started

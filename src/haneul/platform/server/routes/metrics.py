@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
+import anyio
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -66,7 +67,9 @@ async def ingest(sid: ReportSession, request: Request, platform: PlatformDep) ->
     def work() -> int:
         return platform.ingest_metrics(sid, platform.parse_metric_batch(body))
 
-    return {"accepted": await run_in_threadpool(work)}
+    # a limiter of its own: reporting sessions never take every worker thread from pages and reads
+    limiter = getattr(request.app.state, "ingest_limiter", None)
+    return {"accepted": await anyio.to_thread.run_sync(work, limiter=limiter)}
 
 
 @router.get("/metrics", responses=errors(400, 404))
