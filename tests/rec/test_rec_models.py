@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from haneul.errors import InvalidInput
 from haneul.rec._base import appnp, lightgcn_propagate
 from haneul.rec.baselines import BPRMF, LightGCN, MFConfig
-from haneul.rec.graph import norm_adj, norm_adj_square, to_torch
+from haneul.rec.graph import joint_adj, norm_adj, norm_adj_square, to_torch
 from haneul.rec.hgp import HGP, HGPConfig, item_feature_matrix
 
 PATH = (np.array([0, 1, 2]), np.array([1, 2, 3]))  # 0 - 1 - 2 - 3
@@ -90,6 +91,52 @@ def test_attention_weights_are_a_distribution_and_social_none_skips_fusion():
     ref = appnp(plain.ui.torch, h, 2, 0.2)
     zu, zi, _, _ = plain.propagate()
     assert torch.allclose(torch.cat([zu, zi]), ref)
+
+
+def test_joint_adjacency_of_a_tiny_tripartite_graph_by_hand():
+    # user 0 - item 0, user 1 - item 0, group 0 = {user 0, user 1}: degrees u0 2, u1 2, i0 2, g0 2
+    adj = joint_adj(np.array([[0, 0], [1, 0]]), 2, 1, group_user=np.array([[0, 0], [0, 1]])).toarray()
+    assert adj.shape == (4, 4)  # users 0-1, item 2, group 3
+    expected = np.zeros((4, 4))
+    for a, b in [(0, 2), (1, 2), (0, 3), (1, 3)]:
+        expected[a, b] = expected[b, a] = 0.5  # 1 / sqrt(2 * 2)
+    assert np.allclose(adj, expected)
+    # raw links instead of groups: u0 - u1 joins the users directly, no group node
+    raw = joint_adj(np.array([[0, 0], [1, 0]]), 2, 1, social=np.array([[0, 1]])).toarray()
+    assert raw.shape == (3, 3) and np.isclose(raw[0, 1], 0.5) and np.isclose(raw[0, 2], 0.5)
+
+
+def test_joint_propagation_without_a_social_side_is_lightgcn():
+    ui, gu, soc = tiny_graph()
+    hgp = HGP(HGPConfig(dim=8, k=3, social="none", propagation="joint"), 12, 15, ui, seed=4)
+    lgcn = LightGCN(MFConfig(dim=8, k=3), 12, 15, ui, seed=4)
+    zu, zi, _, _ = hgp.propagate()
+    ru, ri, _, _ = lgcn.propagate()
+    assert torch.allclose(zu, ru, atol=1e-6) and torch.allclose(zi, ri, atol=1e-6)
+    assert hgp.attention_weights() is None
+
+
+@pytest.mark.parametrize("social", ["groups", "raw"])
+def test_joint_propagation_hears_the_social_side_and_batches_read_its_rows(social):
+    ui, gu, soc = tiny_graph()
+    cfg = HGPConfig(dim=8, k=2, social=social, propagation="joint")
+    model = HGP(cfg, 12, 15, ui, group_user=gu, social=soc, seed=1)
+    plain = HGP(HGPConfig(dim=8, k=2, social="none", propagation="joint"), 12, 15, ui, seed=1)
+    zu, zi, _, _ = model.propagate()
+    pu, _, _, _ = plain.propagate()
+    assert not torch.allclose(zu, pu)  # the social side changes the users' representations
+    users, items = np.array([3, 7]), np.array([1, 14])
+    bu, bi, upos, ipos = model.propagate(users, items)
+    assert torch.allclose(bu[upos], zu[torch.from_numpy(users)]) and torch.allclose(bi[ipos], zi[torch.from_numpy(items)])
+    loss = model.batch_loss(users, items, np.array([2, 3]))
+    loss.backward()
+    if social == "groups":
+        assert model.group_emb.weight.grad is not None and model.group_emb.weight.grad.abs().sum() > 0
+
+
+def test_unknown_propagation_names_the_choices():
+    with pytest.raises(InvalidInput, match="split, joint"):
+        HGPConfig(propagation="both")
 
 
 def test_item_features_enter_through_the_input_layer():

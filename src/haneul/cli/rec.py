@@ -46,7 +46,8 @@ def train(
     batch_size: int = typer.Option(8192, help="Interactions per optimisation step."),
     lr: float = typer.Option(2e-2, help="Adam learning rate."),
     dim: int = typer.Option(64, help="Embedding size."),
-    k: int | None = typer.Option(None, "--k", help="Propagation steps (default 1 for HGP/social, 3 LightGCN layers)."),
+    k: int | None = typer.Option(None, "--k", help="Propagation steps (default 1 for HGP/social with split "
+                                 "propagation, 3 for joint propagation and LightGCN layers)."),
     alpha: float = typer.Option(0.1, help="HGP personalised-PageRank teleport probability."),
     loss: str = typer.Option("bpr", help="Loss: bpr (pairwise) or bce (click prediction, the HGP paper's)."),
     reg: float = typer.Option(1e-4, help="L2 weight on the batch's input embeddings."),
@@ -57,6 +58,8 @@ def train(
                                    "'auto': the lowest of 1, 2, 4, 8, 16 whose largest group holds at most 5% of the "
                                    "users with friends."),
     features: int = typer.Option(0, help="Hash .item tokens into this many feature columns for HGP (0: off)."),
+    propagation: str = typer.Option("split", help="HGP/social: split (the paper: APPNP on each sub-graph, attention "
+                                    "fusion) or joint (one LightGCN-style propagation over users, items and groups)."),
     eval_every: int = typer.Option(1, help="Evaluate on validation every N epochs and keep the best."),
     eval_k: int = typer.Option(10, help="The best epoch and early stopping follow validation Recall@K for this K."),
     patience: int = typer.Option(10, help="Stop after this many validation evaluations without a better "
@@ -92,7 +95,7 @@ def train(
     config = TrainConfig(
         model=model, epochs=epochs, batch_size=batch_size, lr=lr, dim=dim, k=k, alpha=alpha, loss=loss, reg=reg,
         train_mode=mode, split=split, community=community, resolution=resolution, feature_buckets=features,
-        eval_every=eval_every, eval_k=eval_k, patience=patience, seed=seed, threads=threads,
+        propagation=propagation, eval_every=eval_every, eval_k=eval_k, patience=patience, seed=seed, threads=threads,
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

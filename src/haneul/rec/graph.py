@@ -187,6 +187,31 @@ def norm_adj_square(a: np.ndarray, b: np.ndarray, n: int, self_loops: bool = Tru
     return _sym_norm(np.concatenate([a, b]), np.concatenate([b, a]), n, self_loops)
 
 
+def joint_adj(user_item: np.ndarray, n_users: int, n_items: int, group_user: np.ndarray | None = None,
+              social: np.ndarray | None = None) -> sp.csr_matrix:
+    """``D^-1/2 A D^-1/2`` (no self-loops) of one graph over users, items and, when given, groups.
+
+    Nodes are laid out users, then items, then groups. Edges: every (user, item) interaction, every
+    (group, user) membership of ``group_user`` (rows of group id, user id), and every user-user link
+    of ``social``. This is the whole tripartite graph of HGP as a single graph (the joint propagation).
+    """
+    u = np.asarray(user_item[:, 0], dtype=np.int64)
+    i = np.asarray(user_item[:, 1], dtype=np.int64) + n_users
+    src, dst, n = [u, i], [i, u], n_users + n_items
+    if group_user is not None and len(group_user):
+        g = np.asarray(group_user[:, 0], dtype=np.int64) + n
+        m = np.asarray(group_user[:, 1], dtype=np.int64)
+        src += [m, g]
+        dst += [g, m]
+        n += int(group_user[:, 0].max()) + 1
+    if social is not None and len(social):
+        a = np.asarray(social[:, 0], dtype=np.int64)
+        b = np.asarray(social[:, 1], dtype=np.int64)
+        src += [a, b]
+        dst += [b, a]
+    return _sym_norm(np.concatenate(src), np.concatenate(dst), n, self_loops=False)
+
+
 def _sym_norm(src: np.ndarray, dst: np.ndarray, n: int, self_loops: bool) -> sp.csr_matrix:
     if self_loops:
         loop = np.arange(n, dtype=np.int64)

@@ -14,6 +14,14 @@ Kim et al., "Tripartite Heterogeneous Graph Propagation for Large-scale Social R
 ``social="raw"`` swaps the group-user graph for the raw user-user graph (the "social" baseline that
 shows what the groups buy) and ``social="none"`` drops the social side (APPNP on user-item alone).
 Training can propagate the whole graph each step or only the exact K-hop sub-graph of a batch.
+
+``propagation="joint"`` is the variant that held up on held-out data: one propagation over the
+whole tripartite graph (users, items and groups as nodes of one graph, or users and items plus the
+raw user-user links) with LightGCN's filter -- ``D^-1/2 A D^-1/2`` without self-loops, the mean of
+layers 0..K -- in place of two APPNP propagations and the attention fusion. A user then hears from
+items and groups in every step, and groups carry their members' tastes on to other members. With
+``social="none"`` it is exactly LightGCN. The paper's split propagation stays the default
+(``"split"``); docs/rec.md has both against LightGCN.
 """
 
 from __future__ import annotations
@@ -26,10 +34,11 @@ import torch
 from torch import nn
 
 from haneul.errors import InvalidInput
-from haneul.rec._base import EmbeddingModel, appnp
-from haneul.rec.graph import norm_adj, norm_adj_square, to_torch
+from haneul.rec._base import EmbeddingModel, appnp, lightgcn_propagate
+from haneul.rec.graph import joint_adj, norm_adj, norm_adj_square, to_torch
 
 SOCIAL_MODES = ("groups", "raw", "none")
+PROPAGATIONS = ("split", "joint")
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class HGPConfig:
     loss: str = "bpr"  # bpr | bce
     reg: float = 1e-4  # L2 on the input embeddings of a batch
     feature_buckets: int = 0  # hashed item-content features; 0 turns them off
+    propagation: str = "split"  # split: APPNP per sub-graph + attention (the paper); joint: one tripartite graph
 
     @classmethod
     def from_name(cls, name: str, **overrides) -> HGPConfig:
@@ -52,6 +62,8 @@ class HGPConfig:
     def __post_init__(self) -> None:
         if self.social not in SOCIAL_MODES:
             raise InvalidInput(f"social={self.social!r} is unknown; choose one of {', '.join(SOCIAL_MODES)}")
+        if self.propagation not in PROPAGATIONS:
+            raise InvalidInput(f"propagation={self.propagation!r} is unknown; choose one of {', '.join(PROPAGATIONS)}")
         if self.loss not in ("bpr", "bce"):
             raise InvalidInput(f"loss={self.loss!r} is unknown; choose bpr or bce")
         if not 0.0 < self.alpha <= 1.0:
@@ -164,6 +176,10 @@ class HGP(EmbeddingModel):
             # fusion (Sec. 2.3): score each view with q . tanh(W z + b), softmax over the views
             self.att = nn.Linear(d, config.att_dim)
             self.att_q = nn.Parameter(torch.randn(config.att_dim) * 0.1)
+        self.joint: torch.Tensor | None = None
+        if config.propagation == "joint":
+            self.joint = to_torch(joint_adj(user_item, n_users, n_items, group_user if config.social == "groups" else None,
+                                            social if config.social == "raw" else None))
 
     # -- input layer
     def item_input(self, idx: torch.Tensor | None = None) -> torch.Tensor:
@@ -188,6 +204,16 @@ class HGP(EmbeddingModel):
     def propagate(self, users: np.ndarray | None = None, items: np.ndarray | None = None):
         cfg = self.config
         nu = self.n_users
+        if self.joint is not None:
+            # one graph, so no sub-graph saving: a batch reads its rows from the full propagation
+            parts = [self.user_emb.weight, self.item_input()]
+            if cfg.social == "groups":
+                parts.append(self.group_emb.weight)
+            z = lightgcn_propagate(self.joint, torch.cat(parts), cfg.k)  # (U + I [+ G], d)
+            zu, zi = z[:nu], z[nu : nu + self.n_items]
+            if users is None:
+                return zu, zi, torch.arange(nu), torch.arange(self.n_items)
+            return zu, zi, torch.from_numpy(np.asarray(users)), torch.from_numpy(np.asarray(items))
         if users is None:
             h_ui = torch.cat([self.user_emb.weight, self.item_input()])
             z_ui = appnp(self.ui.torch, h_ui, cfg.k, cfg.alpha)
@@ -220,8 +246,9 @@ class HGP(EmbeddingModel):
 
     @torch.no_grad()
     def attention_weights(self) -> np.ndarray | None:
-        """Per user, the fusion weight of (user-item view, social view); None without a social side."""
-        if self.social_graph is None:
+        """Per user, the fusion weight of (user-item view, social view); None without a social side
+        or with the joint propagation (which has no fusion)."""
+        if self.social_graph is None or self.joint is not None:
             return None
         cfg = self.config
         nu = self.n_users
@@ -231,4 +258,4 @@ class HGP(EmbeddingModel):
         return torch.softmax(torch.tanh(self.att(views)) @ self.att_q, dim=1).numpy()
 
 
-__all__ = ["HGP", "HGPConfig", "PRESETS", "SOCIAL_MODES", "item_feature_matrix"]
+__all__ = ["HGP", "HGPConfig", "PRESETS", "PROPAGATIONS", "SOCIAL_MODES", "item_feature_matrix"]

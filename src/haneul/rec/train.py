@@ -59,7 +59,9 @@ class TrainConfig:
     batch_size: int = 8192
     lr: float = 2e-2
     dim: int = 64
-    k: int | None = None  # propagation steps; default 1 for HGP / social (best on LastFM validation), 3 for LightGCN
+    # propagation steps; default 1 for HGP / social with split propagation (best on LastFM validation),
+    # 3 for the joint propagation and LightGCN
+    k: int | None = None
     alpha: float = 0.1  # HGP teleport probability
     loss: str = "bpr"
     reg: float = 1e-4
@@ -68,6 +70,7 @@ class TrainConfig:
     community: str = "leiden"
     resolution: float | str = 1.0  # a number, or "auto" (graph.choose_resolution's group-size rule)
     feature_buckets: int = 0  # HGP item content features (hashed .item tokens); 0 = off
+    propagation: str = "split"  # HGP / social: split (APPNP per sub-graph + attention) or joint (one graph)
     eval_every: int = 1
     eval_k: int = 10  # the best epoch and early stopping follow validation Recall@eval_k
     patience: int = 10  # stop after this many evaluations without a better one; 0 = never stop early
@@ -80,6 +83,7 @@ class TrainConfig:
             ("split", self.split, SPLITS),
             ("train_mode", self.train_mode, TRAIN_MODES),
             ("loss", self.loss, ("bpr", "bce")),
+            ("propagation", self.propagation, ("split", "joint")),
         ):
             if value not in choices:
                 raise InvalidInput(f"{name}={value!r} is unknown; choose one of {', '.join(choices)}")
@@ -103,7 +107,7 @@ class TrainConfig:
     def steps(self) -> int:
         if self.k is not None:
             return self.k
-        return 3 if self.model == "lightgcn" else 1
+        return 3 if self.model == "lightgcn" or self.propagation == "joint" else 1
 
     @property
     def select_metric(self) -> str:
@@ -235,6 +239,7 @@ def build_model(prep: Prepared, config: TrainConfig):
         loss=config.loss,
         reg=config.reg,
         feature_buckets=config.feature_buckets,
+        propagation=config.propagation,
     )
     features = None
     if config.feature_buckets > 0 and data.item_tokens is not None:
