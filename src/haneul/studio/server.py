@@ -115,7 +115,9 @@ def plugin(ctx: ServerContext) -> Plugin:
 
     studio = Studio(ctx.engine)
     catalog = Catalog(ctx.engine, root=models_dir(ctx.home), remotes=configured_endpoints(ctx.home / ctx.name))
-    return Plugin(router=create_router(studio, catalog, ctx), templates=HERE / "templates", static=HERE / "static",
+    router = create_router(studio, catalog, ctx)
+    # further studio features bring their own routers, mounted here one line each
+    return Plugin(router=router, templates=HERE / "templates", static=HERE / "static",
                   nav=[NavEntry("Studio", "/studio", order=40)], migrations=MIGRATIONS)
 
 
