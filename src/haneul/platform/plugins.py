@@ -206,6 +206,12 @@ class Plugin:
     migrations: Path | None = None  # a folder of Alembic version scripts, tracked in a version table of its own
     on_start: Callable[[], None] | None = None  # called once the database is migrated and sessions recovered
     on_close: Callable[[], None] | None = None  # called once when the server stops
+    #: paths (regular expressions, matched whole) served without a login: the route checks a
+    #: credential of its own, such as a share token in the path
+    public_paths: Sequence[str] = ()
+    #: (token prefix, path pattern): a bearer token with that prefix on a matching path is the route's
+    #: own key, not an account's; it reaches the route unchecked as ``request.state.route_key``
+    route_keys: Sequence[tuple[str, str]] = ()
 
 
 PluginFactory = Callable[[ServerContext], Plugin]

@@ -167,7 +167,9 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     app.include_router(web_router)
     app.add_middleware(_BodyLimit, max_bytes=settings.max_request_bytes)
     if authenticate:
-        app.add_middleware(AuthMiddleware, accounts=accounts)  # outermost: nothing runs for a stranger
+        app.add_middleware(AuthMiddleware, accounts=accounts,  # outermost: nothing runs for a stranger
+                           public_paths=[x for p in plugins for x in p.plugin.public_paths],
+                           route_keys=[x for p in plugins for x in p.plugin.route_keys])
     else:
         app.add_middleware(AsLocalAdmin, accounts=accounts)
     _document_errors(app)

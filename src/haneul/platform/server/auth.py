@@ -4,7 +4,9 @@
 ``Authorization: Bearer <token>`` or, for browsers, from the login cookie, verifies it through
 :class:`~haneul.platform.accounts.Accounts` and leaves the principal in ``request.state`` for the
 ``CurrentPrincipal`` dependency. Without a valid credential the API answers 401 and a page redirects
-to ``/login``; only health, the login page, static files and the API description are public.
+to ``/login``; only health, the login page, static files and the API description are public, plus
+the doors plugins declare (:class:`~haneul.platform.plugins.Plugin` ``public_paths`` and
+``route_keys``), behind which the route checks a credential of its own.
 
 A browser's writes (any method but GET/HEAD/OPTIONS with the cookie) must carry the login's CSRF
 token in an ``X-CSRF-Token`` header (the pages' script adds it to every ``fetch``) or a ``csrf``
@@ -16,8 +18,9 @@ the token from the address.
 from __future__ import annotations
 
 import html
+import re
 import secrets
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -55,9 +58,19 @@ def _is_api(path: str) -> bool:
 
 
 class AuthMiddleware:
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], *, accounts: Accounts) -> None:
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], *, accounts: Accounts,
+                 public_paths: Sequence[str] = (), route_keys: Sequence[tuple[str, str]] = ()) -> None:
         self.app = app
         self.accounts = accounts
+        self.public_paths = [re.compile(p) for p in public_paths]
+        self.route_keys = [(prefix, re.compile(p)) for prefix, p in route_keys]
+
+    def _public(self, path: str) -> bool:
+        return _public(path) or any(p.fullmatch(path) for p in self.public_paths)
+
+    def _route_key(self, path: str, token: str | None, via_cookie: bool) -> bool:
+        return token is not None and not via_cookie and any(
+            token.startswith(prefix) and p.fullmatch(path) for prefix, p in self.route_keys)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,6 +79,10 @@ class AuthMiddleware:
         path, method = scope["path"], scope["method"]
         headers = dict(scope["headers"])
         token, via_cookie = _credential(headers)
+        if self._route_key(path, token, via_cookie):
+            scope.setdefault("state", {})["route_key"] = token
+            await self.app(scope, receive, send)
+            return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         if "token" in query and method == "GET" and not _is_api(path):
             await self._login_link(scope, receive, send, query)
@@ -76,10 +93,10 @@ class AuthMiddleware:
                 # a token seen within the minute is a dict look-up; only a new one costs a thread and a hash
                 cred = self.accounts.cached(token) or await run_in_threadpool(self.accounts.resolve, token)
             except HaneulError as exc:
-                if not _public(path):
+                if not self._public(path):
                     await _refuse(scope, send, exc, clear_cookie=via_cookie)
                     return
-        if cred is None and not _public(path):
+        if cred is None and not self._public(path):
             await _refuse(scope, send, Unauthorized(
                 "a token is required: run `haneul login` (or pass Authorization: Bearer <token>); on the "
                 "server's machine the local admin token is in HANEUL_HOME/admin.token"))
