@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import JSON, BigInteger, Column, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Integer, MetaData, String, Table, Text
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -82,4 +82,75 @@ endpoints = Table(
     Column("context_window", Integer, nullable=True),
     Column("created_by", String(64), nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+#: queued -> running -> done | failed (the session failed or wrote no result)
+BATCH_STATUSES = ("queued", "running", "done", "failed")
+
+#: a preset version run over a dataset column as a platform session, and its score
+batch_tests = Table(
+    "studio_batch_tests", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("team_id", Integer, nullable=True, index=True),
+    Column("preset_version_id", Integer, nullable=False, index=True),
+    Column("dataset", String(600), nullable=False),  # NAME:VERSION/path, or upload:FILE
+    Column("input_column", String(200), nullable=False),
+    Column("expected_column", String(200), nullable=False),
+    Column("label_map", JSON, nullable=True),  # {"0": "부정", "1": "긍정"}
+    Column("n_rows", Integer, nullable=False),
+    Column("metric", String(32), nullable=False),
+    Column("score", Float, nullable=True),
+    Column("rows_done", Integer, nullable=False, default=0),
+    Column("session_id", Integer, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+)
+
+#: a preset published as a test app: a page anyone with the share link may use (``token`` is the link's
+#: secret; ``version`` null follows the preset's newest version)
+apps = Table(
+    "studio_apps", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token", String(64), nullable=False, unique=True),
+    Column("team_id", Integer, nullable=True, index=True),
+    Column("preset_id", Integer, nullable=False, index=True),
+    Column("version", Integer, nullable=True),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("rate_per_minute", Integer, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+#: an API key for one preset's endpoint; only the key's sha256 is kept (the key is shown once)
+keys = Table(
+    "studio_keys", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),  # the key's first characters, to tell keys apart
+    Column("team_id", Integer, nullable=True, index=True),
+    Column("preset_id", Integer, nullable=False, index=True),
+    Column("name", String(100), nullable=False),
+    Column("rate_per_minute", Integer, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+    Column("last_used_at", Float, nullable=True),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+#: a team's safety filter: a word list and an optional classifier by name, on input and/or output
+filters = Table(
+    "studio_filters", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("team_id", Integer, nullable=True, unique=True),
+    Column("words", JSON, nullable=False),
+    Column("classifier", String(100), nullable=True),
+    Column("on_input", Boolean, nullable=False),
+    Column("on_output", Boolean, nullable=False),
+    Column("updated_by", String(64), nullable=False),
+    Column("updated_at", Float, nullable=False),
 )

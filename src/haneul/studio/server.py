@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from haneul.errors import Forbidden, HaneulError, InvalidInput, NotFound
 from haneul.platform.plugins import CurrentPrincipal, NavEntry, Plugin, Principal, ServerContext, errors
 from haneul.studio.db import MIGRATIONS
+from haneul.studio.filters import NOTICE, Screen, TeamFilters
 from haneul.studio.models import Backend, Catalog
 from haneul.studio.prompt import Assembled, Params, PromptSpec, assemble, check_budget, render_input
 from haneul.studio.service import VERSION_FIELDS, Studio, VersionFields
@@ -117,8 +118,16 @@ def plugin(ctx: ServerContext) -> Plugin:
     catalog = Catalog(ctx.engine, root=models_dir(ctx.home), remotes=configured_endpoints(ctx.home / ctx.name))
     router = create_router(studio, catalog, ctx)
     # further studio features bring their own routers, mounted here one line each
+    from haneul.studio.compare import tools_router  # it imports this module, so not at the top
+    router.include_router(tools_router(studio, catalog, ctx))  # few-shot builder, batch tests, compare
+    from haneul.studio.apps import create_apps_router  # imports this module: loaded once it is complete
+    router.include_router(create_apps_router(studio, catalog, ctx))
     return Plugin(router=router, templates=HERE / "templates", static=HERE / "static",
-                  nav=[NavEntry("Studio", "/studio", order=40)], migrations=MIGRATIONS)
+                  nav=[NavEntry("Studio", "/studio", order=40)], migrations=MIGRATIONS,
+                  # a shared test app's page and run route check its share token themselves (an unknown
+                  # or revoked one is a 404); a preset endpoint checks a preset API key (hnk-...)
+                  public_paths=[r"/studio/apps/[A-Za-z0-9_-]{16,128}(/run)?"],
+                  route_keys=[("hnk-", r"/v1/presets/[^/]{1,100}/chat/completions")])
 
 
 def configured_endpoints(folder: Path) -> dict[str, str]:
@@ -167,9 +176,11 @@ def prepare(catalog: Catalog, principal: Principal, *, content: VersionFields, t
                     restart=content.params.inject_restart if content.mode == "completion" else "")
 
 
-def execute(studio: Studio, prep: Prepared, *, source: str, created_by: str) -> Iterator[tuple[str, Any]]:
+def execute(studio: Studio, prep: Prepared, *, source: str, created_by: str,
+            screen: Screen | None = None) -> Iterator[tuple[str, Any]]:
     """Generate and log one run: yields ``("token", text)`` then ``("done", info)`` or ``("error", info)``.
-    A caller that stops reading (the playground's stop button) leaves the run logged as ``stopped``."""
+    A caller that stops reading (the playground's stop button) leaves the run logged as ``stopped``; an
+    answer the team's ``screen`` blocks ends with ``("filtered", info)`` and is logged as ``filtered``."""
     run_id = studio.start_run(team_id=prep.team_id, preset_version_id=prep.version_id, source=source,
                               created_by=created_by, model=prep.backend.name, mode=prep.prompt.mode,
                               prompt=prep.prompt.stored(), input=prep.input, params=prep.params,
@@ -190,6 +201,13 @@ def execute(studio: Studio, prep: Prepared, *, source: str, created_by: str) -> 
                 reason = end.value or "stop"
                 break
             out.append(delta)
+            verdict = screen.output("".join(out)) if screen is not None else None
+            if verdict is not None and verdict.blocked:  # the delta that tipped it is never sent
+                studio.finish_run(run_id, status="filtered", output="".join(out), latency_ms=ms(),
+                                  error=verdict.reason)
+                logged = True
+                yield "filtered", {"run_id": run_id, "reason": verdict.reason, "notice": NOTICE}
+                return
             yield "token", delta
         text = "".join(out)
         # a remote server's own counts when it sent them (its back-end object serves this request only);
@@ -376,9 +394,13 @@ def create_router(studio: Studio, catalog: Catalog, ctx: ServerContext | None = 
             raise Forbidden("a session's token may not run prompts; use your own login")
         # reading a preset is enough to run it (a viewer may try a team's prompts; the run is logged)
         content, vid, team_id = run_content(body, principal, body.preset, body.version)
+        screen = TeamFilters(studio.engine).screen(team_id)
+        if screen is not None:
+            screen.input(body.input)
         prep = prepare(catalog, principal, content=content, text=body.input, team_id=team_id, version_id=vid)
         events = (_sse(kind, {"text": data} if kind == "token" else data)
-                  for kind, data in execute(studio, prep, source="playground", created_by=principal.name))
+                  for kind, data in execute(studio, prep, source="playground", created_by=principal.name,
+                                            screen=screen))
         return StreamingResponse(events, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -401,8 +423,9 @@ _OVERRIDES = ("temperature", "top_p", "top_k", "max_tokens", "repetition_penalty
 
 def _openai_error(exc: HaneulError) -> JSONResponse:
     kind = "invalid_request_error" if exc.http_status < 500 else "server_error"
+    retry = exc.details.get("retry_after")  # a preset key's rate limit
     return JSONResponse({"error": {"message": exc.message, "type": kind, "param": None, "code": exc.code}},
-                        exc.http_status)
+                        exc.http_status, headers={"Retry-After": str(retry)} if retry is not None else None)
 
 
 def _chat_body(raw: Any) -> tuple[list[dict[str, str]], dict[str, Any], bool]:
@@ -442,14 +465,22 @@ def add_preset_endpoint(router: APIRouter, studio: Studio, catalog: Catalog, rea
         from starlette.concurrency import run_in_threadpool
 
         try:
+            key = getattr(request.state, "route_key", None)
+            if key is not None:  # a preset's API key instead of a login (see haneul.studio.apps)
+                from haneul.studio.apps import key_principal
+
+                principal = await run_in_threadpool(key_principal, studio, key, name)
             try:
                 raw = await request.json()
             except ValueError:
                 raise InvalidInput("the request body is not JSON") from None
             messages, overrides, stream = _chat_body(raw)
 
-            def setup() -> Prepared:
+            def setup() -> tuple[Prepared, Screen | None]:
                 pid = readable(name, principal)
+                screen = TeamFilters(studio.engine).screen(studio.team_of(pid))
+                if screen is not None:
+                    screen.input("\n".join(m["content"] for m in messages))
                 vid, content = studio.content(pid)
                 params = Params.from_dict(overrides, base=content.params)
                 content = VersionFields(content.instruction, content.examples, content.input_template, content.mode,
@@ -463,14 +494,14 @@ def add_preset_endpoint(router: APIRouter, studio: Studio, catalog: Catalog, rea
                     last = {"role": "user", "content": render_input(content.input_template, text)}
                     prompt = Assembled("chat", messages=spec.chat_messages(None) + messages[:-1] + [last])
                 return prepare(catalog, principal, content=content, text=text, team_id=studio.team_of(pid),
-                               version_id=vid, prompt=prompt)
+                               version_id=vid, prompt=prompt), screen
 
-            prep = await run_in_threadpool(setup)
+            prep, screen = await run_in_threadpool(setup)
         except HaneulError as exc:
             return _openai_error(exc)
         rid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         model = str(raw.get("model") or name)
-        events = execute(studio, prep, source="endpoint", created_by=principal.name)
+        events = execute(studio, prep, source="endpoint", created_by=principal.name, screen=screen)
         if stream:
             return StreamingResponse(_chat_chunks(events, rid, created, model), media_type="text/event-stream")
         done = await run_in_threadpool(_collect, events)
@@ -479,6 +510,9 @@ def add_preset_endpoint(router: APIRouter, studio: Studio, catalog: Catalog, rea
             status = 502 if err["code"] == "upstream_error" else 500 if err["code"] == "error" else 400
             return JSONResponse({"error": {"message": err["message"], "type": "server_error", "param": None,
                                            "code": err["code"]}}, status)
+        if "filtered" in done:  # OpenAI's own finish reason for an answer its filter withheld
+            done.update(text=NOTICE, finish_reason="content_filter", prompt_tokens=prep.prompt_tokens,
+                        completion_tokens=0, latency_ms=None)
         usage = {"prompt_tokens": done["prompt_tokens"] or 0, "completion_tokens": done["completion_tokens"] or 0}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         choice = {"index": 0, "message": {"role": "assistant", "content": done["text"]},
@@ -494,6 +528,8 @@ def _collect(events: Iterator[tuple[str, Any]]) -> dict[str, Any]:
             parts.append(data)
         elif kind == "done":
             return {**data, "text": "".join(parts)}
+        elif kind == "filtered":
+            return {"filtered": data["reason"], "run_id": data["run_id"]}
         else:
             return {"error": data}
     return {"error": {"code": "error", "message": "the run ended without an answer"}}
@@ -512,6 +548,10 @@ def _chat_chunks(events: Iterator[tuple[str, Any]], rid: str, created: int, mode
             yield chunk({"content": data})
         elif kind == "done":
             yield chunk({}, data["finish_reason"])
+            yield "data: [DONE]\n\n"
+        elif kind == "filtered":
+            yield chunk({"content": "\n" + data["notice"]})
+            yield chunk({}, "content_filter")
             yield "data: [DONE]\n\n"
         else:  # OpenAI's own streams report a failure as an error object in the stream
             body = {"error": {"message": data["message"], "type": "server_error", "code": data["code"]}}

@@ -180,6 +180,9 @@
     } else if (event === "error") {
       showError(payload.message);
       $("run-stats").textContent = "run " + payload.run_id + " failed";
+    } else if (event === "filtered") {
+      out.textContent = payload.notice;
+      $("run-stats").textContent = "run " + payload.run_id + " filtered: " + payload.reason;
     }
   }
 
