@@ -96,7 +96,11 @@ def plugin(ctx: ServerContext) -> Plugin:
         if dialer == "simulated":
             scheduler.start_worker()
 
-    return Plugin(router=create_router(scheduler, ctx), templates=HERE / "templates", static=HERE / "static",
+    from haneul.carecall.stats_routes import stats_router  # imported here: it imports Access from this module
+
+    router = create_router(scheduler, ctx)
+    router.include_router(stats_router(scheduler, ctx))
+    return Plugin(router=router, templates=HERE / "templates", static=HERE / "static",
                   nav=[NavEntry("CareCall", "/carecall", order=60)], migrations=MIGRATIONS,
                   on_start=on_start, on_close=scheduler.stop_worker)
 

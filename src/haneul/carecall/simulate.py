@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from haneul.carecall.scenario import SCENARIO_DIR, SYMPTOM_SLOTS
+from haneul.carecall.understand import Understanding
 from haneul.errors import InvalidInput
 from haneul.text.korean import sino
 
-__all__ = ["HABITS", "Health", "Meaning", "Persona", "SimulatedCallee", "population"]
+__all__ = ["HABITS", "Health", "Persona", "SimulatedCallee", "population"]
 
 HABITS = ("terse", "chatty", "hedging", "confused")
 PHRASES = SCENARIO_DIR / "_callee_phrases.yaml"
@@ -151,15 +152,9 @@ def population(n: int, seed: int = 0, *, infected: float = 0.3, elderly: bool = 
     return people
 
 
-@dataclass(frozen=True)
-class Meaning:
-    """What the simulated callee meant by its last answer (the fields an understander reports)."""
-
-    intent: str
-    value: float | None = None
-    symptoms: Mapping[str, bool] = field(default_factory=dict)
-    confidence: float = 1.0
-    method: str = "oracle"
+def _meant(intent: str, value: float | None = None, symptoms: Mapping[str, bool] | None = None) -> Understanding:
+    """What the simulated callee meant by its last answer, as an understander would report it."""
+    return Understanding(intent, value, dict(symptoms or {}), method="oracle")
 
 
 @functools.cache
@@ -191,12 +186,12 @@ class SimulatedCallee:
         self.persona = persona
         self.seed = seed
         self.call = call
-        self.told: dict[str, Meaning] = {}
+        self.told: dict[str, Understanding] = {}
         self._rngs: dict[int, random.Random] = {}
         self._plans: dict[int, tuple[str, int] | None] = {}
         self._replies: dict[int, int] = {}
         self._attempts: dict[tuple[int, str], int] = {}
-        self._last: tuple[str, Meaning] | None = None
+        self._last: tuple[str, Understanding] | None = None
 
     def _rng(self, day: int) -> random.Random:
         if day not in self._rngs:
@@ -228,28 +223,28 @@ class SimulatedCallee:
             if plan[0] == "hang_up":
                 self._last = None
                 return None
-            return self._say(plan[0], "*", Meaning(plan[0]), rng)
+            return self._say(plan[0], "*", _meant(plan[0]), rng)
         slot = slot_hint or "*"
         tries = self._attempts[(day, slot)] = self._attempts.get((day, slot), 0) + 1
         first, again = _UNCLEAR[self.persona.habit]
         if rng.random() < (first if tries == 1 else again):
-            return self._say("unclear", "*", Meaning("unclear"), rng)
+            return self._say("unclear", "*", _meant("unclear"), rng)
         meaning = self._intended(slot, day, rng)
         self.told[slot] = meaning
         return self._say(meaning.intent, slot, meaning, rng)
 
-    def _intended(self, slot: str, day: int, rng: random.Random) -> Meaning:
+    def _intended(self, slot: str, day: int, rng: random.Random) -> Understanding:
         h = self.persona.health(day)
         habit = self.persona.habit
         if slot == "temperature":
             # someone with a fever notices it and measures; only the well sometimes skip it
             if not h.fever and rng.random() < self.persona.p_unmeasured:
-                return Meaning("unknown")
-            return Meaning("yes", value=h.temperature)
+                return _meant("unknown")
+            return _meant("yes", value=h.temperature)
         if slot in ("identity", "health_detail", "needs_detail"):
-            return Meaning("yes")
+            return _meant("yes")
         if rng.random() < _UNKNOWN[habit]:
-            return Meaning("unknown")
+            return _meant("unknown")
         truth: dict[str, bool] = {
             "fever": h.fever, "cough": h.cough, "sore_throat": h.sore_throat, "breathing": h.breathing,
             "taste_smell": h.taste_smell, "contact": h.contact, "meals": h.meals, "sleep": h.sleep,
@@ -257,9 +252,9 @@ class SimulatedCallee:
         }
         yes = truth.get(slot, True)
         symptoms = {slot: yes} if slot in SYMPTOM_SLOTS else {}
-        return Meaning("yes" if yes else "no", symptoms=symptoms)
+        return _meant("yes" if yes else "no", symptoms=symptoms)
 
-    def _say(self, kind: str, slot: str, meaning: Meaning, rng: random.Random) -> str:
+    def _say(self, kind: str, slot: str, meaning: Understanding, rng: random.Random) -> str:
         bank = _phrases()
         habit = self.persona.habit
         options = bank.get(slot, {}).get(kind) or bank["*"].get(kind) or bank["*"]["yes"]
@@ -271,8 +266,8 @@ class SimulatedCallee:
         self._last = (text, meaning)
         return text
 
-    def oracle(self, text: str, expect: str = "yesno", slot: str | None = None, **_: Any) -> Meaning:
+    def oracle(self, text: str, expect: str = "yesno", slot: str | None = None, **_: Any) -> Understanding:
         """A perfect understander for this callee: what it meant by ``text`` (unclear for anything else)."""
         if self._last is not None and self._last[0] == text:
             return self._last[1]
-        return Meaning("unclear")
+        return _meant("unclear")
