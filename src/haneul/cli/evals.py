@@ -78,7 +78,7 @@ def run(
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
     from haneul.errors import InvalidInput
-    from haneul.evals import EvalConfig, load_backend, parse_task_arg, run_eval
+    from haneul.evals import EvalConfig, load_backend, parse_task_arg, run_eval, validate_runs
 
     runs = parse_task_arg(task)
     by_name = {r.task.name: r for r in runs}
@@ -95,6 +95,8 @@ def run(
     config = EvalConfig(shots=_ints(shots, "--shots"), seeds=seeds, limit=limit, normalization=normalization,
                         calibrate=calibrate, bootstrap=bootstrap, fixed_demos=fixed_demos)
     out_dir = out or _default_out(model, task)
+    # every data file is read and checked before the model loads: a bad row costs seconds, not a load
+    validate_runs(runs, config)
     backend = load_backend(model, endpoint_model=endpoint_model, api_key=api_key, device=auto_device(device))
     with output.progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                          transient=True, disable=as_json) as bar:

@@ -27,7 +27,7 @@ from haneul.evals.metrics import (
 )
 from haneul.evals.prompts import build_context, sample_demos
 from haneul.evals.publish import publish, read_results
-from haneul.evals.runner import EvalConfig, TaskRun, markdown_report, parse_task_arg, run_eval
+from haneul.evals.runner import EvalConfig, TaskRun, markdown_report, parse_task_arg, run_eval, validate_runs
 from haneul.evals.store import ResultStore, leaderboard, validate_results
 from haneul.evals.tasks import Example, Task, get_task, list_tasks, load_task_spec
 
@@ -61,4 +61,5 @@ __all__ = [
     "run_eval",
     "sample_demos",
     "validate_results",
+    "validate_runs",
 ]

@@ -31,7 +31,7 @@ from haneul.evals.backends.base import Backend
 from haneul.evals.backends.openai import LogprobsUnsupported
 from haneul.evals.prompts import build_context, content_free, continuations, sample_demos
 from haneul.evals.tasks import get_task, load_task_spec
-from haneul.evals.tasks._base import Example, Task
+from haneul.evals.tasks._base import Example, Task, TaskData
 
 NORMALIZATIONS = ("none", "token", "char", "byte")
 
@@ -44,6 +44,8 @@ class TaskRun:
     data: Path
     fewshot: Path | None = None
     template: str | None = None
+    #: the settings :func:`validate_runs` checked and the rows it parsed (reused instead of rereading)
+    checked: tuple[tuple[Any, ...], TaskData] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -82,6 +84,30 @@ def parse_task_arg(arg: str) -> list[TaskRun]:
         name, path = part.split("=", 1)
         runs.append(TaskRun(get_task(name.strip()), Path(path.strip()).expanduser()))
     return runs
+
+
+def validate_runs(runs: Sequence[TaskRun], config: EvalConfig) -> list[TaskData]:
+    """Read and check every task's data against ``config``; the first problem raises a one-line error.
+
+    ``haneul eval run`` calls this before it loads a model, so a wrong path, a malformed row (named
+    by file, line and field), a template naming a missing field or a few-shot pool smaller than the
+    largest shot count costs seconds, not a model load. :func:`run_eval` calls it too.
+    """
+    if not runs:
+        raise InvalidInput("no tasks to evaluate; pass --task NAME=PATH")
+    names = [r.task.name for r in runs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InvalidInput(f"task {twice[0]!r} is given twice; name each task once")
+    checked = []
+    for run in runs:
+        key = (run.data, run.fewshot, run.template, tuple(config.shots), config.limit)
+        if run.checked is None or run.checked[0] != key:
+            data = run.task.validate(run.data, fewshot=run.fewshot, shots=config.shots, limit=config.limit,
+                                     template=run.template)
+            run.checked = (key, data)
+        checked.append(run.checked[1])
+    return checked
 
 
 # --------------------------------------------------------------------------------------------------
@@ -280,13 +306,9 @@ def run_eval(
     scorer = _Scorer(backend, config)
 
     plans = []
-    for run in runs:
-        examples = run.task.load(run.data)
-        if not examples:
-            raise InvalidInput(f"task {run.task.name!r}: {run.data} holds no examples; pass a non-empty data file")
-        pool = run.task.load(run.fewshot) if run.fewshot else examples
-        items = examples[: config.limit] if config.limit else examples
-        plans.append((run, items, pool))
+    for run, data in zip(runs, validate_runs(runs, config), strict=True):
+        items = data.examples[: config.limit] if config.limit else data.examples
+        plans.append((run, items, data.pool))
     # zero-shot prompts do not depend on the seed, so one seed is enough for them
     cells = [(run, items, pool, k, s) for run, items, pool in plans for k in config.shots
              for s in (range(config.seeds) if k > 0 else range(1))]

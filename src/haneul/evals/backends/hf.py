@@ -27,8 +27,9 @@ class HFBackend(Backend):
         tokenizer: Any,
         name: str = "hf",
         reuse_prefix: bool = True,
-        batch_size: int = 16,
-        max_batch_tokens: int = 16384,
+        batch_size: int | None = None,
+        max_batch_tokens: int = 4096,
+        max_logit_positions: int = 512,
     ) -> None:
         import torch
 
@@ -36,8 +37,12 @@ class HFBackend(Backend):
         self.tokenizer = tokenizer
         self.name = name
         self.reuse_prefix = reuse_prefix
+        #: an optional cap on prompts per forward pass; the token budgets below are what bound memory
         self.batch_size = batch_size
+        #: padded tokens per forward pass (prompt rows, or option rows with the prompt they attend to)
         self.max_batch_tokens = max_batch_tokens
+        #: option positions whose full-vocabulary logits one pass may hold ((rows, positions, vocab))
+        self.max_logit_positions = max_logit_positions
         #: shortest common token prefix worth a separate pass (a fixed few-shot block is far longer)
         self.min_shared_prefix = 16
         self.device = next(model.parameters()).device
@@ -113,20 +118,42 @@ class HFBackend(Backend):
                 for i, (ctx, conts) in enumerate(encoded):
                     results[i] = self._score_full(ctx, conts)
                 return results
-            # longest first, so each batch pads little and an out-of-memory error shows up at once
-            order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))
-            batch: list[int] = []
-            for i in order:
-                width = len(encoded[batch[0]][0]) if batch else len(encoded[i][0])
-                if batch and (len(batch) >= self.batch_size or (len(batch) + 1) * width > self.max_batch_tokens):
-                    self._flush(batch, encoded, results)
-                    batch = []
-                batch.append(i)
-            if batch:
+            for batch in self._token_batches(encoded):
                 self._flush(batch, encoded, results)
         return results
 
-    def _encode_prompts_left_padded(self, items):
+    def _token_batches(self, encoded: list[tuple[list[int], list[list[int]]]]) -> list[list[int]]:
+        """Group requests so that each forward pass stays within the token budgets.
+
+        Longest prompt first, so a batch pads little and its first pass is its widest. A batch costs
+        ``rows x width`` tokens in the prompt pass and, when some option is longer than one token,
+        ``option rows x (width + option length)`` in the option pass, whose logits also count against
+        ``max_logit_positions``. A request over budget on its own still runs, alone.
+        """
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))
+        batches: list[list[int]] = []
+        batch: list[int] = []
+        rows = longest = 0
+        for i in order:
+            ctx, conts = encoded[i]
+            width = len(encoded[batch[0]][0]) if batch else len(ctx)
+            n_rows, n_long = rows + len(conts), max(longest, *(len(c) for c in conts))
+            cost = (len(batch) + 1) * width
+            if n_long > 1:
+                cost = max(cost, n_rows * (width + n_long - 1))
+            logits = n_rows * (n_long - 1)
+            full = self.batch_size is not None and len(batch) >= self.batch_size
+            if batch and (full or cost > self.max_batch_tokens or logits > self.max_logit_positions):
+                batches.append(batch)
+                batch, rows, longest = [], 0, 0
+                n_rows, n_long = len(conts), max(len(c) for c in conts)
+            batch.append(i)
+            rows, longest = n_rows, n_long
+        if batch:
+            batches.append(batch)
+        return batches
+
+    def _encode_prompts_left_padded(self, items, use_cache: bool = True):
         """Different prompts: left-pad them to one width and run them as one batch."""
         torch = self._torch
         dev = self.device
@@ -137,7 +164,8 @@ class HFBackend(Backend):
             ids[b, width - len(ctx) :] = torch.tensor(ctx, device=dev)
             mask[b, width - len(ctx) :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **self._keep(1))
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=use_cache,
+                         **self._keep(1))
         return out, mask, out.logits[:, -1]
 
     def _encode_prompts_shared(self, items, common: int):
@@ -183,16 +211,19 @@ class HFBackend(Backend):
         common = _common_prefix([ctx for ctx, _ in items])
         # each prompt keeps at least its last token, whose logits predict the options' first tokens
         common = min(common, min(lengths) - 1)
+        rows = [(b, c) for b, (_, conts) in enumerate(items) for c in conts]
+        longest = max(len(c) for _, c in rows)
         if len(items) > 1 and common >= self.min_shared_prefix:
             out, mask, last = self._encode_prompts_shared(items, common)
         else:
-            out, mask, last = self._encode_prompts_left_padded(items)
+            # the prompts' key/value cache is only needed when some option has tokens after its first
+            out, mask, last = self._encode_prompts_left_padded(items, use_cache=longest > 1)
         first = torch.log_softmax(last.float(), dim=-1)  # (B, V): each option's 1st token
-        rows = [(b, c) for b, (_, conts) in enumerate(items) for c in conts]
         scores = [float(first[b, c[0]]) for b, c in rows]
-        longest = max(len(c) for _, c in rows)
+        del last, first
         if longest > 1:
             cache = self._cache_of(out)
+            del out
             owner = torch.tensor([b for b, _ in rows], device=dev)
             cache.batch_select_indices(owner)  # one cached prompt per option row
             # options are right-padded: causal attention never lets a real token see a pad after it
@@ -206,12 +237,17 @@ class HFBackend(Backend):
             logits = self.model(
                 input_ids=opt, attention_mask=opt_mask, position_ids=opt_pos, use_cache=True,
                 **{self._cache_kw: cache},
-            ).logits.float()
-            logp = torch.log_softmax(logits, dim=-1)
+            ).logits  # (R, longest - 1, V)
+            del cache
+            # log p(token) = logit[token] - logsumexp(logits): gather the option tokens' logits and
+            # reduce each position once, instead of holding a log-softmax copy of the whole block
             for r, (_, c) in enumerate(rows):
                 if len(c) > 1:
                     tgt = torch.tensor(c[1:], device=dev)
-                    scores[r] += float(logp[r, torch.arange(len(c) - 1, device=dev), tgt].sum())
+                    part = logits[r, : len(c) - 1].float()
+                    picked = part.gather(-1, tgt[:, None])[:, 0]
+                    scores[r] += float((picked - torch.logsumexp(part, dim=-1)).sum())
+            del logits
         grouped: list[list[tuple[float, int]]] = [[] for _ in items]
         for (b, c), value in zip(rows, scores, strict=True):
             grouped[b].append((value, len(c)))
@@ -223,9 +259,12 @@ class HFBackend(Backend):
         out = []
         for c in conts:
             ids = torch.tensor([ctx + c[:-1]], device=self.device)
-            logp = torch.log_softmax(self.model(input_ids=ids).logits[0].float(), dim=-1)
-            pos = torch.arange(len(ctx) - 1, len(ctx) - 1 + len(c), device=self.device)
-            out.append((float(logp[pos, torch.tensor(c, device=self.device)].sum()), len(c)))
+            # only the last len(c) positions predict the option's tokens: keep just their logits
+            logits = self.model(input_ids=ids, use_cache=False, **self._keep(len(c))).logits[0, -len(c) :].float()
+            tgt = torch.tensor(c, device=self.device)
+            picked = logits.gather(-1, tgt[:, None])[:, 0]
+            out.append((float((picked - torch.logsumexp(logits, dim=-1)).sum()), len(c)))
+            del logits
         return out
 
     def generate(self, prompt: str, max_new_tokens: int, stop: Sequence[str]) -> str:

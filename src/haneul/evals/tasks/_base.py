@@ -13,6 +13,8 @@ import csv
 import gzip
 import io
 import json
+import string
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +81,76 @@ class Task:
         return self.options(example)[int(example.label or 0)]
 
     def load(self, path: str | Path) -> list[Example]:
-        return self.loader(Path(path))
+        """Every example of ``path``; a file that is not UTF-8 text (or not gzip) is an error naming it."""
+        path = Path(path)
+        if not path.exists():
+            raise NotFound(f"task {self.name!r}: data file {path} does not exist; pass the path of the task's data file")
+        try:
+            return self.loader(path)
+        except UnicodeDecodeError as exc:
+            raise bad_line(self.name, path, None, f"is not UTF-8 text (byte {exc.start})") from None
+        except (gzip.BadGzipFile, EOFError, zlib.error):
+            raise bad_line(self.name, path, None, "is not a readable gzip file", "recompress it or drop the .gz") from None
+        except csv.Error as exc:
+            raise bad_line(self.name, path, None, f"is not a well-formed TSV/CSV file ({exc})") from None
+
+    def validate(
+        self,
+        data: str | Path,
+        *,
+        fewshot: str | Path | None = None,
+        shots: Sequence[int] = (0,),
+        limit: int | None = None,
+        template: str | None = None,
+    ) -> TaskData:
+        """Read and check everything a run of this task needs, before any model is loaded.
+
+        Every row of ``data`` (and of ``fewshot``) is parsed, so the first bad row is reported with
+        its file, line and field; then the run's settings are checked against the data: the template
+        only names fields the rows have, ``limit`` is at least 1, and the demonstration pool holds
+        ``max(shots)`` examples besides the item itself. Returns the parsed rows for the run to reuse.
+        """
+        data = Path(data)
+        if limit is not None and limit < 1:
+            raise InvalidInput(f"task {self.name!r}: limit {limit} must be at least 1 (or left out to score every item)")
+        if any(k < 0 for k in shots):
+            raise InvalidInput(f"task {self.name!r}: shots {list(shots)} must be non-negative integers")
+        examples = self.load(data)
+        if not examples:
+            raise InvalidInput(f"task {self.name!r}: {data} holds no examples; pass a non-empty data file")
+        pool = self.load(fewshot) if fewshot is not None else examples
+        pool_file = Path(fewshot) if fewshot is not None else data
+        k = max(shots, default=0)
+        # without a separate pool an item never demonstrates itself, so one example fewer is available
+        available = len(pool) if fewshot is not None else len(pool) - 1
+        if k > available:
+            raise InvalidInput(
+                f"task {self.name!r}: {k} shots need {k} demonstration examples but {pool_file} gives {available}; "
+                "lower --shots or pass a larger --fewshot file"
+            )
+        self._check_template(template or self.template, examples[0], data)
+        return TaskData(examples=examples, pool=pool)
+
+    def _check_template(self, template: str, example: Example, path: Path) -> None:
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        except ValueError as exc:
+            raise InvalidInput(f"template of task {self.name!r} is not a valid format string ({exc}); fix the template") from None
+        # loaders give every row the same fields, so the first row stands for all of them
+        missing = sorted(n for n in names if n.split(".")[0].split("[")[0] not in example.fields)
+        if missing:
+            raise InvalidInput(
+                f"template of task {self.name!r} uses field {missing[0]!r} that {path} lacks "
+                f"(fields: {', '.join(sorted(example.fields))}); fix the template"
+            )
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A task's parsed rows: the items to score and the pool demonstrations are drawn from."""
+
+    examples: list[Example]
+    pool: list[Example]
 
 
 def _nearest_choice(task: Task, score: float | None) -> str:
@@ -99,6 +170,8 @@ def open_text(path: Path) -> io.TextIOBase:
     """Open a UTF-8 text file, transparently gunzipping ``*.gz``."""
     if not path.exists():
         raise NotFound(f"data file {path} does not exist; pass the path of the task's data file")
+    if not path.is_file():
+        raise InvalidInput(f"data file {path} is not a file; pass the path of the task's data file")
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
     return open(path, encoding="utf-8", newline="")  # noqa: SIM115
