@@ -231,6 +231,8 @@ def test_the_word_list_filters_input_and_output_everywhere(live: Live) -> None:
     with live.http() as admin:
         assert admin.post("/api/v1/teams", json={"name": "safe"}).status_code == 201
         writer, viewer = make_user(admin, "sam", "safe"), make_user(admin, "sue", "safe", role="viewer")
+        missing = admin.put("/api/v1/studio/filters", json={"team": 9999, "words": ["x"]})
+        assert missing.status_code == 404 and "team 9999 not found" in missing.text
     with live.http() as c:
         c.headers.update(writer)
         c.post("/api/v1/studio/presets", json={**PRESET, "name": "guarded"})

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, column, insert, select, table, update
 
-from haneul.errors import InvalidInput
+from haneul.errors import InvalidInput, NotFound
 from haneul.errors import register as register_error
 from haneul.studio.db import filters
 
@@ -212,6 +212,11 @@ class TeamFilters:
         values = {**settings.to_dict(), "updated_by": updated_by, "updated_at": time.time()}
         where = filters.c.team_id.is_(None) if team_id is None else filters.c.team_id == team_id
         with self.engine.begin() as conn:
+            # the platform's teams table (an admin may name any team id; a missing one is a 404, not a
+            # foreign-key error)
+            teams = table("teams", column("id"))
+            if team_id is not None and conn.execute(select(teams.c.id).where(teams.c.id == team_id)).first() is None:
+                raise NotFound(f"team {team_id} not found")
             if conn.execute(select(filters.c.id).where(where)).first() is None:
                 conn.execute(insert(filters).values(team_id=team_id, **values))
             else:
