@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["add_pages", "local_time"]
 
-Id = Annotated[int, Ge(1), Le(2**62)]
+Id = Annotated[int, Ge(1), Le(2**31 - 1)]
 _LIVE = ("open", "acknowledged", "assigned")
 
 

@@ -33,7 +33,7 @@ from haneul.platform.plugins import CurrentPrincipal, NavEntry, Plugin, Principa
 __all__ = ["create_router", "plugin"]
 
 HERE = Path(__file__).resolve().parent
-Id = Annotated[int, Ge(1), Le(2**62)]
+Id = Annotated[int, Ge(1), Le(2**31 - 1)]
 MAX_CSV_CHARS = 5_000_000
 
 
@@ -41,7 +41,7 @@ class ImportIn(BaseModel):
     csv: str = Field(max_length=MAX_CSV_CHARS, description="the file's text: name,phone,consent,consent_date,"
                                                             "call_times,notes (see docs/carecall.md)")
     filename: str = Field("people.csv", max_length=200, description="named in each problem line")
-    team: int | None = Field(None, ge=0, le=2**62, description="the team the people belong to (default: yours)")
+    team: int | None = Field(None, ge=0, le=2**31 - 1, description="the team the people belong to (default: yours)")
 
 
 class CampaignIn(BaseModel):
@@ -51,19 +51,19 @@ class CampaignIn(BaseModel):
     retry: dict[str, Any] | None = Field(None, description="max_retries, every_minutes, on")
     quiet: dict[str, Any] | None = Field(default_factory=lambda: {"start": "21:00", "end": "08:00"},
                                          description="start, end (local); null for none")
-    people: list[Annotated[int, Ge(1), Le(2**62)]] = Field(max_length=100_000)
-    team: int | None = Field(None, ge=0, le=2**62)
+    people: list[Annotated[int, Ge(1), Le(2**31 - 1)]] = Field(max_length=100_000)
+    team: int | None = Field(None, ge=0, le=2**31 - 1)
 
 
 class MemoryIn(BaseModel):
     sentences: list[Annotated[str, Field(max_length=200)]] = Field(max_length=50)
-    expected_version: int | None = Field(None, ge=0, le=2**62, description="the version you corrected")
+    expected_version: int | None = Field(None, ge=0, le=2**31 - 1, description="the version you corrected")
     note: str = Field("", max_length=500)
 
 
 class RevertIn(BaseModel):
-    version: int = Field(ge=0, le=2**62)
-    expected_version: int | None = Field(None, ge=0, le=2**62)
+    version: int = Field(ge=0, le=2**31 - 1)
+    expected_version: int | None = Field(None, ge=0, le=2**31 - 1)
 
 
 class AssignIn(BaseModel):

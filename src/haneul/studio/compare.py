@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from haneul.errors import Forbidden, HaneulError, InvalidInput
+from haneul.errors import Forbidden, HaneulError, InvalidInput, NotFound
 from haneul.platform.plugins import CurrentPrincipal, Principal, ServerContext, errors
 from haneul.studio.batch import METRICS, BatchJob, BatchTests
 from haneul.studio.fewshot import STRATEGIES, load_table, pick
@@ -145,6 +145,8 @@ def tools_router(studio: Studio, catalog: Catalog, ctx: ServerContext) -> APIRou
                            created_by=principal.name)
 
     def readable_test(tid: int, principal: Principal) -> dict[str, Any]:
+        if not 1 <= tid < 2**31:  # ids are 32-bit on every database; a larger one never names a test
+            raise NotFound(f"batch test {tid} not found")
         test = tests.get(tid)
         principal.check_read(test["team_id"], f"batch test {tid}")
         return test
