@@ -298,3 +298,17 @@ def test_checkpoint_age_and_log_placeholder_survive_live_updates(live_server: Li
     page.wait_for_timeout(2500)
     cells = page.locator("#checkpoints tbody tr").first.locator("td").all_text_contents()
     assert cells[0] == "epoch-1" and re.fullmatch(r"\d+[smhd]", cells[4]), cells
+
+
+def test_a_nul_character_in_text_is_the_callers_error_on_every_database(api: TestClient) -> None:
+    # PostgreSQL's text columns refuse NUL where SQLite's store it; a plugin route that stores text as
+    # sent must then answer 400 with the fix, not 500, and store nothing
+    res = api.post("/api/v1/dialog/memory/kim%00/update", json={"summary": ["치과에 다니심"], "operator": "lexical"})
+    backend = api.app.state.platform.engine.dialect.name  # type: ignore[attr-defined]
+    if backend == "postgresql":
+        assert res.status_code == 400, res.text
+        assert res.json()["error"] == {"code": "invalid_input", "message": (
+            "invalid request: text must not contain a NUL character (\\u0000); remove it and send again")}
+        assert api.get("/api/v1/dialog/memory").json() == {"people": []}
+    else:
+        assert res.status_code == 200 and api.get("/api/v1/dialog/memory").json() == {"people": ["kim\x00"]}

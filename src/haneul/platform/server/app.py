@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -112,6 +112,19 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         message = (f"invalid request: a number is out of range ({exc}); integers must fit in "
                    f"a signed 64-bit range ({INT64_MIN} to {INT64_MAX})")
         return _error(request, 400, {"code": "invalid_input", "message": message})
+
+    @app.exception_handler(DataError)
+    async def _data_error(request: Request, exc: DataError) -> Response:
+        # The database refused a value (PostgreSQL: a NUL character in text, an integer past a 32-bit
+        # column, a string past its length; SQLite stores them). The platform's own routes check these
+        # first; this catches a plugin route that stores what it was sent. The transaction is rolled
+        # back, so nothing is half-written.
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else exc.__class__.__name__
+        if "NUL" in reason:
+            message = "invalid request: text must not contain a NUL character (\\u0000); remove it and send again"
+        else:
+            message = f"invalid request: the database cannot store a value ({reason}); send a smaller or plainer value"
+        return _error(request, 400, {"code": "invalid_input", "message": message[:500]})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
