@@ -70,8 +70,8 @@ class Settings(BaseSettings):
 
     @property
     def artifacts(self) -> Path:
-        """The local artifact folder. When ``artifact_root`` is an object-store URL, checkpoints and
-        artifacts go there (:attr:`artifact_url`) and this folder keeps what stays local (datasets)."""
+        """The local artifact folder. When ``artifact_root`` is an object-store URL, checkpoints,
+        artifacts and dataset blobs go there (:attr:`artifact_url`) and this folder keeps what stays local."""
         if self.artifact_root is None or self.artifact_url is not None:
             return self.home / "artifacts"
         return Path(self.artifact_root.removeprefix("file://"))

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from platform_helpers import free_port, wait_for
 
-from haneul.errors import InvalidInput, NotFound, ServerUnavailable
+from haneul.errors import IntegrityError, InvalidInput, NotFound, ServerUnavailable
 from haneul.platform.objects import open_folder
 from haneul.platform.service import Platform
 from haneul.platform.store import CheckpointStore
@@ -136,6 +136,42 @@ def test_checkpoints_and_artifacts_live_in_the_bucket(api: TestClient, s3: str, 
     wait_for(lambda: api.get(base).json()["status"] not in ("queued", "running"), timeout=30)
     assert api.delete(base).status_code == 200
     assert _keys(s3, prefix) == []
+
+
+def test_datasets_live_in_the_bucket_and_sessions_see_them(api: TestClient, s3: str, haneul_home: Path,
+                                                           tmp_path: Path) -> None:
+    from haneul.platform.client import Client
+    from haneul.platform.datasets import pull, push, scan
+
+    client = Client("http://testserver", token="unused")
+    client._http = api  # the CLI's client, speaking to the in-process app
+    files = {"a.txt": b"hello\n", "sub/big.bin": (b"dataset" * (1 << 20))[: 6 << 20], "sub/c.csv": "문장,label\n좋다,1\n".encode()}
+    for rel, data in files.items():
+        (tmp_path / "train" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "train" / rel).write_bytes(data)
+    first = push(client, scan("s3-ds", tmp_path / "train"), local=False)
+    assert first.version == 1
+    # one object per distinct content, in the bucket beside the checkpoints; nothing in the local folder
+    blobs = _keys(s3, "haneul/datasets/blobs/")
+    assert sorted(k.rsplit("/", 1)[1] for k in blobs) == sorted(_sha(d) for d in files.values())
+    assert not _keys(s3, "haneul/datasets/tmp/")  # uploads moved into place, none left half-written
+    assert not (haneul_home / "artifacts" / "datasets").exists()
+
+    # the same tree again uploads nothing and makes no version; a pull gets every byte back, checked
+    again = push(client, scan("s3-ds", tmp_path / "train"), local=False)
+    assert (again.version, again.created, again.uploaded_files) == (1, False, 0)
+    pull(client, "s3-ds", tmp_path / "out", local=False, verify=True)
+    assert {rel: (tmp_path / "out" / rel).read_bytes() for rel in files} == files
+
+    # a session reads the train part from a local copy made from the bucket
+    res = api.post("/api/v1/sessions", json={"command": [sys.executable, "-c", "pass"], "dataset": "s3-ds"})
+    assert res.status_code == 201, res.text
+    mount = Path(res.json()["env"]["HANEUL_DATASET_PATH"])
+    assert (mount / "sub" / "big.bin").read_bytes() == files["sub/big.bin"]
+    # a blob changed behind the platform's back: a pull refuses it
+    _bucket(s3).put_object(Bucket=BUCKET, Key=next(k for k in blobs if k.endswith(_sha(b"hello\n"))), Body=b"HELLO\n")
+    with pytest.raises(IntegrityError, match="sha256"):
+        pull(client, "s3-ds", tmp_path / "again", local=False)
 
 
 def test_a_dead_store_is_one_line_at_start_and_a_503_later(haneul_home: Path, s3: str) -> None:

@@ -6,7 +6,8 @@ test part, read only by the evaluator through :meth:`DatasetStore.test_part_dir`
 scoring script, with the metric key it reports and whether higher or lower is better).
 
 Bytes are stored once per sha256 in a blob store reached through fsspec (``blobs/<sha[:2]>/<sha>``
-under ``settings.artifacts / "datasets"``; each blob is written under a temporary name and moved into
+under ``settings.artifacts / "datasets"``, or ``<artifact_url>/datasets`` when the artifacts are in an
+object store such as S3; each blob is written under a temporary name and moved into
 place once its sha256 is verified), so a second version sharing most files with the first costs only
 the changed ones, and pushing the same tree again costs nothing. Metadata lives in the database
 (:mod:`haneul.platform.db.datasets`).
@@ -529,7 +530,15 @@ class DatasetStore:
     def __init__(self, settings: Settings, engine: Engine, *, fs: Any = None) -> None:
         self.settings = settings
         self.engine = engine
-        self.blobs = BlobStore(str(Path(settings.artifacts).resolve() / "datasets"), fs)
+        if fs is None and settings.artifact_url is not None:
+            # beside the checkpoints in the object store: every server of a cluster sees the same blobs
+            from haneul.platform.objects import RemoteFolder, open_folder
+
+            remote = open_folder(settings.artifact_url, settings.artifact_storage_options)
+            assert isinstance(remote, RemoteFolder)
+            self.blobs = BlobStore(f"{remote.path}/datasets", remote.fs)
+        else:
+            self.blobs = BlobStore(str(Path(settings.artifacts).resolve() / "datasets"), fs)
         self.mounts = Path(settings.home) / "dataset-mounts"
         self.hidden = Path(settings.home) / "dataset-eval"
         # commits and blob deletions take turns, so a blob is never deleted under a commit naming it
