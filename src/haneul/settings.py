@@ -45,9 +45,13 @@ class Settings(BaseSettings):
     # bytes in one request body; 100,000 points with times take about 6 MB as JSON, and checkpoint
     # uploads are streamed to disk and not limited by it
     max_request_bytes: int = 32 << 20
-    # what places CareCall campaign calls: "off" (calls stay planned until a channel is configured) or
-    # "simulated" (simulated people answer over the text channel: demos and trials of a scenario)
+    # what places CareCall campaign calls: "off" (calls stay planned until a channel is configured),
+    # "simulated" (simulated people answer over the text channel) or "simulated-audio" (the same over
+    # the audio channel)
     carecall_dialer: str = "off"
+    # a `haneul speech` checkpoint the simulated-audio dialer recognises callers with (none: the
+    # reference recogniser, which tests the audio path and not recognition)
+    carecall_asr_checkpoint: str | None = None
     # server plugins (entry-point names, comma-separated) to leave out at start-up
     disable_plugins: str = ""
     # seconds between samples of a session's CPU, memory and GPU use (sys/* metrics); 0 turns them off.

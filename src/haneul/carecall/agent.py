@@ -133,6 +133,12 @@ class CallRecord:
     started_at: float | None = None
     ended_at: float | None = None
     day: int | None = None
+    #: how the call was carried (text, audio); set by the channel, "" when nobody said
+    channel: str = ""
+    #: audio channel: seconds from the end of each caller turn to the agent's reply (empty over text)
+    latencies: list[float] = field(default_factory=list)
+    #: what went wrong behind the call without ending it, e.g. an unreachable LM the rules stood in for
+    notes: list[str] = field(default_factory=list)
 
     @property
     def turns(self) -> int:

@@ -13,8 +13,12 @@ outcome is ever recorded. Recording an outcome also opens alerts (the call's own
 for (quiet hours respected) and, after an answered call, updates the person's memory
 (:mod:`haneul.carecall.memory`) that the next call recalls.
 
-Time comes from an injected ``now()``: with :class:`SimClock` a three-day campaign runs in seconds
-(:meth:`Scheduler.run_until_idle`), which is how the tests and :func:`run_demo` drive it.
+The server's worker (:meth:`Scheduler.start_worker`) claims due calls every second and records each
+call when it ends, so a call due while others are on the line starts on time. Time comes from an
+injected ``now()``: with :class:`SimClock` a three-day campaign runs in seconds
+(:meth:`Scheduler.run_until_idle`), which is how the tests and :func:`run_demo` drive it. The
+simulated dialers phone stand-in people over the text channel (:class:`SimulatedDialer`) or the
+audio channel (:class:`SimulatedAudioDialer`, espeak-ng speech both ways).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, and_, func, insert, or_, select, update
@@ -44,7 +49,8 @@ from haneul.carecall.scenario import Scenario, resolve
 from haneul.carecall.simulate import Persona, SimulatedCallee, population
 from haneul.errors import Conflict, InvalidInput, NotFound
 
-__all__ = ["OUTCOMES", "CallContext", "Claim", "Dialer", "Scheduler", "SimClock", "SimulatedDialer", "run_demo"]
+__all__ = ["OUTCOMES", "CallContext", "Claim", "Dialer", "Scheduler", "SimClock", "SimulatedAudioDialer",
+           "SimulatedDialer", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -118,28 +124,158 @@ def persona_for(person: Person, seed: int = 0) -> Persona:
     return Persona(**{**base.__dict__, "id": f"person-{person.id}", "name": person.name})
 
 
+@dataclass
+class _SimulatedCall:
+    """One simulated call being placed: who answers, the agent, and the understander it reads with."""
+
+    callee: SimulatedCallee
+    agent: CallAgent
+    understander: Any
+
+
 class SimulatedDialer:
     """Places calls to simulated callees over the text channel (:mod:`haneul.carecall.channels.text`).
 
     ``personas`` maps a phone number to the persona answering it; anyone else gets a deterministic
     stand-in (:func:`persona_for`). ``oracle=True`` understands every answer exactly as the callee
-    meant it (fast and exact, for tests and demos); otherwise ``understander`` reads the Korean text.
+    meant it (fast and exact, for tests and demos); otherwise ``understander`` reads the Korean text
+    (one with a ``for_call()`` method, such as :class:`~haneul.carecall.understand.LMUnderstander`,
+    gets a view per call whose ``notes`` land in the call's record).
     """
+
+    #: the record's ``channel``
+    channel = "text"
 
     def __init__(self, personas: Mapping[str, Persona] | None = None, *, seed: int = 0, oracle: bool = True,
                  understander: Understander | None = None, clock: Callable[[], float] = time.time) -> None:
         self.personas = dict(personas or {})
         self.seed, self.oracle, self.understander, self.clock = seed, oracle, understander, clock
 
+    def callee(self, person: Person, context: CallContext) -> SimulatedCallee:
+        """Who answers this attempt: the person's persona, with a pick-up roll of its own per try."""
+        persona = self.personas.get(person.phone) or persona_for(person, self.seed)
+        # each try is its own pick-up roll: a retry of an unanswered call may be answered
+        return SimulatedCallee(persona, seed=self.seed, call=context.index * 16 + context.try_number)
+
+    def prepare(self, person: Person, scenario: Scenario, context: CallContext, *,
+                clock: Callable[[], float] | None = None) -> _SimulatedCall:
+        """The callee and the agent of one call, whatever channel carries it."""
+        callee = self.callee(person, context)
+        if self.oracle:
+            understand: Any = callee.oracle
+        else:
+            for_call = getattr(self.understander, "for_call", None)
+            understand = for_call() if callable(for_call) else self.understander
+        agent = CallAgent(scenario, understand, dict(context.fields), person=str(person.id),
+                          clock=clock or self.clock)
+        agent.record.day = context.day
+        return _SimulatedCall(callee, agent, understand)
+
+    def finish(self, call: _SimulatedCall, record: CallRecord) -> CallRecord:
+        """Stamp the record with the channel and what the understander noted during the call."""
+        record.channel = self.channel
+        for note in getattr(call.understander, "notes", None) or ():
+            if note not in record.notes:
+                record.notes.append(note)
+        return record
+
     async def place(self, person: Person, scenario: Scenario, context: CallContext) -> CallRecord:
         from haneul.carecall.channels.text import run_call_async
 
-        persona = self.personas.get(person.phone) or persona_for(person, self.seed)
-        # each try is its own pick-up roll: a retry of an unanswered call may be answered
-        callee = SimulatedCallee(persona, seed=self.seed, call=context.index * 16 + context.try_number)
-        understand = callee.oracle if self.oracle else self.understander
-        agent = CallAgent(scenario, understand, dict(context.fields), person=str(person.id), clock=self.clock)
-        return await run_call_async(agent, callee, context.day)
+        call = self.prepare(person, scenario, context)
+        return self.finish(call, await run_call_async(call.agent, call.callee, context.day))
+
+
+class SimulatedAudioDialer(SimulatedDialer):
+    """Places calls to simulated callees over the audio channel (:mod:`haneul.carecall.channels.audio`).
+
+    The same people answer as with :class:`SimulatedDialer` (same personas, same pick-up rolls, same
+    answers), but each call is an :class:`~haneul.carecall.channels.audio.AudioCall`: the agent's
+    lines are synthesised with espeak-ng at 8 kHz, a :class:`~haneul.carecall.channels.audio.SimulatedCaller`
+    speaks the persona's answers back the same way, and the channel's voice activity detection, turn
+    taking and silence timeouts decide what is an answer. The records are the text channel's, with
+    ``channel="audio"`` and the turn ``latencies``.
+
+    The recogniser is ``recognizer`` (anything with ``transcribe(audio) -> str``, shared by all calls),
+    or the model of a ``haneul speech`` ``checkpoint`` (loaded on the first call), or by default a
+    :class:`~haneul.carecall.channels.audio.ReferenceRecognizer`, which returns the text the simulated
+    caller spoke: that tests the audio path (synthesis, framing, end-pointing, turns), not speech
+    recognition. With a real recogniser pass ``oracle=False``: the oracle knows only the exact words
+    the callee said, so the understander must read what was recognised.
+
+    By default a call runs on a virtual clock as fast as the CPU allows (:func:`~haneul.carecall.channels.audio.run_simulated`,
+    in a worker thread); ``realtime=True`` paces it on the event loop, one 20 ms frame at a time
+    (:func:`~haneul.carecall.channels.audio.serve`), as a telephone line would. A call is cut after
+    ``max_call_s`` seconds of call time.
+    """
+
+    channel = "audio"
+
+    def __init__(self, personas: Mapping[str, Persona] | None = None, *, seed: int = 0, oracle: bool = True,
+                 understander: Understander | None = None, clock: Callable[[], float] = time.time,
+                 recognizer: Any = None, checkpoint: str | Path | None = None, config: Any = None,
+                 realtime: bool = False, max_call_s: float = 600.0) -> None:
+        from haneul.carecall.channels.audio import AudioConfig, PhoneVoice
+        from haneul.speech.synth import check_tools
+
+        if recognizer is not None and checkpoint is not None:
+            raise InvalidInput("pass recognizer= or checkpoint=, not both")
+        if checkpoint is not None and not Path(checkpoint).exists():
+            raise NotFound(f"speech checkpoint {checkpoint} does not exist; train one with `haneul speech train` "
+                           "or leave it out to use the reference recogniser")
+        check_tools()  # espeak-ng and sox: fail when the dialer is made, not on every call
+        super().__init__(personas, seed=seed, oracle=oracle, understander=understander, clock=clock)
+        self.config = config or AudioConfig()
+        self.voice = PhoneVoice(self.config)  # shared: prompts and answers repeat across calls
+        self.realtime, self.max_call_s = realtime, max_call_s
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self._recognizer = recognizer
+        self._loading = threading.Lock()
+
+    @property
+    def recognizer_name(self) -> str:
+        """What recognises the callers: ``reference``, ``checkpoint PATH`` or the recogniser's class."""
+        if self.checkpoint is not None:
+            return f"checkpoint {self.checkpoint}"
+        return "reference" if self._recognizer is None else type(self._recognizer).__name__
+
+    def _shared_recognizer(self) -> Any:
+        if self._recognizer is None and self.checkpoint is not None:
+            with self._loading:  # the first calls of a batch arrive together; load the model once
+                if self._recognizer is None:
+                    from haneul.speech.recognizer import Recognizer
+
+                    self._recognizer = Recognizer.from_checkpoint(self.checkpoint)
+        return self._recognizer
+
+    async def place(self, person: Person, scenario: Scenario, context: CallContext) -> CallRecord:
+        from haneul.carecall.channels.audio import (
+            AudioCall,
+            ReferenceRecognizer,
+            SimulatedCaller,
+            VirtualClock,
+            run_simulated,
+            serve,
+        )
+
+        virtual = VirtualClock()
+        started = self.clock()
+        # on the virtual clock the transcript's times are the call's own, counted from when it was placed
+        call = self.prepare(person, scenario, context,
+                            clock=self.clock if self.realtime else (lambda: started + virtual()))
+        if not call.callee.picks_up(context.day):
+            return self.finish(call, call.agent.no_answer())
+        reference = ReferenceRecognizer()
+        recognizer = (await asyncio.to_thread(self._shared_recognizer)) or reference
+        caller = SimulatedCaller(call.callee, self.voice, day=context.day, config=self.config,
+                                 recognizer=reference if recognizer is reference else None)
+        if self.realtime:
+            line = AudioCall(call.agent, recognizer, self.config, voice=self.voice)
+            record = await serve(line, caller, max_s=self.max_call_s)
+        else:
+            line = AudioCall(call.agent, recognizer, self.config, voice=self.voice, clock=virtual)
+            record = await asyncio.to_thread(run_simulated, line, caller, virtual, max_s=self.max_call_s)
+        return self.finish(call, record)
 
 
 @dataclass
@@ -350,8 +486,11 @@ class Scheduler:
             return _Placed(claim, None, f"{exc.__class__.__name__}: {exc}"[:500], started, self.now())
         return _Placed(claim, record, None, started, self.now())
 
-    def place(self, claims: Sequence[Claim]) -> list[_Placed]:
-        """Place the claimed calls concurrently (a person without consent is not called: skipped)."""
+    def _ready(self, claims: Sequence[Claim]) -> list[tuple[Claim, Person, Mapping[str, str]]]:
+        """The claims to place, each with its person and what is remembered of them; a person without
+        consent (withdrawn since the call was planned) is not called: the attempt is skipped."""
+        if not claims:
+            return []
         with self.engine.connect() as conn:
             rows = conn.execute(select(people).where(people.c.id.in_({c.person_id for c in claims}))).all()
         found = {r.id: Person.from_row(r._mapping) for r in rows}
@@ -362,14 +501,17 @@ class Scheduler:
                 for c in skipped:
                     conn.execute(update(attempts).where(attempts.c.id == c.id, attempts.c.lease_token == c.token)
                                  .values(state="skipped", lease_token=None, error="no consent"))
-
         remembered = self.memory.contexts({c.person_id for c in callable_})
+        return [(c, found[c.person_id], remembered[c.person_id]) for c in callable_]
+
+    def place(self, claims: Sequence[Claim]) -> list[_Placed]:
+        """Place the claimed calls concurrently (a person without consent is not called: skipped)."""
+        ready = self._ready(claims)
 
         async def all_calls() -> list[_Placed]:
-            return list(await asyncio.gather(*(self._place(c, found[c.person_id], remembered[c.person_id])
-                                               for c in callable_)))
+            return list(await asyncio.gather(*(self._place(c, person, remembered) for c, person, remembered in ready)))
 
-        return asyncio.run(all_calls()) if callable_ else []
+        return asyncio.run(all_calls()) if ready else []
 
     def finish(self, placed: Sequence[_Placed]) -> list[bool]:
         """Record outcomes in one transaction; a claim whose lease another worker took is not recorded
@@ -462,23 +604,54 @@ class Scheduler:
     # -- the server's worker thread ----------------------------------------------------------------
 
     def start_worker(self, interval: float = 1.0) -> None:
-        """Place due calls in a background thread until :meth:`stop_worker`."""
+        """Place due calls in a background thread until :meth:`stop_worker`.
+
+        The thread keeps one event loop: every ``interval`` seconds it claims what is due (at most
+        ``batch`` calls on the line at once) and starts those calls; each call's outcome is recorded
+        when that call ends. Calls run for minutes, so a call due while others are still talking
+        starts within ``interval`` of its due time instead of waiting for them (which is what a
+        claim-place-record batch, :meth:`run_due`, would make it do).
+        """
         if self._thread is not None:
             return
         self._stop.clear()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve(interval)),
+                                        name=f"carecall-{self.name}", daemon=True)
+        self._thread.start()
 
-        def loop() -> None:
-            while not self._stop.is_set():
+    async def _serve(self, interval: float) -> None:
+        on_line: set[asyncio.Task[None]] = set()
+        writing = asyncio.Lock()  # one outcome transaction at a time: SQLite takes one writer anyway
+        while not self._stop.is_set():
+            free = self.batch - len(on_line)
+            ready: list[tuple[Claim, Person, Mapping[str, str]]] = []
+            if free > 0:
                 try:
-                    busy = self.run_due()
+                    async with writing:
+                        ready = await asyncio.to_thread(self._claim_ready, free)
                 except Exception:  # the database away for a moment: the claims' leases keep the calls safe
                     log.exception("carecall worker")
-                    busy = 0
-                if not busy:
-                    self._stop.wait(interval)
+            for claim, person, remembered in ready:
+                task = asyncio.create_task(self._call(claim, person, remembered, writing))
+                on_line.add(task)
+                task.add_done_callback(on_line.discard)
+            if not ready:
+                await asyncio.sleep(interval)
+        # stopping: the calls on the line end and are recorded (a worker killed instead loses nothing:
+        # their leases expire and another worker places them again under the same keys)
+        if on_line:
+            await asyncio.gather(*on_line, return_exceptions=True)
 
-        self._thread = threading.Thread(target=loop, name=f"carecall-{self.name}", daemon=True)
-        self._thread.start()
+    def _claim_ready(self, limit: int) -> list[tuple[Claim, Person, Mapping[str, str]]]:
+        return self._ready(self.claim(limit))
+
+    async def _call(self, claim: Claim, person: Person, remembered: Mapping[str, str], writing: asyncio.Lock) -> None:
+        placed = await self._place(claim, person, remembered)
+        try:
+            async with writing:
+                await asyncio.to_thread(self.finish, [placed])
+        except Exception:  # not recorded: the lease expires and the call is placed again under its key
+            log.exception("carecall worker: recording call %s", claim.key)
 
     def stop_worker(self, timeout: float = 30.0) -> None:
         self._stop.set()
@@ -521,13 +694,32 @@ def _outcome(record: CallRecord | None) -> str:
 # the demo
 
 
+class _FirstThrough:
+    """A dialer that places the first ``n`` calls through ``first`` and every later one through ``rest``."""
+
+    def __init__(self, n: int, first: Dialer, rest: Dialer) -> None:
+        self.left, self.first, self.rest = n, first, rest
+        self.placed_first = 0
+
+    def place(self, person: Person, scenario: Scenario, context: CallContext) -> CallRecord | Awaitable[CallRecord]:
+        if self.left > 0:
+            self.left -= 1
+            self.placed_first += 1
+            return self.first.place(person, scenario, context)
+        return self.rest.place(person, scenario, context)
+
+
 def run_demo(engine_or_service: Engine | Scheduler, people: int = 200, days: int = 3, seed: int = 0, *,
              scenario: str = "covid", times: Sequence[str] = ("09:00", "18:00"), team_id: int | None = None,
-             start_date: str | None = None) -> dict[str, Any]:
+             start_date: str | None = None, audio: int = 0) -> dict[str, Any]:
     """Fill a campaign of ``people`` simulated people for ``days`` days through the simulated dialer on
     an accelerated clock; returns the campaign id, call and outcome counts, alerts by code and the
     wall-clock seconds it took. ``engine_or_service`` is a migrated engine or a :class:`Scheduler`
-    (whose engine and memory are used; its dialer and clock are replaced for the run)."""
+    (whose engine and memory are used; its dialer and clock are replaced for the run). The first
+    ``audio`` calls placed go through the :class:`SimulatedAudioDialer` (espeak-ng speech, reference
+    recogniser) instead of the text channel; their records say ``channel: audio``."""
+    if audio < 0:
+        raise InvalidInput(f"audio={audio}: pass how many calls go through the audio channel (0 or more)")
     from haneul.carecall.alerts import list_alerts
     from haneul.carecall.people import PersonIn, add_people
 
@@ -543,13 +735,19 @@ def run_demo(engine_or_service: Engine | Scheduler, people: int = 200, days: int
     with engine.begin() as conn:
         stored = add_people(conn, [PersonIn(name=p.name, phone=phone, consent=True, consent_date=first.isoformat())
                                    for phone, p in phones.items()], team_id=team_id)
-    scheduler = Scheduler(engine, SimulatedDialer(phones, seed=seed, clock=clock), now=clock, memory=memory)
+    dialer: Dialer = SimulatedDialer(phones, seed=seed, clock=clock)
+    split = None
+    if audio:
+        split = _FirstThrough(audio, SimulatedAudioDialer(phones, seed=seed, clock=clock), dialer)
+        dialer = split
+    scheduler = Scheduler(engine, dialer, now=clock, memory=memory)
     campaign = scheduler.create_campaign(spec, [p.id for p in stored], team_id=team_id, owner="demo")
     scheduler.start(campaign["id"])
     placed = scheduler.run_until_idle(clock)
     done = scheduler.get_campaign(campaign["id"])
     codes = Counter(a["code"] for a in list_alerts(engine, campaign_id=campaign["id"]))
     return {"campaign": campaign["id"], "people": people, "days": days, "calls": placed,
+            "audio_calls": split.placed_first if split else 0,
             "outcomes": done["outcomes"], "alerts": dict(codes), "status": done["status"],
             "seconds": round(time.perf_counter() - wall, 2)}
 

@@ -6,8 +6,9 @@ through acknowledged / assigned / resolved, and read, correct or revert a person
 belongs to a team and is checked like the platform's resources: another team's person, campaign or
 alert answers 404 (its existence is not leaked), a viewer changing one 403. The scheduler's worker
 thread (:mod:`haneul.carecall.scheduler`) starts with the server and places due calls only when a
-dialer is configured (``HANEUL_CARECALL_DIALER``; today ``simulated``, for demos); with ``off``, the
-default, planned calls wait.
+dialer is configured (``HANEUL_CARECALL_DIALER``: ``simulated`` over the text channel or
+``simulated-audio`` over the audio channel, both phoning simulated people, for demos); with ``off``,
+the default, planned calls wait.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from haneul.carecall.alerts import alert_history, change_alert, get_alert, list_
 from haneul.carecall.campaigns import CampaignSpec
 from haneul.carecall.db import ALERT_STATES, MIGRATIONS
 from haneul.carecall.people import Person, get_person, import_csv, list_people
-from haneul.carecall.scheduler import Scheduler
+from haneul.carecall.scheduler import Dialer, Scheduler, SimulatedAudioDialer, SimulatedDialer
 from haneul.errors import InvalidInput
 from haneul.platform.plugins import CurrentPrincipal, NavEntry, Plugin, Principal, ServerContext, errors
 
@@ -75,14 +76,29 @@ class NoteIn(BaseModel):
     note: str | None = Field(None, max_length=2000)
 
 
-DIALERS = ("off", "simulated")
+DIALERS = ("off", "simulated", "simulated-audio")
+
+
+def make_dialer(name: str, settings: Any = None) -> Dialer | None:
+    """The dialer ``HANEUL_CARECALL_DIALER`` names (None for ``off``). ``simulated-audio`` recognises the
+    simulated callers with the speech checkpoint in ``HANEUL_CARECALL_ASR_CHECKPOINT`` when one is set,
+    else with the reference recogniser (it returns what the caller said: the audio path is tested,
+    recognition is not)."""
+    if name not in DIALERS:
+        raise InvalidInput(f"HANEUL_CARECALL_DIALER={name!r} is unknown; choose one of {', '.join(DIALERS)}")
+    if name == "off":
+        return None
+    if name == "simulated":
+        return SimulatedDialer()
+    checkpoint = getattr(settings, "carecall_asr_checkpoint", None)
+    # a real recogniser's text is not word for word what the simulated caller said: read it, no oracle
+    return SimulatedAudioDialer(checkpoint=checkpoint or None, oracle=not checkpoint)
 
 
 def plugin(ctx: ServerContext) -> Plugin:
-    dialer = ctx.settings.carecall_dialer
-    if dialer not in DIALERS:
-        raise InvalidInput(f"HANEUL_CARECALL_DIALER={dialer!r} is unknown; choose one of {', '.join(DIALERS)}")
-    scheduler = Scheduler(ctx.engine)
+    dialer_name = ctx.settings.carecall_dialer
+    dialer = make_dialer(dialer_name, ctx.settings)
+    scheduler = Scheduler(ctx.engine, dialer)
 
     def on_start() -> None:
         # the memories live in the dialogue-memory tables; their own migrations make them when the
@@ -93,7 +109,7 @@ def plugin(ctx: ServerContext) -> Plugin:
         migrate(ctx.engine, DIALOG_MIGRATIONS, version_table=version_table("dialog"))
         # nobody is phoned by a simulator unless the operator asked for one: with no dialer the
         # planned calls wait, visible on the pages, until a channel is configured
-        if dialer == "simulated":
+        if dialer is not None:
             scheduler.start_worker()
 
     from haneul.carecall.stats_routes import stats_router  # imported here: it imports Access from this module

@@ -14,7 +14,9 @@ double negative is a hedged yes, a symptom named in a clause takes that clause's
 ``classifier``: a character n-gram logistic regression trained, seeded, on
 :mod:`haneul.carecall.answers`. ``lm``: an OpenAI-compatible chat model through
 :class:`haneul.dialog.lm.ChatClient`, falling back to the rules when no endpoint is given or it
-fails. ``auto``: the rules where they are confident, else the classifier.
+fails (:class:`LMUnderstander`, for a campaign, leaves a failed endpoint alone for a while and notes it, so
+an LM outage costs a call at most one timeout). ``auto``: the rules where they are confident, else the
+classifier.
 
 A yes/no question about a symptom slot asks whether the symptom is present: "네" fills it True and
 "괜찮아요" (no problem) False. Without a slot (meals, sleep, medicine) "괜찮아요" is a yes and
@@ -23,11 +25,15 @@ A yes/no question about a symptom slot asks whether the symptom is present: "네
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
+import logging
 import re
+import threading
+import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +48,7 @@ __all__ = [
     "METHODS",
     "SYMPTOMS",
     "AnswerClassifier",
+    "LMUnderstander",
     "Understanding",
     "default_classifier",
     "read_count",
@@ -58,6 +65,8 @@ METHODS = ("auto", "rules", "classifier", "lm")
 TEMPERATURE_RANGE = (34.0, 42.5)
 #: below this the rules hand an answer to the classifier under ``method="auto"``
 AUTO_RULES_CONFIDENCE = 0.75
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -724,8 +733,97 @@ def _lm(text: str, expect: str, slot: str | None, client: Any, endpoint: str | N
         reply = client.chat([{"role": "system", "content": LM_SYSTEM},
                              {"role": "user", "content": lm_prompt(text, expect, slot)}])
         return parse_lm_reply(reply, expect, slot)
-    except (LMUnavailable, InvalidInput):
+    except LMUnavailable as exc:
+        log.warning("LM unreachable, the rules read this answer: %s", exc)
         return _rules(text, expect, slot)
+    except InvalidInput:
+        return _rules(text, expect, slot)
+
+
+class _LMHealth:
+    """Whether an endpoint failed lately, shared by every call that uses it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.down_until = float("-inf")
+        self.reason = ""
+
+
+class LMUnderstander:
+    """``understand(method="lm")`` for a whole campaign: an endpoint that fails is left alone for a while.
+
+    Each answer of a call would otherwise wait on a dead endpoint again (up to ``timeout`` seconds
+    per answer, for every answer); here the first failure marks the endpoint down for
+    ``retry_after_s`` and the rules read the answers meanwhile, so an LM outage costs a call at most
+    one ``timeout``. The agent's questions are the scenario's either way; only the reading of the
+    answers changes. The failure is logged once per outage and kept in :attr:`notes`;
+    :meth:`for_call` gives each call its own notes (the dialer copies them into the call's record)
+    while sharing the endpoint's health.
+    """
+
+    def __init__(self, endpoint: str | None = None, *, model: str | None = None, timeout: float = 10.0,
+                 retry_after_s: float = 60.0, client: Any = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if client is None and not endpoint:
+            raise InvalidInput("LMUnderstander needs an endpoint (an OpenAI-compatible base URL such as "
+                               "http://127.0.0.1:8000/v1) or a client")
+        if timeout <= 0 or retry_after_s < 0:
+            raise InvalidInput(f"need timeout > 0 and retry_after_s >= 0; got {timeout}, {retry_after_s}")
+        self.endpoint, self.model, self.timeout, self.retry_after_s = endpoint, model, timeout, retry_after_s
+        self.clock = clock
+        self.notes: list[str] = []
+        self._client = client
+        self._health = _LMHealth()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from haneul.dialog.lm import ChatClient
+
+            self._client = ChatClient(str(self.endpoint), model=self.model, timeout=self.timeout, max_tokens=128)
+        return self._client
+
+    def for_call(self) -> LMUnderstander:
+        """The same endpoint, client and health, with notes of its own: one per call."""
+        view = copy.copy(self)
+        view.notes = []
+        return view
+
+    @property
+    def available(self) -> bool:
+        """False while the endpoint is taken to be down (after a failure, for ``retry_after_s``)."""
+        return self.clock() >= self._health.down_until
+
+    def __call__(self, text: str, expect: str = "yesno", slot: str | None = None, **_: Any) -> Understanding:
+        if not self.available:
+            self._note(self._health.reason)
+            return _rules(text, expect, slot)
+        from haneul.dialog.lm import LMUnavailable
+
+        try:
+            reply = self.client.chat([{"role": "system", "content": LM_SYSTEM},
+                                      {"role": "user", "content": lm_prompt(text, expect, slot)}])
+        except LMUnavailable as exc:
+            self._down(str(exc))
+            return _rules(text, expect, slot)
+        try:
+            return parse_lm_reply(reply, expect, slot)
+        except InvalidInput:  # the LM is up but said something else: this answer only goes to the rules
+            return _rules(text, expect, slot)
+
+    def _down(self, why: str) -> None:
+        with self._health.lock:
+            first = self.clock() >= self._health.down_until
+            self._health.down_until = self.clock() + self.retry_after_s
+            self._health.reason = (f"LM unreachable, answers read by the rules for {self.retry_after_s:g}s: "
+                                   f"{why}")
+        if first:
+            log.warning("%s", self._health.reason)
+        self._note(self._health.reason)
+
+    def _note(self, note: str) -> None:
+        if note and note not in self.notes:
+            self.notes.append(note)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -145,6 +145,8 @@ def simulate(
 def demo(
     people: int = typer.Option(200, "--people", "-n", help="Simulated people to call."),
     days: int = typer.Option(3, "--days", help="Days the campaign runs."),
+    audio: int = typer.Option(0, "--audio", min=0, help="Place this many of the calls (the first ones) through "
+                              "the audio channel: espeak-ng speech both ways, a reference recogniser."),
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -160,5 +162,5 @@ def demo(
     migrate(engine)
     migrate(engine, MIGRATIONS, version_table=version_table("carecall"))
     migrate(engine, DIALOG_MIGRATIONS, version_table=version_table("dialog"))
-    result = run_demo(engine, people=people, days=days, seed=seed)
+    result = run_demo(engine, people=people, days=days, seed=seed, audio=audio)
     output.emit(result, as_json=as_json, title=f"demo campaign {result['campaign']}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -171,21 +172,25 @@ class PhoneVoice:
         self.config = config or AudioConfig()
         self._cache: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
         self._cache_size = cache_size
+        # one voice may serve several calls in worker threads (a dialer's calls share its cache)
+        self._lock = threading.Lock()
 
     def line(self, text: str) -> np.ndarray:
         """One line as int16 samples at the config's rate."""
-        if text in self._cache:
-            self._cache.move_to_end(text)
-            return self._cache[text]
+        with self._lock:
+            if text in self._cache:
+                self._cache.move_to_end(text)
+                return self._cache[text]
         from haneul.speech.synth import check_tools, espeak, phone_channel
 
         check_tools()
         c = self.config
         audio, sr = espeak(text, c.voice, c.speed, c.pitch)
         pcm = _int16(phone_channel(audio, sr, out_rate=c.sample_rate))
-        self._cache[text] = pcm
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[text] = pcm
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
         return pcm
 
     def __call__(self, lines: Sequence[str]) -> np.ndarray:
@@ -630,7 +635,7 @@ def run_simulated(
             clock.advance(time.perf_counter() - t0)
             call.play(reply)
         clock.advance(frame_s)
-    return call.agent.record
+    return _record(call)
 
 
 async def serve(call: AudioCall, endpoint: FrameEndpoint, *, max_s: float = 600.0) -> CallRecord:
@@ -670,4 +675,12 @@ async def serve(call: AudioCall, endpoint: FrameEndpoint, *, max_s: float = 600.
             if lag > 10 * frame_s:
                 deadline = loop.time()
         await asyncio.sleep(max(0.0, deadline - loop.time()))
-    return call.agent.record
+    return _record(call)
+
+
+def _record(call: AudioCall) -> CallRecord:
+    """The agent's record, marked as an audio call and carrying the turn latencies the line measured."""
+    record = call.agent.record
+    record.channel = "audio"
+    record.latencies = [round(x, 4) for x in call.stats.latencies]
+    return record
