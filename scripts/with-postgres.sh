@@ -32,12 +32,17 @@ trap stop EXIT
 
 "${as[@]}" "$bindir/initdb" -D "$dir/data" -U haneul -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
   || { cat "$dir/initdb.log" >&2; exit 1; }
-# fsync off: a test cluster lives for one run; a crash loses nothing anyone keeps
-"${as[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-  -o "-h 127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
-  start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+# fsync off: a test cluster lives for one run, and no test outlives the machine's page cache. Commits
+# stay synchronous (their WAL is written to the kernel before the answer, which costs no fsync), so a
+# test that crashes the server loses no acknowledged commit.
+opts="-h 127.0.0.1 -p $port -k $dir -c fsync=off -c full_page_writes=off -c max_connections=300"
+"${as[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$opts" start >/dev/null \
+  || { cat "$dir/server.log" >&2; exit 1; }
 
 export HANEUL_TEST_POSTGRES_URL="postgresql+psycopg://haneul@127.0.0.1:$port/postgres"
+# what a test needs to crash the server and start it again (tests/platform/platform_helpers.py)
+export HANEUL_TEST_POSTGRES_CTL="${as[*]} $bindir/pg_ctl -D $dir/data -l $dir/server.log"
+export HANEUL_TEST_POSTGRES_OPTS="$opts"
 echo "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$port ($dir)" >&2
 status=0
 "$@" || status=$?

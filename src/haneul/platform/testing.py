@@ -156,7 +156,10 @@ def postgres_database(admin_url: str) -> Iterator[str]:
     from sqlalchemy.engine import make_url
 
     name = f"haneul_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    # no pool: a test that restarted the server must not leave the drop a dead pooled connection
+    from sqlalchemy.pool import NullPool
+
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
