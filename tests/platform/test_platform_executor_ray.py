@@ -1,5 +1,6 @@
 """The Ray executor on a real two-node Ray cluster on loopback: the executor conformance suite, placement
-by a custom resource, and pause / resume and a server restart with a live server running sessions on Ray.
+by a custom resource, pause / resume and a server restart with a live server running sessions on Ray, and a
+session on the worker node that reports, checkpoints to an S3 endpoint (moto), pauses and resumes.
 
 The cluster is a head (``{"head": 1}``) and a second node (``{"accel": 1}``), both ``ray start``
 processes on this machine with their own temp folder and a fresh auth token. Ray rewrites 127.0.0.1 to
@@ -293,3 +294,66 @@ def test_resources_map_to_ray_actor_options() -> None:
         "num_cpus": 2.0, "num_gpus": 1.0, "memory": 4 << 30, "resources": {"accel": 1.0}}
     assert actor_options({"cpus": 0.5, "gpus": 0, "memory": 0}) == {"num_cpus": 0.5, "num_gpus": 0.0}
     assert actor_options(None) == {"num_cpus": 0.0, "num_gpus": 0.0}
+
+
+# counts to 30 like PAUSABLE, more slowly, and saves a checkpoint before it starts counting
+CHECKPOINTED = PAUSABLE.replace('print(f"start at step {step}", flush=True)',
+                                'print(f"start at step {step}", flush=True)\n'
+                                'if step == 0:\n    haneul.save("first", b"initial weights")') \
+    .replace("time.sleep(0.05)", "time.sleep(0.3)")  # both sessions are still running when looked at
+
+
+def _node_of(sid: int) -> str:
+    """The Ray node id session ``sid``'s actor runs on ("" before it is placed)."""
+    import ray
+
+    try:
+        actor = ray.get_actor(f"haneul-session-{sid}", namespace="haneul")
+        return str(ray.get(actor.node.remote(), timeout=10))
+    except (ValueError, ray.exceptions.RayError):
+        return ""
+
+
+@pytest.mark.ray
+def test_a_session_on_the_worker_node_reports_saves_to_s3_pauses_and_resumes(
+        ray_cluster: RayCluster, haneul_home: Path, s3: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+    from platform_helpers import S3_BUCKET
+
+    monkeypatch.setenv("HANEUL_EXECUTOR", "ray")
+    monkeypatch.setenv("HANEUL_RAY_ADDRESS", ray_cluster.address)
+    monkeypatch.setenv("HANEUL_ARTIFACT_ROOT", f"s3://{S3_BUCKET}/ray")
+    monkeypatch.setenv("HANEUL_S3_ENDPOINT_URL", s3)
+    monkeypatch.delenv("HANEUL_CAPACITY_CPUS", raising=False)
+    (tmp_path / "train.py").write_text(CHECKPOINTED)
+    server = start_server(haneul_home)
+    try:
+        with closing(Client(server.url)) as client:
+            # one CPU on each node: two sessions of one CPU each take one node each
+            sids = [client.create_session(command=[sys.executable, "train.py"], cwd=str(tmp_path), cpus=1)["id"]
+                    for _ in range(2)]
+            nodes = wait_for(lambda: all(found := [_node_of(s) for s in sids]) and found, timeout=60)
+            assert sorted(nodes) == sorted([ray_cluster.head_node, ray_cluster.accel_node])
+            sid = sids[nodes.index(ray_cluster.accel_node)]  # the one on the worker node
+            wait_for(lambda: any(k["key"] == "x" and k["count"] >= 5 for k in client.metric_keys(sid)), timeout=60)
+            saved = wait_for(lambda: client.list_checkpoints(sid), timeout=30)
+            assert [c["name"] for c in saved] == ["first"]
+            keys = {o["Key"] for o in boto3.client("s3", endpoint_url=s3).list_objects_v2(
+                Bucket=S3_BUCKET, Prefix=f"ray/sessions/{sid}/").get("Contents", [])}
+            assert f"ray/sessions/{sid}/checkpoints/first" in keys  # in the bucket, not on the server's disk
+            assert not (haneul_home / "artifacts" / "sessions").exists()
+
+            client.pause_session(sid)
+            paused = _session(client, sid, "paused")
+            assert paused["exit_code"] == 0 and paused["reason"] == "paused by request"
+            assert {c["name"] for c in client.list_checkpoints(sid)} == {"first", "step"}
+            client.resume_session(sid)  # it loads its latest checkpoint ("step") from the bucket
+            done = _session(client, sid, "done")
+            assert done["runs"] == 2
+            lines = client.tail_logs(sid, lines=100)["lines"]
+            stopped_at = next(int(line.split()[-1]) for line in lines if line.startswith("paused at step"))
+            assert f"start at step {stopped_at}" in lines and lines[-1] == "finished"
+            assert client.metric_history(sid, "x")["steps"] == list(range(1, 31))
+            _session(client, sids[1 - sids.index(sid)], "done")
+    finally:
+        server.stop()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from platform_helpers import free_port, wait_for
+from platform_helpers import S3_BUCKET, free_port, wait_for
 
 from haneul.errors import IntegrityError, InvalidInput, NotFound, ServerUnavailable
 from haneul.platform.objects import open_folder
@@ -24,29 +24,10 @@ pytest.importorskip("s3fs")
 moto_server = pytest.importorskip("moto.server")
 boto3 = pytest.importorskip("boto3")
 
-BUCKET = "haneul-test"
+BUCKET = S3_BUCKET
 BLOCK = 5 << 20  # s3fs's block size here: S3's smallest part, so a 12 MB file goes up in three parts
 #: fail fast on a dead endpoint: one attempt per call, a short connect timeout
 FAST = {"config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2}}
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[str]:
-    """A moto S3 server with one bucket; yields its endpoint URL."""
-    with pytest.MonkeyPatch.context() as env:
-        for var, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                           "AWS_DEFAULT_REGION": "us-east-1"}.items():
-            env.setenv(var, value)
-        env.delenv("AWS_ENDPOINT_URL", raising=False)
-        server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
-        try:
-            yield endpoint
-        finally:
-            server.stop()
 
 
 def _settings(home: Path, endpoint: str, root: str = f"s3://{BUCKET}/haneul") -> Settings:
