@@ -1,8 +1,10 @@
-"""``haneul backup`` of a running server and ``haneul restore-backup`` into a fresh home (on SQLite, or
-from PostgreSQL into SQLite under ``make test-postgres``), compared through the API."""
+"""``haneul backup`` of a running server and ``haneul restore-backup`` into a fresh home (on SQLite; under
+``make test-postgres`` from PostgreSQL into SQLite and into a new PostgreSQL database), compared
+through the API."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -16,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from platform_helpers import BIN, LiveServer, start_server, wait_for
+
+from haneul.platform.testing import POSTGRES_URL_VAR, postgres_database
 
 TRAIN = textwrap.dedent("""
     import math, pathlib, haneul
@@ -108,18 +112,29 @@ def test_backup_of_a_running_server_restores_into_a_fresh_home(live_server: Live
     before = _state(http)
     live_server.stop()
 
-    fresh = tmp_path / "fresh"
-    res = _cli(_home_env(fresh), "restore-backup", str(dest))
-    assert res.returncode == 0, res.stderr
-    _one_line_error(_cli(_home_env(fresh), "restore-backup", str(dest)), "already holds data")
+    with contextlib.ExitStack() as stack:
+        targets = {"sqlite": None}
+        admin_url = os.environ.get(POSTGRES_URL_VAR)
+        if admin_url:
+            targets["postgresql"] = stack.enter_context(postgres_database(admin_url))
+        for kind, db_url in targets.items():
+            fresh = tmp_path / f"fresh-{kind}"
+            env = dict(_home_env(fresh), **({"HANEUL_DB_URL": db_url} if db_url else {}))
+            res = _cli(env, "restore-backup", str(dest))
+            assert res.returncode == 0, res.stderr
+            _one_line_error(_cli(env, "restore-backup", str(dest)), "already holds data")
+            monkeypatch.setenv("HANEUL_DB_URL", env["HANEUL_DB_URL"])
+            restored = start_server(fresh)
+            try:
+                _check_restored(restored, alice, before, live)
+            finally:
+                restored.stop()
 
-    monkeypatch.setenv("HANEUL_DB_URL", f"sqlite:///{fresh / 'haneul.db'}")
-    restored = start_server(fresh)
-    try:
-        after = _state(restored.http(timeout=30))
-        whoami = httpx.get(f"{restored.url}/api/v1/whoami", headers={"Authorization": f"Bearer {alice}"}).json()
-    finally:
-        restored.stop()
+
+def _check_restored(restored: LiveServer, alice: str, before: dict[int, dict[str, Any]], live: int) -> None:
+    """The restored server answers as the original did (the live session: a prefix of its history)."""
+    after = _state(restored.http(timeout=30))
+    whoami = httpx.get(f"{restored.url}/api/v1/whoami", headers={"Authorization": f"Bearer {alice}"}).json()
     assert whoami["name"] == "alice" and whoami["teams"] == {"nlp": "member"}
     assert sorted(after) == sorted(before)
     toy = next(sid for sid in before if sid != live)
@@ -133,6 +148,9 @@ def test_backup_of_a_running_server_restores_into_a_fresh_home(live_server: Live
     full_steps, full_values = before[live]["metrics"]["value"]
     assert 0 < len(steps) <= len(full_steps) and steps == full_steps[:len(steps)]
     assert values == full_values[:len(values)] and after[live]["name"] == "live"
+    # new rows take fresh ids after the restored ones (PostgreSQL's sequences were moved past them)
+    with restored.http(timeout=30) as http:
+        assert http.post("/api/v1/teams", json={"name": "after-restore"}).status_code == 201
 
 
 @pytest.fixture(scope="module")
