@@ -189,19 +189,24 @@ def generate_cmd(
     seed: OptionalSeedOpt = None,
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print tokens as they come (one prompt only).")] = True,
     chat: Annotated[bool, typer.Option(help="Wrap the prompt as a user message in the model's chat template.")] = False,
+    alphas: Annotated[Path | None, typer.Option("--alphas", help="AlphaTuning task file (from `haneul quant alphatune`) whose scales a quantised base decodes with.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Complete prompts with a model (KV cache, sampling controls, streaming)."""
+    """Complete prompts with a model (KV cache, sampling controls, streaming).
+
+    MODEL may be a quantised base from `haneul quant quantize`: it decodes on its packed codes, with a
+    task's scales when --alphas is given.
+    """
     from haneul.lm.generate import SamplingParams
     from haneul.lm.registry import resolve
     from haneul.lm.serve import ModelPool
 
-    pool = ModelPool()
     source = resolve(model)
     if source.kind == "remote":
         from haneul.errors import InvalidInput
 
         raise InvalidInput(f"{model} is a remote model; query it with its own API at {source.location}")
+    pool = ModelPool(alphas={source.name: str(_task_file(alphas))} if alphas is not None else None)
     gen = pool.local(source).gen
     if chat:
         prompts = [gen.render_chat([{"role": "user", "content": p}]) for p in prompts]
@@ -221,9 +226,10 @@ def generate_cmd(
 
 @app.command("serve")
 def serve_cmd(
-    models: Annotated[list[str], typer.Argument(help="Models to serve: names from `haneul lm models`, folders, or NAME=FOLDER / NAME=URL.")],
+    models: Annotated[list[str], typer.Argument(help="Models to serve: names from `haneul lm models`, folders (quantised bases too), or NAME=FOLDER / NAME=URL.")],
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    alphas: Annotated[list[str] | None, typer.Option("--alphas", help="NAME=FILE: serve quantised base NAME with this AlphaTuning task file's scales (repeatable). To serve one base with and without a task, give it twice under two names.")] = None,
 ) -> None:
     """Serve models over an OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions)."""
     import uvicorn
@@ -239,8 +245,33 @@ def serve_cmd(
         else:
             source = resolve(item)
             mapping[source.name] = source.location
+    tasks = _parse_alphas(alphas or [], mapping)
     output.note(f"serving {', '.join(mapping)} at http://{host}:{port}/v1")
-    uvicorn.run(create_app(mapping), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(mapping, alphas=tasks), host=host, port=port, log_level="info")
+
+
+def _task_file(path: Path) -> Path:
+    from haneul.errors import NotFound
+
+    path = path.expanduser()
+    if not path.is_file():
+        raise NotFound(f"task file {path} does not exist; create one with `haneul quant alphatune`")
+    return path.resolve()
+
+
+def _parse_alphas(items: list[str], served: dict[str, str]) -> dict[str, str]:
+    """``NAME=FILE`` options -> {name: task file}; every NAME must be one of the served models."""
+    from haneul.errors import InvalidInput
+
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, file = item.partition("=")
+        if not sep or not name or not file:
+            raise InvalidInput(f"--alphas {item!r} is not NAME=FILE; write e.g. --alphas nsmc=./nsmc.alphas.safetensors")
+        if name not in served:
+            raise InvalidInput(f"--alphas names {name!r}, which is not served; serve one of: {', '.join(served)}")
+        out[name] = str(_task_file(Path(file)))
+    return out
 
 
 @app.command("models")

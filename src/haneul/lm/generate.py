@@ -108,6 +108,7 @@ class Generator:
         self.tokenizer = tokenizer
         self.name = name
         self.chat_template = chat_template
+        self.soft_prompt: torch.Tensor | None = None  # learned vectors put before every prompt
         eos = model.config.eos_token_id
         self.eos_ids = {int(eos)} if eos is not None else set()
         try:  # a tokenizer without an end-of-text token (e.g. one that uses </s>) has no eos_id
@@ -123,7 +124,19 @@ class Generator:
 
     @property
     def context_window(self) -> int:
-        return self.model.config.max_seq_len
+        """Tokens a prompt and its answer may take: the model's window less a soft prompt's vectors."""
+        taken = 0 if self.soft_prompt is None else int(self.soft_prompt.shape[0])
+        return self.model.config.max_seq_len - taken
+
+    def with_soft_prompt(self, vectors: torch.Tensor) -> Generator:
+        """Put ``vectors`` [n, d_model] (a soft prompt learned by :func:`haneul.lm.ptuning.ptune`) before
+        every prompt, at positions 0..n-1 as in training; the prompt's tokens follow at n, n+1, ..."""
+        d_model = self.model.config.d_model
+        if vectors.dim() != 2 or vectors.shape[1] != d_model or not 0 < vectors.shape[0] < self.model.config.max_seq_len:
+            raise InvalidInput(f"a soft prompt of shape {tuple(vectors.shape)} does not fit {self.name} "
+                               f"(hidden size {d_model}); learn it on this model")
+        self.soft_prompt = vectors.detach().to(next(self.model.parameters()).dtype)
+        return self
 
     @property
     def device(self) -> torch.device:
@@ -157,6 +170,40 @@ class Generator:
         tok = HaneulTokenizer(hf_tokenizer.backend_tokenizer, {"kind": "external"})
         template = getattr(hf_tokenizer, "chat_template", None)
         return cls(model, tok, name=name, chat_template=template if isinstance(template, str) else None)
+
+    @classmethod
+    def from_quantized(
+        cls,
+        folder: str | os.PathLike[str],
+        *,
+        alphas: str | os.PathLike[str] | None = None,
+        name: str | None = None,
+    ) -> Generator:
+        """Load a BCQ quantised base (``haneul quant quantize``) into haneul's GPT, optionally with an
+        AlphaTuning task file's scales (AlphaTuning §3.2: one shared base, a small file per task).
+
+        The quantised projections stay packed :class:`~haneul.quant.layers.BCQLinear` layers, so
+        decoding runs the lookup-table kernel on the codes; everything else is the dense model. The
+        base's weights and checksum are verified, and a task file must name this base's checksum.
+        """
+        from haneul.lm.config import GPTConfig
+        from haneul.lm.tokenizer import load_tokenizer
+        from haneul.quant.model import install_bcq_layers, load_base_weights, read_base_meta
+
+        path = Path(folder)
+        meta = read_base_meta(path)
+        if not (path / "tokenizer.json").is_file():
+            raise NotFound(
+                f"no tokenizer.json in the quantised base {path}; copy the source model's tokenizer files into it "
+                "(or quantise again from a folder that has them)"
+            )
+        cfg = GPTConfig.from_hf(json.loads((path / "config.json").read_text(encoding="utf-8")))
+        model = GPT(cfg)
+        install_bcq_layers(model, meta["layers"])
+        load_base_weights(model, path, meta)
+        if alphas is not None:
+            _apply_task_alphas(model, Path(alphas), path, meta["checksum"])
+        return cls(model, load_tokenizer(path), name=name or path.name, chat_template=_read_chat_template(path))
 
     # -- prompts
     def encode_prompt(self, prompt: str) -> list[int]:
@@ -203,12 +250,19 @@ class Generator:
             gen = torch.Generator(device=dev)
             gen.manual_seed(p.seed)
         dtype = next(self.model.parameters()).dtype
-        cache = KVCache.empty(self.model.config, B, longest + budget, dev, dtype)
+        n_soft = 0 if self.soft_prompt is None else int(self.soft_prompt.shape[0])
+        cache = KVCache.empty(self.model.config, B, n_soft + longest + budget, dev, dtype)
         fused = self.model.fuse_projections()
+        if self.soft_prompt is not None:  # the learned vectors first, at positions 0..n-1, for every row
+            soft = self.soft_prompt.to(dev)[None].expand(B, n_soft, -1)
+            first = torch.arange(n_soft, device=dev)[None].expand(B, n_soft)
+            self.model.forward_cached(first, cache, first, None, last_only=True, fused=fused, embeds=soft)
+            key_mask = torch.cat([torch.ones(B, n_soft, dtype=key_mask.dtype, device=dev), key_mask], dim=1)
+            positions = positions + n_soft
         done = [False] * B
         context = idx
         logits = self.model.forward_cached(
-            idx, cache, positions, key_mask[:, :longest] if padded else None, last_only=True, fused=fused
+            idx, cache, positions, key_mask[:, : n_soft + longest] if padded else None, last_only=True, fused=fused
         )[:, -1]
         pos = positions[:, -1:]
         for step in range(budget):
@@ -306,6 +360,19 @@ def render_chat(template: str | None, messages: Sequence[dict[str, str]], add_ge
     return env.from_string(template or CHAT_TEMPLATE).render(
         messages=list(messages), add_generation_prompt=add_generation_prompt, bos_token="", eos_token=""
     )
+
+
+def _apply_task_alphas(model: GPT, task_file: Path, base: Path, checksum: str) -> None:
+    """Put an AlphaTuning task file's scales into ``model``; the file must have been trained on this base."""
+    from haneul.quant.alphatuning import load_task_alphas, read_task_meta
+
+    trained_on = str(read_task_meta(task_file).get("base_checksum"))
+    if trained_on != checksum:
+        raise InvalidInput(
+            f"task file {task_file} was trained on base {trained_on[:12]}, but {base} is base {checksum[:12]}; "
+            "pass the task file made for this base"
+        )
+    load_task_alphas(model, task_file)
 
 
 def _read_chat_template(folder: Path) -> str | None:

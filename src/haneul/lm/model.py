@@ -257,15 +257,18 @@ class GPT(nn.Module):
         key_mask: torch.Tensor | None = None,
         last_only: bool = False,
         fused: bool = False,
+        embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits of the new tokens ``idx`` [B, T] at ``positions`` [B, T], attending to the cache.
 
         ``key_mask`` [B, cache.length + T] marks real (non-padding) tokens; ``None`` means no padding.
         ``last_only`` computes the logits of the last position only (all a sampler needs after a prompt).
         ``fused`` takes the decoding fast path; the caller vouches for :meth:`projections_fused`.
+        ``embeds`` [B, T, d_model] are input vectors that stand in for the tokens' embeddings (a learned
+        soft prompt); ``idx`` then only gives the shape.
         """
         B, T = idx.shape
-        x = self.model.embed_tokens(idx)
+        x = self.model.embed_tokens(idx) if embeds is None else embeds.to(self.model.embed_tokens.weight.dtype)
         total = cache.length + T
         mask = None
         if key_mask is not None or (T > 1 and cache.length > 0):

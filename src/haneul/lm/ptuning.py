@@ -19,10 +19,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from haneul.errors import InvalidInput, NotFound
+from haneul.errors import HaneulError, InvalidInput, NotFound
 from haneul.io import atomic_dir
 
-__all__ = ["PTuneConfig", "ptune", "read_nsmc"]
+__all__ = ["PTuneConfig", "SOFT_PROMPT_FILE", "load_soft_prompt", "main", "ptune", "read_nsmc"]
+
+#: the learned prompt as plain vectors ``prompt`` [virtual tokens, hidden] (for p-tuning, the prompt
+#: encoder's output), so a generator can put it before any prompt without PEFT
+SOFT_PROMPT_FILE = "soft_prompt.safetensors"
+RECORD_FILE = "haneul-ptune.json"
 
 
 @dataclass
@@ -124,6 +129,9 @@ def _load(model: str) -> tuple[Any, Any, Path]:
     source = resolve(model)
     if source.kind == "remote":
         raise InvalidInput(f"model {model!r} is a remote endpoint; prompt tuning needs local weights (a model folder)")
+    if source.kind == "bcq":
+        raise InvalidInput(f"model {model!r} is a quantised base; prompt tuning needs full weights "
+                           "(the model folder it was quantised from)")
     if source.kind == "smollm2":
         from haneul.lm.models.smollm2 import smollm2_dir
 
@@ -204,9 +212,57 @@ def ptune(cfg: PTuneConfig) -> dict[str, Any]:
     haneul.report(step=cfg.steps, ptune_accuracy=tuned, icl_accuracy=few_shot, zero_shot_accuracy=zero_shot)
     if cfg.out:
         out = Path(cfg.out)
-        record = {**result, "config": asdict(cfg), "base": str(folder)}
+        record = {**result, "config": asdict(cfg), "base": str(Path(folder).resolve())}
+        from safetensors.torch import save_file
+
+        with torch.no_grad():
+            vectors = model.get_prompt(batch_size=1)[0].detach().float().contiguous()
         with atomic_dir(out) as tmp:
             model.save_pretrained(tmp)
-            (tmp / "haneul-ptune.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            save_file({"prompt": vectors}, str(tmp / SOFT_PROMPT_FILE))
+            (tmp / RECORD_FILE).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         result["saved"] = str(out)
     return result
+
+
+def load_soft_prompt(folder: str | os.PathLike[str]) -> tuple[Path, Any, dict[str, Any]]:
+    """``(base model folder, prompt vectors [virtual tokens, hidden], record)`` of a folder :func:`ptune` saved."""
+    from safetensors.torch import load_file
+
+    path = Path(folder)
+    if not (path / RECORD_FILE).is_file() or not (path / SOFT_PROMPT_FILE).is_file():
+        raise NotFound(f"{path} is not a learned soft prompt (no {RECORD_FILE} and {SOFT_PROMPT_FILE}); "
+                       "make one with `haneul lm ptune --out`")
+    record = json.loads((path / RECORD_FILE).read_text(encoding="utf-8"))
+    base = Path(record["base"])
+    if not base.is_dir():
+        raise NotFound(f"the soft prompt in {path} was learned on {base}, which no longer exists; restore that model")
+    return base, load_file(str(path / SOFT_PROMPT_FILE))["prompt"], record
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m haneul.lm.ptuning CONFIG.json``: :func:`ptune` with a JSON :class:`PTuneConfig` (how the
+    studio runs it as a platform session); prints the result as JSON."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m haneul.lm.ptuning CONFIG.json", file=sys.stderr)
+        return 2
+    try:
+        fields = json.loads(Path(args[0]).read_text(encoding="utf-8"))
+        if "verbalizers" in fields:  # JSON object keys are strings
+            fields["verbalizers"] = {int(k): v for k, v in fields["verbalizers"].items()}
+        result = ptune(PTuneConfig(**fields))
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"error: cannot run p-tuning from {args[0]}: {exc}", file=sys.stderr)
+        return 2
+    except HaneulError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

