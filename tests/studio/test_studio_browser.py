@@ -3,6 +3,7 @@ the answer, saving a new version and diffing it with the first."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -70,3 +71,45 @@ def test_playground_counts_runs_saves_and_diffs(live: Live, page: Any) -> None:
     assert page.is_enabled("#run-btn") and not page.is_enabled("#stop-btn")
     with live.http() as c:
         wait_for(lambda: c.get("/api/v1/studio/runs", params={"limit": 1}).json()[0]["status"] == "stopped", timeout=30)
+
+
+@pytest.mark.browser
+def test_compare_two_presets_then_batch_test_one_on_200_rows(live: Live, page: Any, tmp_path: Path) -> None:
+    with live.http() as c:
+        for name, tokens in (("left", 3), ("right", 2)):
+            body = {**PRESET, "name": f"side-{name}", "params": {**PRESET["params"], "max_tokens": tokens}}
+            assert c.post("/api/v1/studio/presets", json=body).status_code == 201
+    page.goto(live.login_url("/studio/compare"))
+    columns = page.locator("#compare-columns section")
+    assert columns.count() == 2
+    columns.nth(0).locator(".c-preset").select_option(label="side-left (v1)")
+    columns.nth(1).locator(".c-preset").select_option(label="side-right (v1)")
+    page.fill("#compare-input", "정말 좋다")
+    page.click("#compare-run")
+    page.wait_for_function("[...document.querySelectorAll('.c-stats')].every((e) => e.textContent.includes('tokens'))")
+    for i, name in enumerate(("side-left", "side-right")):
+        with live.http() as c:
+            run = c.get("/api/v1/studio/runs", params={"preset": name, "limit": 1}).json()[0]
+        assert columns.nth(i).locator(".c-output").text_content() == run["output"] and run["status"] == "done"
+        assert f"+ {3 - i} tokens" in columns.nth(i).locator(".c-stats").text_content()
+    assert page.is_enabled("#compare-run") and page.is_hidden("#compare-error")
+
+    # the batch test page: a table of 200 reviews uploaded, the test followed to its score
+    table = tmp_path / "reviews.csv"
+    table.write_text("document,label\n" + "".join(f"{'정말 좋다' if i % 2 else '영화가 싫다'},{i % 2}\n"
+                                                  for i in range(200)), encoding="utf-8")
+    live.app.state.platform.server_url = live.url  # the session reports its progress to this server
+    page.goto(live.login_url("/studio/batch"))
+    form = page.locator("#batch-form")
+    form.locator("select[name=preset]").select_option(label="side-left")
+    form.locator("input[name=upload]").set_input_files(str(table))
+    form.locator("input[name=label_map]").fill('{"0": "부정", "1": "긍정"}')
+    with page.expect_navigation():
+        form.locator("button[type=submit]").click()
+    tid = int(page.url.rsplit("/", 1)[1])
+    page.wait_for_function("document.getElementById('batch-status').textContent === 'done'", timeout=120_000)
+    with live.http() as c:
+        test = c.get(f"/api/v1/studio/batch-tests/{tid}").json()
+    assert test["status"] == "done" and test["n_rows"] == 200 and test["dataset"] == "upload:reviews.csv"
+    assert page.text_content("#batch-score") == f"{test['score']:.2f}"
+    assert page.locator("#batch-rows tbody tr").count() == 200

@@ -23,7 +23,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from typing import Any
 from haneul.errors import HaneulError, InvalidInput, NotFound
 from haneul.studio.prompt import Assembled, Params, assemble
 
-__all__ = ["METRICS", "BatchJob", "RowResult", "Scorer", "first_word", "generate_batch", "run_job", "main"]
+__all__ = ["METRICS", "SessionJobs", "BatchJob", "RowResult", "Scorer", "first_word", "generate_batch", "run_job", "main"]
 
 METRICS = ("accuracy", "exact_match", "char_f1", "bleu", "chrf")
 JOB_FILE = "job.json"
@@ -156,6 +156,10 @@ def job_backend(job: BatchJob) -> Any:
     model = str(job.content["model"])
     if spec["kind"] == "remote":
         return RemoteBackend(model, spec["url"], spec["remote_model"], spec.get("window"))
+    if spec.get("soft_prompt"):
+        from haneul.studio.ptune import SoftPromptModel
+
+        return LocalBackend(model, SoftPromptModel(Path(spec["soft_prompt"])))
     from haneul.lm.serve import ModelPool
 
     pool = ModelPool(root=Path(spec["root"]))
@@ -284,18 +288,91 @@ if __name__ == "__main__":
 # the server's side: start a test as a session, and record its score when the session ends
 
 
-class BatchTests:
-    """The ``studio_batch_tests`` table and the tests' job folders (``<folder>/<id>``)."""
+class SessionJobs:
+    """A table of jobs that each run as a platform session (``id``, ``status``, ``session_id``, ``error``,
+    ``finished_at``, ``team_id`` columns), with their folders under ``<folder>/<id>``."""
+
+    table: Any  # the job table
+    noun = "job"  # what a message calls one
+    route = ""  # where they are listed, for a not-found message
 
     def __init__(self, engine: Any, folder: Path, platform: Any) -> None:
         self.engine = engine
         self.folder = folder
         self.platform = platform
 
+    def _finish(self, jid: int, **values: Any) -> None:
+        from sqlalchemy import update
+
+        with self.engine.begin() as conn:
+            conn.execute(update(self.table).where(self.table.c.id == jid).values(finished_at=time.time(), **values))
+
+    def _row(self, jid: int) -> dict[str, Any]:
+        from sqlalchemy import select
+
+        with self.engine.connect() as conn:
+            row = conn.execute(select(self.table).where(self.table.c.id == jid)).first()
+        if row is None:
+            raise NotFound(f"{self.noun} {jid} not found; list them with GET {self.route}")
+        return dict(row._mapping)
+
+    def get(self, jid: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _launch(self, jid: int, prepare: Callable[[], object], **session: Any) -> dict[str, Any]:
+        """Write the job's folder (``prepare``) and start its session; a failure fails the job and is raised."""
+        from sqlalchemy import update
+
+        try:
+            prepare()
+            started = self.platform.create_session(brief=True, **session)
+        except Exception as exc:
+            self._finish(jid, status="failed", error=str(exc).splitlines()[0][:500] if str(exc) else repr(exc))
+            raise
+        with self.engine.begin() as conn:
+            conn.execute(update(self.table).where(self.table.c.id == jid)
+                         .values(session_id=int(started["id"]), status="running"))
+        return self.get(jid)
+
+    def _session_ended(self, row: dict[str, Any]) -> str | None:
+        """The status of the job's session once it has ended (``done``, ``failed``, ...), else None; a
+        session that is gone fails the job."""
+        sid = int(row["session_id"])
+        try:
+            status = str(self.platform.session_state(sid)["status"])
+        except NotFound:
+            self._finish(row["id"], status="failed", error=f"session {sid} is gone")
+            return "gone"
+        return status if status in ("done", "failed", "stopped", "lost") else None
+
+    def _ids(self, *, teams: Any, limit: int, where: Any = None) -> list[int]:
+        from sqlalchemy import select
+
+        query = select(self.table.c.id).order_by(self.table.c.id.desc()).limit(limit)
+        if teams is not None:
+            query = query.where(self.table.c.team_id.in_(list(teams)))
+        if where is not None:
+            query = query.where(where)
+        with self.engine.connect() as conn:
+            return [r.id for r in conn.execute(query)]
+
+
+class BatchTests(SessionJobs):
+    """The ``studio_batch_tests`` table and the tests' job folders (``<folder>/<id>``)."""
+
+    noun = "batch test"
+    route = "/api/v1/studio/batch-tests"
+
+    @property
+    def table(self) -> Any:  # type: ignore[override]
+        from haneul.studio.db import batch_tests
+
+        return batch_tests
+
     def start(self, *, job: BatchJob, team_id: int | None, preset_version_id: int, dataset: str,
               input_column: str, expected_column: str, created_by: str) -> dict[str, Any]:
         """Record the test, write its job folder and start its session."""
-        from sqlalchemy import insert, update
+        from sqlalchemy import insert
 
         from haneul.studio.db import batch_tests
 
@@ -309,38 +386,10 @@ class BatchTests:
                 n_rows=len(job.rows), metric=job.metric, rows_done=0, status="queued", created_by=created_by,
                 created_at=time.time())).inserted_primary_key[0])  # type: ignore[index]
         folder = self.folder / str(tid)
-        try:
-            BatchJob(**{**asdict(job), "test_id": tid}).save(folder)
-            session = self.platform.create_session(
-                command=[sys.executable, "-m", "haneul.studio.batch", str(folder)], name=f"studio-batch-{tid}",
-                owner=created_by, team_id=team_id, cpus=1.0, project="studio-batch",
-                tags={"studio_batch_test": str(tid)}, brief=True)
-        except Exception as exc:
-            self._finish(tid, status="failed", error=str(exc).splitlines()[0][:500] if str(exc) else repr(exc))
-            raise
-        with self.engine.begin() as conn:
-            conn.execute(update(batch_tests).where(batch_tests.c.id == tid)
-                         .values(session_id=int(session["id"]), status="running"))
-        return self.get(tid)
-
-    def _finish(self, tid: int, **values: Any) -> None:
-        from sqlalchemy import update
-
-        from haneul.studio.db import batch_tests
-
-        with self.engine.begin() as conn:
-            conn.execute(update(batch_tests).where(batch_tests.c.id == tid).values(finished_at=time.time(), **values))
-
-    def _row(self, tid: int) -> dict[str, Any]:
-        from sqlalchemy import select
-
-        from haneul.studio.db import batch_tests
-
-        with self.engine.connect() as conn:
-            row = conn.execute(select(batch_tests).where(batch_tests.c.id == tid)).first()
-        if row is None:
-            raise NotFound(f"batch test {tid} not found; list them with GET /api/v1/studio/batch-tests")
-        return dict(row._mapping)
+        return self._launch(
+            tid, lambda: BatchJob(**{**asdict(job), "test_id": tid}).save(folder),
+            command=[sys.executable, "-m", "haneul.studio.batch", str(folder)], name=f"studio-batch-{tid}",
+            owner=created_by, team_id=team_id, cpus=1.0, project="studio-batch", tags={"studio_batch_test": str(tid)})
 
     def get(self, tid: int) -> dict[str, Any]:
         """A test, brought up to date with its session: progress while it runs, the score once it ended."""
@@ -351,21 +400,19 @@ class BatchTests:
 
     def _refresh(self, row: dict[str, Any]) -> dict[str, Any]:
         sid = int(row["session_id"])
-        try:
-            state = self.platform.session_state(sid)
-        except NotFound:
-            self._finish(row["id"], status="failed", error=f"session {sid} is gone")
+        ended = self._session_ended(row)
+        if ended == "gone":
             return self._row(row["id"])
-        status = state["status"]
-        if status in ("done", "failed", "stopped", "lost"):
+        if ended is not None:
             summary = read_summary(self.folder / str(row["id"]))
-            if status == "done" and summary is not None:
+            if ended == "done" and summary is not None:
                 self._finish(row["id"], status="done", score=float(summary["score"]),
                              rows_done=int(summary["n_rows"]))
             else:
-                reason = state.get("reason") or f"the session ended {status} without a result"
+                reason = self.platform.session_state(sid).get("reason") or f"the session ended {ended} without a result"
                 self._finish(row["id"], status="failed", error=f"session {sid}: {reason}"[:500])
             return self._row(row["id"])
+        status = self.platform.session_state(sid)["status"]
         latest = self.platform.latest_metrics([sid]).get(sid, {})
         out = dict(row)
         out["status"] = "running" if status == "running" else "queued"
@@ -375,18 +422,8 @@ class BatchTests:
         return out
 
     def list_tests(self, *, teams: Any, version_ids: Sequence[int] | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        from sqlalchemy import select
-
-        from haneul.studio.db import batch_tests
-
-        query = select(batch_tests.c.id, batch_tests.c.status).order_by(batch_tests.c.id.desc()).limit(limit)
-        if teams is not None:
-            query = query.where(batch_tests.c.team_id.in_(list(teams)))
-        if version_ids is not None:
-            query = query.where(batch_tests.c.preset_version_id.in_(list(version_ids)))
-        with self.engine.connect() as conn:
-            ids = [r.id for r in conn.execute(query)]
-        return [self.get(i) for i in ids]
+        where = None if version_ids is None else self.table.c.preset_version_id.in_(list(version_ids))
+        return [self.get(i) for i in self._ids(teams=teams, limit=limit, where=where)]
 
     def outputs(self, tid: int, *, offset: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         return read_outputs(self.folder / str(tid), offset=offset, limit=limit)

@@ -134,6 +134,9 @@ def tools_router(studio: Studio, catalog: Catalog, ctx: ServerContext) -> APIRou
         backend = catalog.backend(content.model, principal.readable_teams(), prefer_team=team_id)
         if isinstance(backend, LocalBackend):
             where: dict[str, Any] = {"kind": "local", "root": str(catalog.root)}
+            soft = getattr(backend._local, "folder", None)  # a learned soft prompt: its folder, not a pool name
+            if soft is not None:
+                where["soft_prompt"] = str(soft)
         elif isinstance(backend, RemoteBackend):
             where = {"kind": "remote", "url": backend.url, "remote_model": backend.remote_model,
                      "window": backend.window}

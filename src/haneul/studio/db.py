@@ -154,3 +154,25 @@ filters = Table(
     Column("updated_by", String(64), nullable=False),
     Column("updated_at", Float, nullable=False),
 )
+
+#: a soft prompt learned from a preset's prompt on a labelled table (``accuracy``: zero-shot, k-shot in
+#: context and tuned, on the held-out rows); once ``done`` it is the model ``ptune:NAME`` of its team
+ptune_jobs = Table(
+    "studio_ptune_jobs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("team_id", Integer, nullable=True, index=True),
+    Column("preset_version_id", Integer, nullable=False, index=True),
+    Column("name", String(64), nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("base_model", String(200), nullable=False),
+    Column("dataset", String(600), nullable=False),
+    Column("n_train", Integer, nullable=False),
+    Column("n_test", Integer, nullable=False),
+    Column("session_id", Integer, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("accuracy", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+)

@@ -18,6 +18,7 @@ imports torch until a local model is used.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Collection, Generator, Mapping
 from dataclasses import dataclass
@@ -110,6 +111,25 @@ class LocalBackend:
 # remote models: any OpenAI-compatible server
 
 
+_client_lock = threading.Lock()
+_client: Any = None
+
+
+def _http() -> Any:
+    """The one HTTP client every remote model's requests share. A new ``httpx.Client`` builds an SSL context
+    and loads the CA bundle (26-42 ms on a busy 2-core machine) even for an http:// URL, which a client per
+    run added to every run's time to first token; a shared one also keeps connections alive. Its limit
+    covers a batch test's largest batch of concurrent requests."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            import httpx
+
+            _client = httpx.Client(timeout=httpx.Timeout(600, connect=5),
+                                   limits=httpx.Limits(max_connections=256, max_keepalive_connections=32))
+        return _client
+
+
 class RemoteBackend:
     """An OpenAI-compatible server at ``url`` (its base, ending in ``/v1``) serving ``remote_model``."""
 
@@ -152,8 +172,7 @@ class RemoteBackend:
         self.usage = {}
         where = f"the model endpoint {self.name} ({self.url})"
         try:
-            with httpx.Client(timeout=httpx.Timeout(600, connect=5)) as client, \
-                    client.stream("POST", self.url + path, json=self.payload(prompt, params)) as resp:
+            with _http().stream("POST", self.url + path, json=self.payload(prompt, params)) as resp:
                 if resp.status_code != 200:
                     resp.read()
                     raise UpstreamError(f"{where} answered {resp.status_code}: {_message(resp.text)}")
@@ -205,7 +224,7 @@ def _split_url(location: str) -> tuple[str, str]:
 class ModelChoice:
     name: str
     kind: str  # local | remote
-    origin: str  # embedded | registered | home | plugin | team
+    origin: str  # embedded | registered | home | plugin | team | ptune
     team_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -218,10 +237,12 @@ class Catalog:
     plugin; the teams' own endpoints live in the ``studio_endpoints`` table."""
 
     def __init__(self, engine: Engine, *, root: Path, remotes: Mapping[str, str] | None = None,
-                 pool: Any = None) -> None:
+                 pool: Any = None, soft_prompts: Any = None) -> None:
         self.engine = engine
         self.root = root
         self.remotes = dict(remotes or {})
+        # the teams' learned soft prompts (haneul.studio.ptune.PTuneJobs), picked as ptune:NAME
+        self.soft_prompts = soft_prompts
         if pool is None:
             from haneul.lm.serve import ModelPool
 
@@ -234,6 +255,11 @@ class Catalog:
         out += [ModelChoice(name, "remote", "plugin") for name in self.remotes]
         out += [ModelChoice(ENDPOINT_PREFIX + e["name"], "remote", "team", e["team_id"])
                 for e in self.list_endpoints(teams)]
+        if self.soft_prompts is not None:
+            from haneul.studio.ptune import PTUNE_PREFIX
+
+            out += [ModelChoice(PTUNE_PREFIX + j["name"], "local", "ptune", j["team_id"])
+                    for j in self.soft_prompts.done(teams)]
         return out
 
     def backend(self, name: str, teams: Collection[int] | None, *, prefer_team: int | None = None) -> Backend:
@@ -243,6 +269,13 @@ class Catalog:
             if found:
                 e = found[0]
                 return RemoteBackend(name, e["url"], e["remote_model"], e["context_window"])
+        elif self.soft_prompts is not None and name.startswith("ptune:"):
+            from haneul.studio.ptune import PTUNE_PREFIX, SoftPromptModel
+
+            tuned = [j for j in self.soft_prompts.done(teams) if j["name"] == name[len(PTUNE_PREFIX):]]
+            tuned.sort(key=lambda j: (j["team_id"] != prefer_team, j["team_id"] or 0))
+            if tuned:
+                return LocalBackend(name, SoftPromptModel(self.soft_prompts.prompt_folder(tuned[0]["id"])))
         elif name in self.remotes:
             base, remote = _split_url(self.remotes[name])
             return RemoteBackend(name, base, remote or name)

@@ -113,15 +113,20 @@ class EndpointIn(BaseModel):
 
 def plugin(ctx: ServerContext) -> Plugin:
     from haneul.lm.registry import models_dir
+    from haneul.studio.ptune import PTuneJobs
 
     studio = Studio(ctx.engine)
-    catalog = Catalog(ctx.engine, root=models_dir(ctx.home), remotes=configured_endpoints(ctx.home / ctx.name))
+    tuned = PTuneJobs(ctx.engine, ctx.home / ctx.name / "ptune", ctx.platform)
+    catalog = Catalog(ctx.engine, root=models_dir(ctx.home), remotes=configured_endpoints(ctx.home / ctx.name),
+                      soft_prompts=tuned)
     router = create_router(studio, catalog, ctx)
     # further studio features bring their own routers, mounted here one line each
     from haneul.studio.compare import tools_router  # it imports this module, so not at the top
     router.include_router(tools_router(studio, catalog, ctx))  # few-shot builder, batch tests, compare
     from haneul.studio.apps import create_apps_router  # imports this module: loaded once it is complete
     router.include_router(create_apps_router(studio, catalog, ctx))
+    from haneul.studio.ptune import ptune_router  # imports compare, which imports this module
+    router.include_router(ptune_router(studio, catalog, ctx, tuned))  # soft prompts learned from a preset
     return Plugin(router=router, templates=HERE / "templates", static=HERE / "static",
                   nav=[NavEntry("Studio", "/studio", order=40)], migrations=MIGRATIONS,
                   # a shared test app's page and run route check its share token themselves (an unknown

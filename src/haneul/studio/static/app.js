@@ -42,26 +42,7 @@
         say(res.status === 429 && retry ? `${text} (Retry-After: ${retry} s)` : text);
         return;
       }
-      const reader = res.body.getReader();
-      const decoder = new TextDecoder();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += decoder.decode(value, { stream: true });
-        let cut;
-        while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          const frame = buffer.slice(0, cut);
-          buffer = buffer.slice(cut + 2);
-          let event = "message";
-          const data = [];
-          for (const line of frame.split("\n")) {
-            if (line.startsWith("event:")) event = line.slice(6).trim();
-            else if (line.startsWith("data:")) data.push(line.slice(5).trim());
-          }
-          if (data.length) handle(event, JSON.parse(data.join("\n")));
-        }
-      }
+      await window.readStudioEvents(res, handle);
     } catch (err) {
       say(String(err));
     } finally {

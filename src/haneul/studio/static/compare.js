@@ -46,19 +46,7 @@
         const data = await res.json().catch(() => null);
         throw new Error((data && data.error && data.error.message) || res.statusText);
       }
-      const reader = res.body.getReader();
-      const decoder = new TextDecoder();
-      let buffer = "";
-      for (;;) {
-        const {value, done} = await reader.read();
-        if (done) break;
-        buffer += decoder.decode(value, {stream: true});
-        let cut;
-        while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          handle(buffer.slice(0, cut), cols);
-          buffer = buffer.slice(cut + 2);
-        }
-      }
+      await window.readStudioEvents(res, (event, d) => handle(event, d, cols));
     } catch (err) {
       if (err.name !== "AbortError") showError(err.message);
     } finally {
@@ -67,14 +55,7 @@
     }
   }
 
-  function handle(frame, cols) {
-    let event = "message", data = "";
-    for (const line of frame.split("\n")) {
-      if (line.startsWith("event:")) event = line.slice(6).trim();
-      else if (line.startsWith("data:")) data += line.slice(5).trim();
-    }
-    if (!data) return;
-    const d = JSON.parse(data);
+  function handle(event, d, cols) {
     const col = cols[d.column];
     if (!col) return;
     if (event === "token") col.querySelector(".c-output").textContent += d.text;

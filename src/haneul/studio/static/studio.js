@@ -140,19 +140,7 @@
         const data = await res.json().catch(() => null);
         throw new Error((data && data.error && data.error.message) || res.statusText);
       }
-      const reader = res.body.getReader();
-      const decoder = new TextDecoder();
-      let buffer = "";
-      for (;;) {
-        const {value, done} = await reader.read();
-        if (done) break;
-        buffer += decoder.decode(value, {stream: true});
-        let cut;
-        while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          handle(buffer.slice(0, cut), out);
-          buffer = buffer.slice(cut + 2);
-        }
-      }
+      await window.readStudioEvents(res, (event, payload) => handle(event, payload, out));
     } catch (err) {
       if (err.name === "AbortError") $("run-stats").textContent = "stopped";
       else showError(err.message);
@@ -163,14 +151,7 @@
     }
   }
 
-  function handle(frame, out) {
-    let event = "message";
-    const data = [];
-    for (const line of frame.split("\n")) {
-      if (line.startsWith("event:")) event = line.slice(6).trim();
-      else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
-    }
-    const payload = JSON.parse(data.join("\n") || "null");
+  function handle(event, payload, out) {
     if (event === "token") {
       out.textContent += payload.text;
     } else if (event === "done") {
