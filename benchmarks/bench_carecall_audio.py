@@ -36,7 +36,6 @@ import platform
 import resource
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -54,6 +53,7 @@ from haneul.carecall.channels.audio import (
     serve,
 )
 from haneul.carecall.simulate import SimulatedCallee, population
+from haneul.io import atomic_write_text
 
 RESULTS = Path(__file__).parent / "results" / "carecall_audio.json"
 
@@ -189,10 +189,7 @@ def main() -> None:
         realtime(people, cfg, args.concurrent, args.max_call_s, recognizer_factory))
     print(json.dumps(result[f"realtime_{args.concurrent}"], ensure_ascii=False), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(result, f, ensure_ascii=False, indent=2)
-    os.replace(tmp, args.out)
+    atomic_write_text(args.out, json.dumps(result, ensure_ascii=False, indent=2))
     print(f"wrote {args.out}")
 
 

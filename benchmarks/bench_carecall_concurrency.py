@@ -60,6 +60,7 @@ from haneul.carecall.scheduler import (
     SimulatedDialer,
 )
 from haneul.carecall.simulate import Persona, SimulatedCallee, population
+from haneul.io import atomic_write_text
 
 RESULTS = Path(__file__).parent / "results" / "carecall_concurrency.json"
 WORKERS = {"stream": "Scheduler.start_worker: claims every poll, records each call when it ends",
@@ -287,10 +288,7 @@ def main() -> None:
     result["accelerated"] = accelerated(args.people, args.days)
     print(json.dumps(result["accelerated"], ensure_ascii=False), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(result, f, ensure_ascii=False, indent=2)
-    os.replace(tmp, args.out)
+    atomic_write_text(args.out, json.dumps(result, ensure_ascii=False, indent=2))
     print(f"wrote {args.out}")
 
 

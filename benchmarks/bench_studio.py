@@ -156,67 +156,6 @@ def sse_lines(response: httpx.Response) -> Iterator[tuple[str, str]]:
             event, data = "message", []
 
 
-#: a ``haneul server`` whose studio keeps one HTTP client for its remote models instead of opening one per
-#: run (the change proposed in the report): ``httpx.Client`` calls made from ``haneul.studio.models`` get
-#: one shared client, whose ``with`` block leaves it open
-SHARED_CLIENT_SERVER = """
-import sys, httpx
-real, shared = httpx.Client, []
-
-class Kept:
-    def __init__(self, client): self.client = client
-    def __enter__(self): return self.client
-    def __exit__(self, *exc): return False
-
-def client(*args, **kwargs):
-    if sys._getframe(1).f_globals.get("__name__") != "haneul.studio.models":
-        return real(*args, **kwargs)
-    if not shared:
-        shared.append(real(*args, **kwargs))
-    return Kept(shared[0])
-
-httpx.Client = client
-from haneul.cli.main import main
-main(["server"])
-"""
-
-
-def start_shared_client_server(home: Path) -> LiveServer:
-    """``haneul server`` with :data:`SHARED_CLIENT_SERVER`'s change, on a free port."""
-    port = free_port()
-    home.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, HANEUL_HOME=str(home), HANEUL_PORT=str(port))
-    env.pop("HANEUL_SESSION", None)
-    log = home / f"server-{port}.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-c", SHARED_CLIENT_SERVER], env=env, stdout=fh,
-                                stderr=subprocess.STDOUT)
-    server = LiveServer(f"http://127.0.0.1:{port}", home, port, proc, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text()}")
-        try:
-            if httpx.get(f"{server.url}/api/v1/health", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"server did not start: {log.read_text()}")
-
-
-def client_construction_ms(n: int) -> dict[str, float]:
-    """What the studio's remote back-end pays before each run's request: a new ``httpx.Client`` (it builds
-    an SSL context and loads the CA bundle, even for an http:// URL)."""
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        client = httpx.Client(timeout=httpx.Timeout(600, connect=5))
-        times.append((time.perf_counter() - t0) * 1000)
-        client.close()
-    return summary(times)
-
-
 @contextmanager
 def lm_server(home: Path) -> Iterator[str]:
     """``haneul lm serve smollm2-135m`` on a free loopback port; yields its ``/v1`` base URL."""
@@ -338,13 +277,11 @@ def ttft_studio(http: httpx.Client, model: str, max_tokens: int) -> tuple[float,
     return first * 1000, "".join(text)
 
 
-def bench_ttft(server: LiveServer, fixed: LiveServer | None, lm_base: str, n: int, max_tokens: int) -> dict[str, Any]:
+def bench_ttft(server: LiveServer, lm_base: str, n: int, max_tokens: int) -> dict[str, Any]:
     endpoint = {"name": ENDPOINT, "url": lm_base, "model": SMOLLM2, "context_window": 8192}
-    with server.http(timeout=120) as studio, httpx.Client(timeout=120) as direct, \
-            (fixed or server).http(timeout=120) as shared:
-        for target in (studio, shared) if fixed is not None else (studio,):
-            res = target.post("/api/v1/studio/endpoints", json=endpoint)
-            assert res.status_code == 201, res.text
+    with server.http(timeout=120) as studio, httpx.Client(timeout=120) as direct:
+        res = studio.post("/api/v1/studio/endpoints", json=endpoint)
+        assert res.status_code == 201, res.text
         remote = f"endpoint:{ENDPOINT}"
         t0 = time.perf_counter()
         ttft_studio(studio, SMOLLM2, max_tokens)  # loads the model into the studio's process
@@ -354,14 +291,10 @@ def bench_ttft(server: LiveServer, fixed: LiveServer | None, lm_base: str, n: in
             _, answers["direct"] = ttft_direct(direct, lm_base, max_tokens)
             _, answers["studio_endpoint"] = ttft_studio(studio, remote, max_tokens)
             _, answers["studio_local"] = ttft_studio(studio, SMOLLM2, max_tokens)
-            if fixed is not None:
-                _, answers["studio_endpoint_shared_client"] = ttft_studio(shared, remote, max_tokens)
         times: dict[str, list[float]] = {k: [] for k in answers}
         for _ in range(n):
             times["direct"].append(ttft_direct(direct, lm_base, max_tokens)[0])
             times["studio_endpoint"].append(ttft_studio(studio, remote, max_tokens)[0])
-            if fixed is not None:
-                times["studio_endpoint_shared_client"].append(ttft_studio(shared, remote, max_tokens)[0])
             times["studio_local"].append(ttft_studio(studio, SMOLLM2, max_tokens)[0])
 
     def overhead(key: str) -> dict[str, float]:
@@ -372,17 +305,13 @@ def bench_ttft(server: LiveServer, fixed: LiveServer | None, lm_base: str, n: in
     over = overhead("studio_endpoint")
     out = {
         "requests_each": n, "max_tokens": max_tokens, "prompt": TTFT_PROMPT, "greedy": True,
-        "order": "interleaved: direct, studio (endpoint), [studio with a shared client,] studio (local model), "
-                 "repeated",
+        "order": "interleaved: direct, studio (endpoint), studio (local model), repeated",
         "answers": answers,
         "ttft_ms": {k: summary(v) for k, v in times.items()},
         "overhead_ms": {**over, "target_p50": 50.0},
         "studio_local_first_load_s": round(local_load_s, 2),
         "meets_target": over["p50_difference"] <= 50.0 and over["paired_p50"] <= 50.0,
-        "profile": {"httpx_client_construction_ms": client_construction_ms(max(n, 20))},
     }
-    if fixed is not None:
-        out["overhead_ms_shared_client"] = overhead("studio_endpoint_shared_client")
     return out
 
 
@@ -559,8 +488,6 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8, help="the batch test's batch_size")
     ap.add_argument("--smollm2-cache", type=Path, default=None,
                     help="a converted SmolLM2 folder (default: HANEUL_HOME/models/smollm2-135m)")
-    ap.add_argument("--no-what-if", action="store_true",
-                    help="leave out the second studio server with one shared HTTP client for remote models")
     ap.add_argument("--keep", action="store_true",
                     help="keep the sections of the parts --skip leaves out from the existing --out file")
     ap.add_argument("--out", type=Path, default=RESULTS / "studio.json", help="where the JSON goes")
@@ -586,17 +513,8 @@ def main() -> None:
         server = start_server(home)
         try:
             if "ttft" not in skip:
-                with measured(out, "ttft"):
-                    fixed = None
-                    if not args.no_what_if:
-                        (tmp / "home-shared").mkdir()
-                        fixed = start_shared_client_server(tmp / "home-shared")
-                    try:
-                        with lm_server(home) as lm_base:
-                            out["ttft"] = bench_ttft(server, fixed, lm_base, n_req, args.max_tokens)
-                    finally:
-                        if fixed is not None:
-                            fixed.stop()
+                with measured(out, "ttft"), lm_server(home) as lm_base:
+                    out["ttft"] = bench_ttft(server, lm_base, n_req, args.max_tokens)
             if "tokens" not in skip:
                 with measured(out, "token_counter"):
                     out["token_counter"] = bench_tokens(server, home, korean_text(args.text, args.chars), updates)
