@@ -38,6 +38,8 @@ JOB_FILE = "job.json"
 OUTPUTS_FILE = "outputs.jsonl"
 SUMMARY_FILE = "summary.json"
 MAX_ROWS = 100_000
+#: the statuses of a session that has ended
+ENDED = ("done", "failed", "stopped", "lost")
 _STRIP = "\"'“”‘’.,!?:;()[]<>《》「」*-_`~ \t"
 
 
@@ -157,9 +159,9 @@ def job_backend(job: BatchJob) -> Any:
     if spec["kind"] == "remote":
         return RemoteBackend(model, spec["url"], spec["remote_model"], spec.get("window"))
     if spec.get("soft_prompt"):
-        from haneul.studio.ptune import SoftPromptModel
+        from haneul.studio.ptune import soft_prompt_model
 
-        return LocalBackend(model, SoftPromptModel(Path(spec["soft_prompt"])))
+        return LocalBackend(model, soft_prompt_model(Path(spec["soft_prompt"])))
     from haneul.lm.serve import ModelPool
 
     pool = ModelPool(root=Path(spec["root"]))
@@ -334,16 +336,15 @@ class SessionJobs:
                          .values(session_id=int(started["id"]), status="running"))
         return self.get(jid)
 
-    def _session_ended(self, row: dict[str, Any]) -> str | None:
-        """The status of the job's session once it has ended (``done``, ``failed``, ...), else None; a
-        session that is gone fails the job."""
+    def _session_state(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """The state of the job's session (its ``status`` and ``reason``); None when the session is gone,
+        which fails the job."""
         sid = int(row["session_id"])
         try:
-            status = str(self.platform.session_state(sid)["status"])
+            return dict(self.platform.session_state(sid))
         except NotFound:
             self._finish(row["id"], status="failed", error=f"session {sid} is gone")
-            return "gone"
-        return status if status in ("done", "failed", "stopped", "lost") else None
+            return None
 
     def _ids(self, *, teams: Any, limit: int, where: Any = None) -> list[int]:
         from sqlalchemy import select
@@ -400,19 +401,19 @@ class BatchTests(SessionJobs):
 
     def _refresh(self, row: dict[str, Any]) -> dict[str, Any]:
         sid = int(row["session_id"])
-        ended = self._session_ended(row)
-        if ended == "gone":
+        state = self._session_state(row)
+        if state is None:
             return self._row(row["id"])
-        if ended is not None:
+        status = state["status"]
+        if status in ENDED:
             summary = read_summary(self.folder / str(row["id"]))
-            if ended == "done" and summary is not None:
+            if status == "done" and summary is not None:
                 self._finish(row["id"], status="done", score=float(summary["score"]),
                              rows_done=int(summary["n_rows"]))
             else:
-                reason = self.platform.session_state(sid).get("reason") or f"the session ended {ended} without a result"
+                reason = state.get("reason") or f"the session ended {status} without a result"
                 self._finish(row["id"], status="failed", error=f"session {sid}: {reason}"[:500])
             return self._row(row["id"])
-        status = self.platform.session_state(sid)["status"]
         latest = self.platform.latest_metrics([sid]).get(sid, {})
         out = dict(row)
         out["status"] = "running" if status == "running" else "queued"

@@ -270,12 +270,12 @@ class Catalog:
                 e = found[0]
                 return RemoteBackend(name, e["url"], e["remote_model"], e["context_window"])
         elif self.soft_prompts is not None and name.startswith("ptune:"):
-            from haneul.studio.ptune import PTUNE_PREFIX, SoftPromptModel
+            from haneul.studio.ptune import PTUNE_PREFIX, soft_prompt_model
 
             tuned = [j for j in self.soft_prompts.done(teams) if j["name"] == name[len(PTUNE_PREFIX):]]
             tuned.sort(key=lambda j: (j["team_id"] != prefer_team, j["team_id"] or 0))
             if tuned:
-                return LocalBackend(name, SoftPromptModel(self.soft_prompts.prompt_folder(tuned[0]["id"])))
+                return LocalBackend(name, soft_prompt_model(self.soft_prompts.prompt_folder(tuned[0]["id"])))
         elif name in self.remotes:
             base, remote = _split_url(self.remotes[name])
             return RemoteBackend(name, base, remote or name)

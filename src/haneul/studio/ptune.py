@@ -35,13 +35,13 @@ from pydantic import Field
 from haneul.errors import Conflict, Forbidden, InvalidInput, NotFound
 from haneul.io import atomic_write_text
 from haneul.platform.plugins import CurrentPrincipal, Principal, ServerContext, errors
-from haneul.studio.batch import SessionJobs
+from haneul.studio.batch import ENDED, SessionJobs
 from haneul.studio.compare import TableIn
 from haneul.studio.fewshot import load_table
 from haneul.studio.models import Catalog, LocalBackend
 from haneul.studio.service import Studio, VersionFields
 
-__all__ = ["PTUNE_PREFIX", "PTuneJobs", "SoftPromptModel", "ptune_router", "template_of"]
+__all__ = ["PTUNE_PREFIX", "PTuneJobs", "SoftPromptModel", "ptune_router", "soft_prompt_model", "template_of"]
 
 #: how a learned soft prompt is named in the model picker
 PTUNE_PREFIX = "ptune:"
@@ -167,28 +167,37 @@ class PTuneJobs(SessionJobs):
     def _refresh(self, row: dict[str, Any]) -> dict[str, Any]:
         from haneul.lm.ptuning import RECORD_FILE
 
-        ended = self._session_ended(row)
-        if ended is None:
-            out = dict(row)
-            out["status"] = "running" if self.platform.session_state(int(row["session_id"]))["status"] == "running" \
-                else "queued"
-            return out
+        state = self._session_state(row)
+        if state is None:
+            return self._row(row["id"])
+        status = state["status"]
+        if status not in ENDED:
+            return {**row, "status": "running" if status == "running" else "queued"}
         record = self.folder / str(row["id"]) / PROMPT_DIR / RECORD_FILE
-        if ended == "done" and record.is_file():
+        if status == "done" and record.is_file():
             saved = json.loads(record.read_text(encoding="utf-8"))
             self._finish(row["id"], status="done", accuracy=saved.get("accuracy"))
-        elif ended != "gone":
-            sid = int(row["session_id"])
-            reason = self.platform.session_state(sid).get("reason") or f"the session ended {ended} without a soft prompt"
-            self._finish(row["id"], status="failed", error=f"session {sid}: {reason}"[:500])
+        else:
+            reason = state.get("reason") or f"the session ended {status} without a soft prompt"
+            self._finish(row["id"], status="failed", error=f"session {row['session_id']}: {reason}"[:500])
         return self._row(row["id"])
 
     def list_jobs(self, *, teams: Collection[int] | None, limit: int = 50) -> list[dict[str, Any]]:
         return [self.get(i) for i in self._ids(teams=teams, limit=limit)]
 
     def done(self, teams: Collection[int] | None) -> list[dict[str, Any]]:
-        """The finished soft prompts ``teams`` may use (newest first)."""
-        return [j for j in self.list_jobs(teams=teams, limit=500) if j["status"] == "done"]
+        """The finished soft prompts ``teams`` may use (newest first). The picker asks on every run: one
+        query, and a look at the session only for the jobs still in flight."""
+        from sqlalchemy import select
+
+        query = select(self.table).where(self.table.c.status.in_(("queued", "running", "done"))) \
+            .order_by(self.table.c.id.desc()).limit(500)
+        if teams is not None:
+            query = query.where(self.table.c.team_id.in_(list(teams)))
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        rows = [r if r["status"] == "done" else self.get(r["id"]) for r in rows]
+        return [r for r in rows if r["status"] == "done"]
 
     def prompt_folder(self, jid: int) -> Path:
         return self.folder / str(jid) / PROMPT_DIR
@@ -196,26 +205,39 @@ class PTuneJobs(SessionJobs):
 
 class SoftPromptModel:
     """A learned soft prompt as a local model (the interface :class:`~haneul.studio.models.LocalBackend`
-    drives): its base model's generator with the prompt's vectors before every prompt, loaded on first use."""
-
-    _cache: dict[str, Any] = {}  # one generator per prompt folder and process: the playground reuses it
-    _cache_lock = threading.Lock()
+    drives): its base model's generator with the prompt's vectors before every prompt, loaded on first
+    use; ``lock`` lets one request at a time use it. Get it from :func:`soft_prompt_model`, which keeps
+    one per folder, so every run of a prompt shares its generator and its lock."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self.lock = threading.Lock()
+        self._gen: Any = None
+        self._loading = threading.Lock()
 
     @property
     def gen(self) -> Any:
-        key = str(self.folder.resolve())
-        with self._cache_lock:
-            if key not in self._cache:
+        with self._loading:
+            if self._gen is None:
                 from haneul.lm.generate import Generator
                 from haneul.lm.ptuning import load_soft_prompt
 
                 base, vectors, _ = load_soft_prompt(self.folder)
-                self._cache[key] = Generator.from_pretrained(base, name=self.folder.parent.name).with_soft_prompt(vectors)
-            return self._cache[key]
+                self._gen = Generator.from_pretrained(base, name=self.folder.parent.name).with_soft_prompt(vectors)
+            return self._gen
+
+
+_soft_prompts: dict[str, SoftPromptModel] = {}
+_soft_prompts_lock = threading.Lock()
+
+
+def soft_prompt_model(folder: Path) -> SoftPromptModel:
+    """The one :class:`SoftPromptModel` of ``folder`` in this process."""
+    key = str(Path(folder).resolve())
+    with _soft_prompts_lock:
+        if key not in _soft_prompts:
+            _soft_prompts[key] = SoftPromptModel(Path(key))
+        return _soft_prompts[key]
 
 
 def base_location(backend: LocalBackend) -> str:
