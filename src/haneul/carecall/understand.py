@@ -730,12 +730,19 @@ def _lm(text: str, expect: str, slot: str | None, client: Any, endpoint: str | N
     if client is None:
         client = ChatClient(str(endpoint), model=lm_model, timeout=timeout, max_tokens=128)
     try:
-        reply = client.chat([{"role": "system", "content": LM_SYSTEM},
-                             {"role": "user", "content": lm_prompt(text, expect, slot)}])
-        return parse_lm_reply(reply, expect, slot)
+        return _ask_lm(client, text, expect, slot)
     except LMUnavailable as exc:
         log.warning("LM unreachable, the rules read this answer: %s", exc)
         return _rules(text, expect, slot)
+
+
+def _ask_lm(client: Any, text: str, expect: str, slot: str | None) -> Understanding:
+    """The LM's reading of an answer; a reply that does not parse goes to the rules (the LM is up but
+    said something else). An unreachable LM raises ``LMUnavailable`` for the caller to handle."""
+    reply = client.chat([{"role": "system", "content": LM_SYSTEM},
+                         {"role": "user", "content": lm_prompt(text, expect, slot)}])
+    try:
+        return parse_lm_reply(reply, expect, slot)
     except InvalidInput:
         return _rules(text, expect, slot)
 
@@ -801,14 +808,9 @@ class LMUnderstander:
         from haneul.dialog.lm import LMUnavailable
 
         try:
-            reply = self.client.chat([{"role": "system", "content": LM_SYSTEM},
-                                      {"role": "user", "content": lm_prompt(text, expect, slot)}])
+            return _ask_lm(self.client, text, expect, slot)
         except LMUnavailable as exc:
             self._down(str(exc))
-            return _rules(text, expect, slot)
-        try:
-            return parse_lm_reply(reply, expect, slot)
-        except InvalidInput:  # the LM is up but said something else: this answer only goes to the rules
             return _rules(text, expect, slot)
 
     def _down(self, why: str) -> None:
